@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PROVENANCE_HOME ?= $(CURDIR)/.provenance-home
+
+.PHONY: demo test lint typecheck unit bench bench-watermark bench-stamp clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+test: $(STAMP) lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check provenance manifests watermark cli tests examples benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy provenance manifests watermark cli
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+bench: bench-watermark bench-stamp
+
+bench-watermark: $(VENV)/.bench-installed
+	$(BIN)/python -m benchmarks.watermark_bench
+
+bench-stamp: $(VENV)/.bench-installed
+	$(BIN)/python -m benchmarks.stamp_bench
+
+clean:
+	rm -rf $(VENV) .provenance-home .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,57 @@
+"""Identity options shared by the commands that sign."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from provenance.errors import UsageError, WrongPassphraseError
+from provenance.keys import PASSPHRASE_ENV, Identity, load_identity, load_identity_dir
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def identity_options(func: F) -> F:
+    """Add --identity / --key / --cert / --tsa-url."""
+    options = [
+        click.option("--identity", "identity_dir", type=click.Path(path_type=Path),
+                     help="Identity folder made by 'provenance keys init' "
+                          "(default: $PROVENANCE_HOME/identity or the user config folder)."),
+        click.option("--key", "key_path", type=click.Path(path_type=Path),
+                     help="PEM private key (with --cert). Encrypted keys read the passphrase "
+                          f"from ${PASSPHRASE_ENV} or a prompt, never from the command line."),
+        click.option("--cert", "cert_path", type=click.Path(path_type=Path),
+                     help="PEM certificate chain, signing certificate first (with --key)."),
+        click.option("--tsa-url", help="RFC 3161 timestamp authority URL (contacted when signing)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def load_cli_identity(
+    identity_dir: Path | None, key_path: Path | None, cert_path: Path | None, tsa_url: str | None
+) -> Identity:
+    if (key_path is None) != (cert_path is None):
+        raise UsageError("--key and --cert go together")
+    if identity_dir is not None and key_path is not None:
+        raise UsageError("use either --identity or --key/--cert, not both")
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+
+    def attempt(secret: str | None) -> Identity:
+        if key_path is not None and cert_path is not None:
+            return load_identity(key_path, cert_path, passphrase=secret, timestamp_url=tsa_url)
+        return load_identity_dir(identity_dir, passphrase=secret, timestamp_url=tsa_url)
+
+    try:
+        return attempt(passphrase)
+    except WrongPassphraseError:
+        if passphrase is not None or not sys.stdin.isatty():
+            raise
+    secret = click.prompt("Passphrase for the signing key", hide_input=True, err=True)
+    return attempt(secret)

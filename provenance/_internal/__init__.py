@@ -1,0 +1,1 @@
+"""Plumbing: not public API, may change without notice."""

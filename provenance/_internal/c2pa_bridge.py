@@ -1,0 +1,159 @@
+"""The one place that talks to c2pa-python: contexts, signers, readers, errors."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import IO, Any
+
+import c2pa
+
+from provenance.errors import (
+    CorruptInputError,
+    IdentityError,
+    ProvenanceError,
+    SigningError,
+    UnsupportedFormatError,
+)
+from provenance.keys import Identity, SigningAlgorithm
+
+_ALGORITHMS = {
+    SigningAlgorithm.ES256: c2pa.C2paSigningAlg.ES256,
+    SigningAlgorithm.ES384: c2pa.C2paSigningAlg.ES384,
+    SigningAlgorithm.ES512: c2pa.C2paSigningAlg.ES512,
+    SigningAlgorithm.PS256: c2pa.C2paSigningAlg.PS256,
+    SigningAlgorithm.ED25519: c2pa.C2paSigningAlg.ED25519,
+}
+
+
+def sdk_version() -> str:
+    return str(c2pa.sdk_version())
+
+
+@lru_cache(maxsize=32)
+def _context(settings_json: str) -> Any:
+    # Contexts are immutable once built and cheap to share; building one per
+    # call would re-parse trust bundles every time.
+    return c2pa.Context.from_json(settings_json)
+
+
+def context(settings: dict[str, Any]) -> Any:
+    return _context(json.dumps(settings, sort_keys=True))
+
+
+def make_signer(identity: Identity) -> Any:
+    try:
+        return c2pa.Signer.from_callback(
+            identity.sign,
+            _ALGORITHMS[identity.algorithm],
+            identity.chain_pem(),
+            identity.timestamp_url,
+        )
+    except c2pa.C2paError as exc:
+        raise IdentityError(f"the C2PA library rejected the signing identity: {_text(exc)}") from None
+
+
+@contextmanager
+def translated(name: str, *, signing: bool = False) -> Iterator[None]:
+    """Turn c2pa-python's exceptions into this library's one-line errors."""
+    try:
+        yield
+    except ProvenanceError:
+        raise
+    except c2pa.C2paError as exc:
+        raise _translate(exc, name, signing) from None
+
+
+def _translate(exc: Exception, name: str, signing: bool) -> ProvenanceError:
+    kind = type(exc).__name__.lstrip("_").removeprefix("C2pa")
+    text = _text(exc)
+    if kind == "NotSupported":
+        return UnsupportedFormatError(f"{name}: format not supported by the C2PA library ({text})")
+    if kind == "Signature":
+        return SigningError(f"{name}: signing failed ({text}); check the identity's key")
+    if kind in ("Decoding", "Io", "Json", "Manifest", "Encoding") or "jumbf" in text.lower():
+        return CorruptInputError(f"{name}: cannot parse the file ({text})")
+    if signing:
+        return SigningError(f"{name}: the C2PA library could not sign it ({text})")
+    return CorruptInputError(f"{name}: the C2PA library could not read it ({text})")
+
+
+def _text(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
+
+
+def sign_stream(
+    definition: dict[str, Any],
+    settings: dict[str, Any],
+    identity: Identity,
+    mime: str,
+    source: IO[bytes],
+    dest: IO[bytes],
+    *,
+    resources: dict[str, bytes],
+    ingredients: list[tuple[dict[str, Any], str, bytes]],
+    name: str,
+) -> bytes:
+    """Sign ``source`` into ``dest``; returns the manifest store bytes."""
+    signer = make_signer(identity)
+    try:
+        with translated(name, signing=True), c2pa.Builder(
+            definition, context=context(settings)
+        ) as builder:
+            for uri, data in resources.items():
+                builder.add_resource(uri, io.BytesIO(data))
+            for ingredient_json, ingredient_mime, data in ingredients:
+                builder.add_ingredient(ingredient_json, ingredient_mime, io.BytesIO(data))
+            manifest: bytes = builder.sign(signer, mime, source, dest)
+            return manifest
+    finally:
+        signer.close()
+
+
+def read_store(
+    mime: str | None, data: bytes | IO[bytes], settings: dict[str, Any], name: str,
+    manifest_data: bytes | None = None,
+) -> tuple[dict[str, Any] | None, str | None, bool]:
+    """Parse and validate the manifest store of an asset.
+
+    Returns ``(store_json, remote_url, embedded)``; ``store_json`` is None
+    when the asset carries no credentials.
+    """
+    stream = io.BytesIO(data) if isinstance(data, bytes) else data
+    with translated(name):
+        try:
+            reader = c2pa.Reader(mime, stream, manifest_data, context(settings))
+        except c2pa.C2paError as exc:
+            kind = type(exc).__name__
+            if "ManifestNotFound" in kind:
+                return None, None, True
+            if "RemoteManifest" in kind:
+                return None, _remote_url_from(exc), False
+            raise
+        with reader:
+            store = json.loads(reader.json())
+            return store, reader.get_remote_url(), reader.is_embedded()
+
+
+def _remote_url_from(exc: Exception) -> str | None:
+    for token in str(exc).split():
+        if token.startswith(("http://", "https://")):
+            return token.rstrip(".,;)")
+    return None
+
+
+def resource_bytes(
+    mime: str | None, data: bytes, settings: dict[str, Any], uri: str
+) -> bytes | None:
+    """Extract a resource (thumbnail) from an asset's manifest store."""
+    try:
+        with c2pa.Reader(mime, io.BytesIO(data), None, context(settings)) as reader:
+            out = io.BytesIO()
+            reader.resource_to_stream(uri, out)
+            return out.getvalue()
+    except c2pa.C2paError:
+        return None

@@ -1,0 +1,111 @@
+"""Pillow with guard rails: pixel limits, clear errors, cheap thumbnails."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from typing import Any
+
+from PIL import Image, ImageOps
+
+from provenance.errors import CorruptInputError, ImageTooLargeError, UnsupportedFormatError
+
+MAX_PIXELS = int(os.environ.get("PROVENANCE_MAX_PIXELS", str(200_000_000)))
+"""Largest image decoded (width x height); beyond it the file is refused as a likely bomb."""
+
+THUMBNAIL_EDGE = 512
+"""Default long edge of claim thumbnails, in pixels."""
+
+_SAVE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
+                 "TIFF": "image/tiff", "GIF": "image/gif", "AVIF": "image/avif"}
+
+
+def open_image(data: bytes, name: str) -> Image.Image:
+    """Open (lazily) an encoded image, refusing decompression bombs up front."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLargeError(f"{name}: image is too large to process safely") from None
+    except Image.UnidentifiedImageError:
+        raise UnsupportedFormatError(f"{name}: not an image Pillow can decode") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise CorruptInputError(f"{name}: cannot decode image ({exc})") from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise ImageTooLargeError(
+            f"{name}: {width}x{height} pixels exceeds the limit of {MAX_PIXELS:,} "
+            "(set PROVENANCE_MAX_PIXELS to raise it)"
+        )
+    return image
+
+
+def load_image(data: bytes, name: str) -> Image.Image:
+    """Fully decode an image, so truncation is found now rather than later."""
+    image = open_image(data, name)
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise CorruptInputError(f"{name}: image data is truncated or corrupt ({exc})") from None
+    return image
+
+
+def thumbnail_jpeg(source: bytes | Image.Image, name: str, long_edge: int = THUMBNAIL_EDGE) -> bytes:
+    """A small JPEG of the image for the claim thumbnail.
+
+    For JPEG input, ``draft`` makes libjpeg decode at 1/2..1/8 scale directly,
+    which is most of why this is ~10x cheaper than the C2PA library's own
+    thumbnailer; it also proves the whole file decodes.
+    """
+    if isinstance(source, Image.Image):
+        image = source
+    else:
+        image = open_image(source, name)
+        image.draft("RGB", (long_edge, long_edge))
+    try:
+        small = ImageOps.exif_transpose(image) if not isinstance(source, Image.Image) else image
+        small = small.copy() if small is source else small
+        small.thumbnail((long_edge, long_edge), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        if small.mode not in ("RGB", "L"):
+            small = _flatten(small)
+        out = io.BytesIO()
+        small.save(out, "JPEG", quality=75, optimize=False)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise CorruptInputError(f"{name}: image data is truncated or corrupt ({exc})") from None
+    return out.getvalue()
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if image.mode.startswith("I") or image.mode == "F":
+        return ImageOps.autocontrast(image.convert("I").point(lambda v: v / 256).convert("L"))
+    return image.convert("RGB")
+
+
+def encode_image(image: Image.Image, fmt: str, **options: Any) -> tuple[bytes, str]:
+    """Encode a PIL image once, keeping EXIF and ICC where given in ``image.info``."""
+    key = fmt.upper().replace("JPG", "JPEG").replace("TIF", "TIFF").replace("TIFFF", "TIFF")
+    if key not in _SAVE_FORMATS:
+        raise UnsupportedFormatError(
+            f"cannot encode an in-memory image as {fmt!r} (use one of: {', '.join(_SAVE_FORMATS)})"
+        )
+    params = dict(options)
+    for meta in ("exif", "icc_profile"):
+        if meta in image.info and meta not in params:
+            params[meta] = image.info[meta]
+    if key == "JPEG":
+        params.setdefault("quality", 92)
+        if image.mode not in ("RGB", "L", "CMYK"):
+            image = _flatten(image)
+    out = io.BytesIO()
+    try:
+        image.save(out, key, **params)
+    except (OSError, ValueError) as exc:
+        raise UnsupportedFormatError(f"cannot encode image as {key}: {exc}") from None
+    return out.getvalue(), _SAVE_FORMATS[key]

@@ -1,0 +1,501 @@
+"""Signing identities: who signs Content Credentials, and with which key.
+
+Create a development identity and sign with it::
+
+    >>> import tempfile
+    >>> from provenance.keys import create_development_identity, load_identity_dir
+    >>> folder = tempfile.mkdtemp()
+    >>> paths = create_development_identity(folder)
+    >>> identity = load_identity_dir(folder)
+    >>> identity.is_development, identity.algorithm.value
+    (True, 'es256')
+
+A production identity is a PEM private key (optionally encrypted) and its PEM
+certificate chain, loaded with :func:`load_identity`; a key that lives in an
+HSM or a cloud KMS is used through :meth:`Identity.from_callback`, which only
+needs a function that signs bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from provenance._internal.files import atomic_write
+from provenance.errors import (
+    CertificateExpiredError,
+    IdentityError,
+    IdentityNotFoundError,
+    KeyMismatchError,
+    UsageError,
+    WrongPassphraseError,
+)
+
+__all__ = [
+    "DEVELOPMENT_MARKER",
+    "DEVELOPMENT_ORGANIZATION",
+    "PASSPHRASE_ENV",
+    "Identity",
+    "IdentityPaths",
+    "SigningAlgorithm",
+    "create_development_identity",
+    "default_identity_dir",
+    "load_identity",
+    "load_identity_dir",
+]
+
+DEVELOPMENT_MARKER = "DEVELOPMENT IDENTITY - NOT FOR PRODUCTION"
+"""Organisational unit of every development certificate."""
+
+DEVELOPMENT_ORGANIZATION = "provenance-kit development identity"
+"""Organisation of every development certificate: C2PA reports show the issuer's
+organisation and the signer's common name, so the label travels with the file."""
+
+PASSPHRASE_ENV = "PROVENANCE_KEY_PASSPHRASE"
+"""Environment variable the CLI reads a key passphrase from (never from argv)."""
+
+KEY_FILE = "signing-key.pem"
+CHAIN_FILE = "signing-chain.pem"
+ROOT_FILE = "root-ca.pem"
+META_FILE = "identity.json"
+
+# documentSigning is what C2PA 2.x asks of claim signers; emailProtection keeps
+# older validators (and the reference implementation's default EKU list) happy.
+_DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+
+
+class SigningAlgorithm(str, Enum):
+    """COSE signature algorithms C2PA allows."""
+
+    ES256 = "es256"
+    ES384 = "es384"
+    ES512 = "es512"
+    PS256 = "ps256"
+    ED25519 = "ed25519"
+
+
+SignCallback = Callable[[bytes], bytes]
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+
+
+@dataclass(frozen=True)
+class IdentityPaths:
+    """Where an identity's files are."""
+
+    folder: Path
+    key: Path
+    chain: Path
+    root: Path | None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A certificate chain plus a way to sign with the matching private key.
+
+    ``sign`` receives the exact bytes C2PA needs signed and returns the
+    signature; the private key itself never leaves the callback.
+    """
+
+    certificate_chain: tuple[x509.Certificate, ...]
+    algorithm: SigningAlgorithm
+    sign: SignCallback = field(repr=False)
+    timestamp_url: str | None = None
+
+    @classmethod
+    def from_callback(
+        cls,
+        sign: SignCallback,
+        certificate_chain_pem: bytes | str,
+        algorithm: SigningAlgorithm | str,
+        *,
+        timestamp_url: str | None = None,
+    ) -> Identity:
+        """An identity whose key is held elsewhere (an HSM, a cloud KMS).
+
+        ``sign(data)`` must return the signature of ``data`` under the key of the
+        chain's first certificate (DER-encoded ECDSA signatures are accepted).
+        """
+        chain = _parse_chain(_as_bytes(certificate_chain_pem), "certificate chain")
+        alg = _parse_algorithm(algorithm)
+        _check_timestamp_url(timestamp_url)
+        return cls(chain, alg, sign, timestamp_url)
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The signing (end-entity) certificate."""
+        return self.certificate_chain[0]
+
+    @property
+    def is_development(self) -> bool:
+        """True for identities made by :func:`create_development_identity`."""
+        return is_development_certificate(self.certificate)
+
+    @property
+    def subject(self) -> str:
+        return self.certificate.subject.rfc4514_string()
+
+    def chain_pem(self) -> str:
+        """The chain as PEM text, leaf first, as the C2PA library wants it."""
+        return "".join(
+            c.public_bytes(serialization.Encoding.PEM).decode("ascii")
+            for c in self.certificate_chain
+        )
+
+    def check_valid_now(self, now: _dt.datetime | None = None) -> None:
+        """Raise :class:`CertificateExpiredError` unless the leaf is valid at ``now``."""
+        moment = now or _dt.datetime.now(_dt.timezone.utc)
+        cert = self.certificate
+        if moment < cert.not_valid_before_utc:
+            raise CertificateExpiredError(
+                f"signing certificate is not valid until {cert.not_valid_before_utc:%Y-%m-%d}"
+            )
+        if moment > cert.not_valid_after_utc:
+            raise CertificateExpiredError(
+                f"signing certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}"
+            )
+
+
+def is_development_certificate(cert: x509.Certificate) -> bool:
+    units = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    return any(a.value == DEVELOPMENT_MARKER for a in units)
+
+
+def default_identity_dir() -> Path:
+    """``$PROVENANCE_HOME/identity`` if set, else the user config directory."""
+    home = os.environ.get("PROVENANCE_HOME")
+    if home:
+        return Path(home).expanduser() / "identity"
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("provenance")) / "identity"
+
+
+def create_development_identity(
+    folder: str | os.PathLike[str] | None = None,
+    *,
+    algorithm: SigningAlgorithm | str = SigningAlgorithm.ES256,
+    common_name: str = "Development signer (not for production)",
+    valid_days: int = 365,
+    overwrite: bool = False,
+) -> IdentityPaths:
+    """Create a root CA and a C2PA signing certificate for development.
+
+    The certificates carry the extensions C2PA validators require (key usage
+    digitalSignature, EKU documentSigning/emailProtection, CA/leaf basic
+    constraints, key identifiers) and the organisational unit
+    :data:`DEVELOPMENT_MARKER`. The root's private key is discarded once the
+    leaf is issued: nothing else can be issued under it. The signing key is
+    written with mode 0600.
+    """
+    target = Path(folder) if folder is not None else default_identity_dir()
+    alg = _parse_algorithm(algorithm)
+    key_path, chain_path, root_path = target / KEY_FILE, target / CHAIN_FILE, target / ROOT_FILE
+    if key_path.exists() and not overwrite:
+        raise IdentityError(f"{target}: an identity already exists (use --force to replace it)")
+    try:
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise IdentityError(f"{target}: cannot create folder ({exc.strerror or exc})") from None
+
+    now = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(minutes=5)
+    root_key = _generate_key(alg)
+    root_name = _name("Provenance development root CA")
+    root = (
+        _base_builder(root_name, root_name, root_key.public_key(), now, valid_days * 2)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(cert_sign=True), critical=True)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False
+        )
+        .sign(root_key, _hash_for(alg))
+    )
+    leaf_key = _generate_key(alg)
+    leaf = (
+        _base_builder(_name(common_name), root_name, leaf_key.public_key(), now, valid_days)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([_DOCUMENT_SIGNING, ExtendedKeyUsageOID.EMAIL_PROTECTION]),
+            critical=False,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
+            critical=False,
+        )
+        .sign(root_key, _hash_for(alg))
+    )
+    key_pem = leaf_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    atomic_write(key_path, key_pem, mode=0o600)
+    atomic_write(chain_path, leaf.public_bytes(serialization.Encoding.PEM))
+    atomic_write(root_path, root.public_bytes(serialization.Encoding.PEM))
+    meta = {"algorithm": alg.value, "development": True, "created": now.isoformat()}
+    atomic_write(target / META_FILE, json.dumps(meta, indent=2).encode())
+    return IdentityPaths(target, key_path, chain_path, root_path)
+
+
+def load_identity(
+    key_path: str | os.PathLike[str],
+    chain_path: str | os.PathLike[str],
+    *,
+    passphrase: bytes | str | None = None,
+    algorithm: SigningAlgorithm | str | None = None,
+    timestamp_url: str | None = None,
+) -> Identity:
+    """Load a PEM private key and its PEM certificate chain (leaf first).
+
+    The key may be encrypted; pass its ``passphrase`` (the CLI reads it from
+    :data:`PASSPHRASE_ENV` or a prompt). The algorithm defaults to the one the
+    key type implies (ES256/384/512 by curve, PS256 for RSA, Ed25519). The key
+    must match the certificate and the certificate must be valid today.
+    """
+    key_pem = _read_identity_file(key_path, "private key")
+    chain = _parse_chain(_read_identity_file(chain_path, "certificate chain"), str(chain_path))
+    secret = passphrase.encode() if isinstance(passphrase, str) else passphrase
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=secret)
+    except TypeError:
+        if secret is None:
+            raise WrongPassphraseError(
+                f"{key_path}: the private key is encrypted; set {PASSPHRASE_ENV} "
+                "or run interactively to be asked for the passphrase"
+            ) from None
+        raise IdentityError(f"{key_path}: the private key is not encrypted; drop the passphrase")
+    except ValueError as exc:
+        if secret is not None and "password" in str(exc).lower() or "decrypt" in str(exc).lower():
+            raise WrongPassphraseError(f"{key_path}: wrong passphrase for the private key") from None
+        raise IdentityError(f"{key_path}: not a PEM private key") from None
+    except UnsupportedAlgorithm:
+        raise IdentityError(f"{key_path}: unsupported private key type") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
+        raise IdentityError(f"{key_path}: key type {type(key).__name__} cannot sign C2PA claims")
+    alg = _parse_algorithm(algorithm) if algorithm is not None else _algorithm_for_key(key)
+    _check_key_matches(key, chain[0], key_path, chain_path)
+    _check_timestamp_url(timestamp_url)
+    identity = Identity(chain, alg, _local_signer(key, alg), timestamp_url)
+    identity.check_valid_now()
+    return identity
+
+
+def load_identity_dir(
+    folder: str | os.PathLike[str] | None = None,
+    *,
+    passphrase: bytes | str | None = None,
+    timestamp_url: str | None = None,
+) -> Identity:
+    """Load the identity stored in ``folder`` (default: :func:`default_identity_dir`)."""
+    target = Path(folder) if folder is not None else default_identity_dir()
+    if not (target / KEY_FILE).exists():
+        raise IdentityNotFoundError(
+            f"no signing identity in {target}; create one with 'provenance keys init'"
+        )
+    return load_identity(
+        target / KEY_FILE, target / CHAIN_FILE, passphrase=passphrase, timestamp_url=timestamp_url
+    )
+
+
+def identity_paths(folder: str | os.PathLike[str] | None = None) -> IdentityPaths:
+    target = Path(folder) if folder is not None else default_identity_dir()
+    root = target / ROOT_FILE
+    return IdentityPaths(target, target / KEY_FILE, target / CHAIN_FILE, root if root.exists() else None)
+
+
+# --- plumbing -----------------------------------------------------------------
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return value.encode("ascii") if isinstance(value, str) else value
+
+
+def _parse_algorithm(value: SigningAlgorithm | str) -> SigningAlgorithm:
+    try:
+        return SigningAlgorithm(str(value.value if isinstance(value, SigningAlgorithm) else value).lower())
+    except ValueError:
+        names = ", ".join(a.value for a in SigningAlgorithm)
+        raise UsageError(f"unknown signing algorithm {value!r} (choose one of: {names})") from None
+
+
+def _check_timestamp_url(url: str | None) -> None:
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise UsageError(f"timestamp authority URL must start with http:// or https://: {url!r}")
+
+
+def _read_identity_file(path: str | os.PathLike[str], what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise IdentityNotFoundError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise IdentityError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+
+
+def _parse_chain(pem: bytes, name: str) -> tuple[x509.Certificate, ...]:
+    try:
+        chain = tuple(x509.load_pem_x509_certificates(pem))
+    except ValueError:
+        raise IdentityError(f"{name}: not a PEM certificate chain") from None
+    if not chain:
+        raise IdentityError(f"{name}: contains no certificate")
+    return chain
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, DEVELOPMENT_ORGANIZATION),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, DEVELOPMENT_MARKER),
+        ]
+    )
+
+
+def _base_builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey,
+    not_before: _dt.datetime,
+    days: int,
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_before + _dt.timedelta(days=days))
+    )
+
+
+def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not cert_sign,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _generate_key(alg: SigningAlgorithm) -> PrivateKey:
+    if alg is SigningAlgorithm.ES256:
+        return ec.generate_private_key(ec.SECP256R1())
+    if alg is SigningAlgorithm.ES384:
+        return ec.generate_private_key(ec.SECP384R1())
+    if alg is SigningAlgorithm.ES512:
+        return ec.generate_private_key(ec.SECP521R1())
+    if alg is SigningAlgorithm.PS256:
+        return rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    return ed25519.Ed25519PrivateKey.generate()
+
+
+def _hash_for(alg: SigningAlgorithm) -> hashes.HashAlgorithm | None:
+    if alg is SigningAlgorithm.ED25519:
+        return None  # Ed25519 signs the message itself
+    if alg is SigningAlgorithm.ES384:
+        return hashes.SHA384()
+    if alg is SigningAlgorithm.ES512:
+        return hashes.SHA512()
+    return hashes.SHA256()
+
+
+def _algorithm_for_key(key: PrivateKey) -> SigningAlgorithm:
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return SigningAlgorithm.ED25519
+    if isinstance(key, rsa.RSAPrivateKey):
+        return SigningAlgorithm.PS256
+    curve = key.curve.name
+    by_curve = {
+        "secp256r1": SigningAlgorithm.ES256,
+        "secp384r1": SigningAlgorithm.ES384,
+        "secp521r1": SigningAlgorithm.ES512,
+    }
+    if curve not in by_curve:
+        raise IdentityError(f"elliptic curve {curve} is not allowed by C2PA")
+    return by_curve[curve]
+
+
+def _check_key_matches(
+    key: PrivateKey,
+    cert: x509.Certificate,
+    key_path: str | os.PathLike[str],
+    chain_path: str | os.PathLike[str],
+) -> None:
+    fmt = serialization.PublicFormat.SubjectPublicKeyInfo
+    mine = key.public_key().public_bytes(serialization.Encoding.DER, fmt)
+    theirs = cert.public_key().public_bytes(serialization.Encoding.DER, fmt)
+    if mine != theirs:
+        raise KeyMismatchError(
+            f"{key_path} does not belong to the first certificate of {chain_path}"
+        )
+
+
+def _local_signer(key: PrivateKey, alg: SigningAlgorithm) -> SignCallback:
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign
+    if isinstance(key, rsa.RSAPrivateKey):
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+
+        def sign_rsa(data: bytes) -> bytes:
+            return key.sign(data, pss, hashes.SHA256())
+
+        return sign_rsa
+    digest = _hash_for(alg)
+    assert digest is not None
+
+    def sign_ec(data: bytes) -> bytes:
+        return key.sign(data, ec.ECDSA(digest))
+
+    return sign_ec
+
+
+def verify_signature_roundtrip(identity: Identity) -> None:
+    """Sign a probe with the identity and check it under the certificate.
+
+    Catches a callback signer wired to the wrong key before it produces
+    credentials no validator accepts.
+    """
+    probe = b"provenance-kit identity self-test"
+    signature = identity.sign(probe)
+    public = identity.certificate.public_key()
+    try:
+        if isinstance(public, ed25519.Ed25519PublicKey):
+            public.verify(signature, probe)
+        elif isinstance(public, rsa.RSAPublicKey):
+            public.verify(
+                signature,
+                probe,
+                padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+                hashes.SHA256(),
+            )
+        elif isinstance(public, ec.EllipticCurvePublicKey):
+            digest = _hash_for(identity.algorithm)
+            assert digest is not None
+            public.verify(signature, probe, ec.ECDSA(digest))
+        else:
+            raise IdentityError(f"unsupported certificate key type {type(public).__name__}")
+    except InvalidSignature:
+        raise KeyMismatchError(
+            "the signer's signatures do not verify under its certificate (wrong key?)"
+        ) from None

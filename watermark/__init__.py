@@ -1,0 +1,167 @@
+"""Invisible, keyed, robust image watermark carrying a 64-bit payload.
+
+>>> import os, watermark
+>>> from skimage import data
+>>> from PIL import Image
+>>> photo = Image.fromarray(data.astronaut())
+>>> payload = bytes(range(8))
+>>> marked = watermark.embed(photo, payload)
+>>> found = watermark.detect(marked)
+>>> found.detected, found.payload == payload, found.p_value < 1e-12
+(True, True, True)
+>>> watermark.detect(photo).detected
+False
+
+The mark lives in luminance, is spread over the whole image with a keyed pseudo-random
+tile, hides in texture (perceptual mask), survives JPEG/WebP, resizing, cropping,
+brightness/contrast changes, noise and blur, and is protected by BCH error correction
+plus a keyed check so that the false-positive probability is known exactly
+(``Detection.p_value``). ``DEFAULT_KEY`` is public, so anyone can detect marks made
+with it; pass your own ``key`` to make detection private to holders of that key.
+
+Modes: RGB, RGBA (alpha untouched), RGBX, L, LA, CMYK (luminance changed through
+C, M and Y; K untouched), YCbCr, I;16 (and I;16B/L/N), I (treated as 16-bit data) and
+F (treated as 0..1 if its maximum is at most 1, else 0..255) are marked in place and
+returned in the same mode. Palette images (P, PA) are returned as RGB (RGBA if they
+have transparency) because re-quantising to a palette would erase the mark; "1" is
+returned as L; any other mode is returned as RGB.
+
+See ``watermark/DESIGN.md`` for the algorithm and the benchmark.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import warnings
+
+from PIL import Image
+
+from . import _core, _ecc, _image, _mask
+from ._core import Detection
+
+__all__ = [
+    "ALGORITHM",
+    "DEFAULT_KEY",
+    "MIN_SIZE",
+    "PAYLOAD_SIZE",
+    "Detection",
+    "ImageTooSmallError",
+    "WatermarkError",
+    "WeakWatermarkWarning",
+    "detect",
+    "embed",
+    "estimate_strength",
+    "payload_from_soft_binding_value",
+    "soft_binding_value",
+]
+
+#: C2PA soft-binding algorithm name (``c2pa.soft-binding`` assertion ``alg``). The
+#: trailing number is the bitstream version: any change to the tile, code or key
+#: derivation that old detectors cannot read gets a new number.
+ALGORITHM = "io.github.provenance-py.watermark.1"
+
+#: The public key: marks made with it can be detected by anyone.
+DEFAULT_KEY = b"io.github.provenance-py.watermark public key v1"
+
+#: Smallest supported short side, in pixels, for :func:`embed`.
+MIN_SIZE = 256
+
+#: Payload length in bytes.
+PAYLOAD_SIZE = _ecc.PAYLOAD_BYTES
+
+#: :func:`embed` warns when the achievable watermark energy is below this fraction of
+#: the nominal one (flat, near-black or near-white images).
+WEAK_STRENGTH = 0.4
+
+
+class WatermarkError(Exception):
+    """Base class for errors raised by :func:`embed`."""
+
+
+class ImageTooSmallError(WatermarkError):
+    """The image's short side is below :data:`MIN_SIZE`."""
+
+
+class WeakWatermarkWarning(UserWarning):
+    """The image is too flat, dark or bright to hold a robust watermark."""
+
+
+def _check_key(key: bytes) -> bytes:
+    if not isinstance(key, (bytes, bytearray)) or len(key) == 0:
+        raise WatermarkError("key must be non-empty bytes")
+    return bytes(key)
+
+
+def estimate_strength(image: Image.Image, strength: float = 1.0) -> float:
+    """How much watermark energy ``image`` can hold, relative to the nominal amount
+    (1.0 for textured photographs; below :data:`WEAK_STRENGTH` a warning is issued
+    on embedding because the mark may not survive compression)."""
+    luma = _image.work_luma(_image.normalise_mode(image))
+    return _mask.effective_strength(luma, _mask.amplitude(luma, strength))
+
+
+def embed(image: Image.Image, payload: bytes, key: bytes = DEFAULT_KEY, *,
+          strength: float = 1.0) -> Image.Image:
+    """Return a copy of ``image`` carrying the 8-byte ``payload`` under ``key``.
+
+    The result has the same size, the same mode (see the module docstring for the
+    exceptions) and a copy of ``image.info``; an alpha channel is left untouched.
+    ``strength`` scales the mark (1.0 targets about 42.5 dB PSNR).
+
+    Raises :class:`ImageTooSmallError` if the short side is below :data:`MIN_SIZE`
+    and :class:`WatermarkError` for a bad payload, key or strength. Warns with
+    :class:`WeakWatermarkWarning` if the image cannot hold a robust mark.
+    """
+    if not isinstance(payload, (bytes, bytearray)) or len(payload) != PAYLOAD_SIZE:
+        raise WatermarkError(f"payload must be exactly {PAYLOAD_SIZE} bytes")
+    key = _check_key(key)
+    if not 0.0 < strength <= 4.0:
+        raise WatermarkError("strength must be in (0, 4]")
+    width, height = image.size
+    if min(width, height) < MIN_SIZE:
+        raise ImageTooSmallError(
+            f"image is {width}x{height}; watermarking needs a short side of at least "
+            f"{MIN_SIZE} px"
+        )
+    img = _image.normalise_mode(image)
+    img.load()
+    out, eff = _core.embed_normalised(img, bytes(payload), key, strength)
+    if eff < WEAK_STRENGTH:
+        warnings.warn(
+            f"image is too flat or too dark/bright for a robust watermark "
+            f"(strength {eff:.2f} of nominal)",
+            WeakWatermarkWarning,
+            stacklevel=2,
+        )
+    out.info = dict(image.info)
+    if out.mode != image.mode:
+        out.info.pop("transparency", None)
+    return out
+
+
+def detect(image: Image.Image, key: bytes = DEFAULT_KEY) -> Detection:
+    """Look for a watermark made with ``key``. Never raises on a decodable image:
+    anything unexpected is reported as "not detected"."""
+    try:
+        return _core.detect_image(image, _check_key(key))
+    except Exception:  # noqa: BLE001 - a detector must not crash on hostile input
+        return _core.NOT_DETECTED
+
+
+def soft_binding_value(payload: bytes) -> str:
+    """The C2PA ``c2pa.soft-binding`` ``blocks[].value`` for ``payload`` (base64)."""
+    if len(payload) != PAYLOAD_SIZE:
+        raise WatermarkError(f"payload must be exactly {PAYLOAD_SIZE} bytes")
+    return base64.b64encode(bytes(payload)).decode("ascii")
+
+
+def payload_from_soft_binding_value(value: str) -> bytes:
+    """Inverse of :func:`soft_binding_value`."""
+    try:
+        raw = base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        raise WatermarkError(f"not a base64 soft-binding value: {value!r}") from exc
+    if len(raw) != PAYLOAD_SIZE:
+        raise WatermarkError(f"soft-binding value decodes to {len(raw)} bytes, not {PAYLOAD_SIZE}")
+    return raw

@@ -1,0 +1,108 @@
+"""embed() and detect() orchestration."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from . import _ecc, _image, _mask, _pattern, _sync
+
+F32 = npt.NDArray[np.float32]
+
+# Detection tries the unchanged geometry first, then up to this many lattices from
+# the autocorrelation; each is one decode attempt and the p-value pays for all of them.
+MAX_ATTEMPTS = 1 + _sync.MAX_LATTICE_CANDIDATES
+# The smallest short side (detector pixels) worth looking at: below two tiles the
+# fold has too little to average.
+MIN_DETECT_SHORT = 96
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Result of :func:`watermark.detect`.
+
+    ``p_value`` is the probability that an unmarked image (or the wrong key) produces
+    a detection with at most ``bit_errors_corrected`` corrected errors; it is 1.0 when
+    nothing was detected. ``confidence`` is ``1 - p_value``.
+    """
+
+    detected: bool
+    payload: bytes | None
+    p_value: float
+    bit_errors_corrected: int
+    scale: float | None = None
+    rotation_deg: float | None = None
+    sync_score: float = 0.0
+
+    @property
+    def confidence(self) -> float:
+        return 1.0 - self.p_value
+
+
+NOT_DETECTED = Detection(False, None, 1.0, 0)
+
+
+def tiled(tile: F32, shape: tuple[int, int]) -> F32:
+    h, w = shape
+    reps = (-(-h // _pattern.TILE), -(-w // _pattern.TILE))
+    return np.tile(tile, reps)[:h, :w]
+
+
+def residual(luma: F32, payload: bytes, key: bytes, strength: float) -> tuple[F32, float]:
+    """Work-resolution luminance residual and its effective strength."""
+    bits = _ecc.encode(payload, key)
+    pattern = tiled(_pattern.tile_for(bits, key), luma.shape)
+    amp = _mask.amplitude(luma, strength)
+    return (amp * pattern).astype(np.float32), _mask.effective_strength(luma, amp)
+
+
+def embed_normalised(img: Image.Image, payload: bytes, key: bytes,
+                     strength: float) -> tuple[Image.Image, float]:
+    luma = _image.work_luma(img)
+    delta, eff = residual(luma, payload, key, strength)
+    return _image.apply_residual(img, delta), eff
+
+
+U8 = npt.NDArray[np.uint8]
+
+
+def _attempt(w: F32, lat: _sync.Lattice, key: bytes) -> tuple[Detection | None, float, U8]:
+    folded = _sync.fold(w, lat)
+    kp = _pattern.key_pattern(key)
+    aligned, z = _sync.align(folded, kp.pilot)
+    hard = (_pattern.soft_bits(aligned, key) > 0).astype(np.uint8)
+    payload, nerr = _ecc.decode(hard, key)
+    if payload is None:
+        return None, z, hard
+    p = _ecc.false_positive_probability(nerr, MAX_ATTEMPTS)
+    return Detection(True, payload, p, nerr, lat.scale, lat.rotation_deg, z), z, hard
+
+
+def detect_with_bits(img: Image.Image, key: bytes) -> tuple[Detection, U8 | None]:
+    """Detection plus the raw hard codeword bits of the best-synchronised attempt
+    (for measuring bit accuracy when decoding fails)."""
+    if min(img.size) < MIN_DETECT_SHORT:
+        return NOT_DETECTED, None
+    luma = _image.work_luma(img)
+    if not np.all(np.isfinite(luma)):
+        luma = np.nan_to_num(luma, nan=0.0, posinf=255.0, neginf=0.0)
+    w = _sync.whiten(luma)
+    found, best_z, best_bits = _attempt(w, _sync.IDENTITY, key)
+    if found is not None:
+        return found, best_bits
+    for lat in _sync.lattice_candidates(w):
+        found, z, bits = _attempt(w, lat, key)
+        if found is not None:
+            return found, bits
+        if z > best_z:
+            best_z, best_bits = z, bits
+    z_out = best_z if math.isfinite(best_z) else 0.0
+    return Detection(False, None, 1.0, 0, None, None, z_out), best_bits
+
+
+def detect_image(img: Image.Image, key: bytes) -> Detection:
+    return detect_with_bits(img, key)[0]

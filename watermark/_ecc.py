@@ -1,0 +1,87 @@
+"""Payload coding: keyed check bytes, BCH error correction, and the false-positive maths.
+
+The detector accepts a read-out only if a bounded-distance BCH decode succeeds *and*
+the 16-bit keyed check matches, so the probability that noise is accepted can be
+computed exactly from the code parameters (see :func:`false_positive_probability`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from functools import lru_cache
+
+import bchlib
+import numpy as np
+import numpy.typing as npt
+
+PAYLOAD_BYTES = 8
+CHECK_BYTES = 2
+DATA_BYTES = PAYLOAD_BYTES + CHECK_BYTES
+BCH_T = 16
+BCH_M = 8
+
+_bch = bchlib.BCH(BCH_T, m=BCH_M)
+ECC_BITS: int = int(_bch.ecc_bits)
+_ECC_BYTES: int = int(_bch.ecc_bytes)
+DATA_BITS = DATA_BYTES * 8
+# bchlib pads the ECC to whole bytes; the pad bits carry no information, so they are
+# not transmitted (every transmitted bit costs image area).
+CODE_BITS = DATA_BITS + ECC_BITS
+CHECK_BITS = CHECK_BYTES * 8
+
+
+def _check(payload: bytes, key: bytes) -> bytes:
+    # A keyed check rather than a CRC: with a wrong key the check fails even if the
+    # read-out happened to be a valid BCH codeword.
+    h = hashlib.blake2b(payload, digest_size=CHECK_BYTES, key=key[:64], person=b"wm1-check")
+    return h.digest()
+
+
+def encode(payload: bytes, key: bytes) -> npt.NDArray[np.uint8]:
+    """Return the CODE_BITS-long 0/1 codeword carrying ``payload``."""
+    data = bytearray(payload + _check(payload, key))
+    ecc = bytes(_bch.encode(data))
+    bits = np.unpackbits(np.frombuffer(bytes(data) + ecc, dtype=np.uint8))
+    return bits[:CODE_BITS].astype(np.uint8)
+
+
+def decode(hard_bits: npt.NDArray[np.uint8], key: bytes) -> tuple[bytes | None, int]:
+    """Decode 0/1 bits; return (payload or None, number of corrected bit errors)."""
+    padded = np.zeros(DATA_BITS + _ECC_BYTES * 8, dtype=np.uint8)
+    padded[:CODE_BITS] = hard_bits[:CODE_BITS]
+    raw = np.packbits(padded).tobytes()
+    data = bytearray(raw[:DATA_BYTES])
+    ecc = bytearray(raw[DATA_BYTES:])
+    nerr = int(_bch.decode(data, ecc))
+    if nerr < 0 or nerr > BCH_T:
+        return None, -1
+    _bch.correct(data, ecc)
+    # Re-encode and measure the distance ourselves: the decoder may "correct" a bit in
+    # the untransmitted pad, which would break the exact false-positive formula.
+    payload = bytes(data[:PAYLOAD_BYTES])
+    if bytes(data[PAYLOAD_BYTES:]) != _check(payload, key):
+        return None, -1
+    dist = int(np.count_nonzero(encode(payload, key) != hard_bits[:CODE_BITS]))
+    if dist > BCH_T:
+        return None, -1
+    return payload, dist
+
+
+@lru_cache(maxsize=None)
+def _log2_ball(radius: int) -> float:
+    return math.log2(sum(math.comb(CODE_BITS, i) for i in range(radius + 1)))
+
+
+def false_positive_probability(errors: int, attempts: int) -> float:
+    """Probability that ``attempts`` independent uniformly random read-outs yield at
+    least one acceptance with at most ``errors`` corrected bits.
+
+    A random word lies within distance e of one of the 2^DATA_BITS codewords with
+    probability 2^DATA_BITS * V(n, e) / 2^n = V(n, e) / 2^ECC_BITS (the balls are
+    disjoint for e <= t), and the keyed check then matches with probability
+    2^-CHECK_BITS; a union bound covers the attempts.
+    """
+    e = min(max(errors, 0), BCH_T)
+    log2p = _log2_ball(e) - ECC_BITS - CHECK_BITS + math.log2(max(attempts, 1))
+    return float(min(1.0, 2.0**log2p))

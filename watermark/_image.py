@@ -1,0 +1,149 @@
+"""Pillow plumbing: mode handling, working-resolution luminance, and adding the
+luminance residual back at full resolution in strips (memory stays proportional to
+the image)."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+F32 = npt.NDArray[np.float32]
+
+# Everything expensive happens with the short side at most this long; bigger images
+# are box-reduced first and only the residual is upscaled again.
+WORK_SHORT = 512
+_STRIP_ROWS = 512
+
+_SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
+_NATIVE = {"RGB", "RGBA", "RGBX", "L", "LA", "CMYK", "YCbCr", "I", "F"} | _SIXTEEN_BIT
+
+
+def work_size(width: int, height: int) -> tuple[int, int]:
+    short = min(width, height)
+    if short <= WORK_SHORT:
+        return width, height
+    s = WORK_SHORT / short
+    return max(1, round(width * s)), max(1, round(height * s))
+
+
+def _float_range(img: Image.Image) -> float:
+    """Scale from the image's sample values to the 0..255 scale used internally."""
+    if img.mode in _SIXTEEN_BIT or img.mode == "I":
+        return 257.0
+    if img.mode == "F":
+        lo, hi = img.getextrema()  # type: ignore[misc]
+        return 1.0 / 255.0 if float(hi) <= 1.0 else 1.0
+    return 1.0
+
+
+def _luma_image(img: Image.Image) -> Image.Image:
+    """An 8-bit-scale luminance image, mode "L" or "F"."""
+    mode = img.mode
+    if mode in _SIXTEEN_BIT or mode in ("I", "F"):
+        scale = _float_range(img)
+        arr = np.asarray(img, dtype=np.float32) / np.float32(scale)
+        return Image.fromarray(arr)
+    if mode == "YCbCr":
+        return img.getchannel(0)
+    if mode in ("L", "LA", "La"):
+        return img.getchannel(0) if mode != "L" else img
+    try:
+        return img.convert("L")
+    except (ValueError, OSError):
+        return img.convert("RGB").convert("L")
+
+
+def work_luma(img: Image.Image) -> F32:
+    """Luminance at working resolution, float32 on a 0..255 scale."""
+    lum = _luma_image(img)
+    size = work_size(*img.size)
+    if size != img.size:
+        lum = lum.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.asarray(lum, dtype=np.float32)
+
+
+def _dither(rows: int, cols: int, y0: int) -> F32:
+    # Ordered dither with a small random threshold tile: rounding sub-grey-level
+    # residual in flat regions to the nearest integer would erase it, and a prime
+    # period keeps the dither uncorrelated with the watermark tile.
+    rng = np.random.default_rng(12345)
+    tile = rng.random((61, 61), dtype=np.float32)
+    reps = (-(-(rows + 61) // 61), -(-cols // 61))
+    big = np.tile(tile, reps)
+    off = y0 % 61
+    return big[off : off + rows, :cols]
+
+
+def _residual_strip(delta_img: Image.Image | None, delta: F32, size: tuple[int, int],
+                    y0: int, y1: int) -> F32:
+    width, height = size
+    if delta_img is None:
+        return delta[y0:y1]
+    ww, wh = delta_img.size
+    sy = wh / height
+    box = (0.0, y0 * sy, float(ww), y1 * sy)
+    strip = delta_img.resize((width, y1 - y0), Image.Resampling.BILINEAR, box=box)
+    return np.asarray(strip, dtype=np.float32)
+
+
+def apply_residual(img: Image.Image, delta: F32) -> Image.Image:
+    """Return ``img`` (a mode from _NATIVE) with luminance raised by the work-res
+    ``delta`` (grey levels on the 0..255 scale), upscaled to full size."""
+    width, height = img.size
+    delta_img = None
+    if delta.shape != (height, width):
+        delta_img = Image.fromarray(delta.astype(np.float32), mode="F")
+    mode = img.mode
+    out = np.array(img)
+    scale = _float_range(img)
+    for y0 in range(0, height, _STRIP_ROWS):
+        y1 = min(height, y0 + _STRIP_ROWS)
+        d = _residual_strip(delta_img, delta, (width, height), y0, y1)
+        if out.dtype == np.uint8:
+            di = np.floor(d + _dither(y1 - y0, width, y0)).astype(np.int16)
+            seg = out[y0:y1].astype(np.int16)
+            if mode == "CMYK":
+                # Ink is the inverse of light: lift luminance by removing C, M and Y.
+                seg[..., :3] -= di[..., None]
+            elif seg.ndim == 3 and mode in ("RGB", "RGBA", "RGBX"):
+                seg[..., :3] += di[..., None]
+            elif seg.ndim == 3:  # LA, YCbCr: first channel is the luminance
+                seg[..., 0] += di
+            else:
+                seg += di
+            np.clip(seg, 0, 255, out=seg)
+            out[y0:y1] = seg.astype(np.uint8)
+        elif mode == "F":
+            out[y0:y1] = out[y0:y1] + d * np.float32(scale)
+        else:
+            hi = 65535.0
+            seg64 = out[y0:y1].astype(np.float64) + np.rint(d * scale)
+            out[y0:y1] = np.clip(seg64, 0.0, hi).astype(out.dtype)
+    if out.dtype == np.uint8:
+        # frombytes, not fromarray: fromarray would read 4 channels as RGBA, not CMYK.
+        result = Image.frombytes(mode, (width, height), out.tobytes())
+    else:
+        result = Image.fromarray(out)
+    if result.mode != mode:
+        result = result.convert(mode)
+    return result
+
+
+def normalise_mode(img: Image.Image) -> Image.Image:
+    """Bring odd modes to one apply_residual understands (documented in __init__)."""
+    mode = img.mode
+    if mode in _NATIVE:
+        return img
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in img.info
+        return img.convert("RGBA" if has_alpha else "RGB")
+    if mode == "1":
+        return img.convert("L")
+    if mode in ("La",):
+        return img.convert("LA")
+    if mode in ("RGBa",):
+        return img.convert("RGBA")
+    if "A" in mode:
+        return img.convert("RGBA")
+    return img.convert("RGB")

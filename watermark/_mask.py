@@ -1,0 +1,47 @@
+"""Perceptual amplitude map: how many grey levels of watermark each pixel can hide."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+F32 = npt.NDArray[np.float32]
+
+# Target mean-square amplitude: 42.5 dB PSNR before rounding and clipping, leaving
+# room under the 42 dB goal for the dithered rounding to 8 bits.
+TARGET_PSNR_DB = 42.5
+TARGET_RMS = 255.0 * 10.0 ** (-TARGET_PSNR_DB / 20.0)
+# Texture masking: noise at a fraction of the local standard deviation is hidden by
+# the texture itself; flat regions get a small floor so they still carry some signal
+# without showing a pattern.
+TEXTURE_GAIN = 0.35
+FLOOR = 0.6
+CEILING = 5.0
+
+
+def amplitude(luma: F32, strength: float = 1.0) -> F32:
+    """Per-pixel watermark amplitude (grey levels, 8-bit scale) for work-res luma."""
+    mean = ndimage.uniform_filter(luma, 5)
+    var = ndimage.uniform_filter(luma * luma, 5) - mean * mean
+    sd = np.sqrt(np.maximum(var, 0.0))
+    # Smooth so the amplitude does not switch on exactly at edges, where a halo
+    # would outline the edge.
+    sd = ndimage.uniform_filter(sd, 7)
+    amp = np.clip(TEXTURE_GAIN * sd, FLOOR, CEILING).astype(np.float32)
+    rms = float(np.sqrt(np.mean(amp * amp)))
+    target = TARGET_RMS * strength
+    if rms > target:
+        amp *= np.float32(target / rms)
+    elif strength != 1.0:
+        amp *= np.float32(strength)
+    return amp
+
+
+def effective_strength(luma: F32, amp: F32) -> float:
+    """Achieved watermark energy relative to the nominal target (1.0 = full)."""
+    # Near black or white half of every +-1 chip is clipped away.
+    lo = np.minimum(amp, np.maximum(luma, 0.0))
+    hi = np.minimum(amp, np.maximum(255.0 - luma, 0.0))
+    eff = np.sqrt(0.5 * (np.mean(lo * lo) + np.mean(hi * hi)))
+    return float(eff / TARGET_RMS)

@@ -1,0 +1,73 @@
+"""The keyed tile: a TILE x TILE block of +-1 cells, some carrying a pilot, the rest
+the codeword bits, tiled over the working-resolution luminance."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+
+from ._ecc import CODE_BITS
+
+TILE = 96
+CELL = 3
+CELLS_PER_SIDE = TILE // CELL
+N_CELLS = CELLS_PER_SIDE * CELLS_PER_SIDE
+CELLS_PER_BIT = 4
+N_DATA_CELLS = CODE_BITS * CELLS_PER_BIT
+N_PILOT_CELLS = N_CELLS - N_DATA_CELLS
+assert N_PILOT_CELLS >= 128, "too few pilot cells for reliable synchronisation"
+
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class KeyPattern:
+    pilot: F32  # TILE x TILE, +-1 on pilot cells, 0 on data cells
+    pilot_cells: npt.NDArray[np.bool_]  # N_CELLS
+    cell_sign: npt.NDArray[np.float32]  # N_CELLS, keyed +-1 scrambling
+    cell_bit: npt.NDArray[np.intp]  # N_CELLS, codeword bit index (-1 for pilot cells)
+
+
+def _upsample(cells: npt.NDArray[np.float32]) -> F32:
+    grid = cells.reshape(CELLS_PER_SIDE, CELLS_PER_SIDE)
+    return np.repeat(np.repeat(grid, CELL, axis=0), CELL, axis=1).astype(np.float32)
+
+
+@lru_cache(maxsize=16)
+def key_pattern(key: bytes) -> KeyPattern:
+    seed = hashlib.blake2b(key, digest_size=32, person=b"wm1-pattern").digest()
+    rng = np.random.default_rng(int.from_bytes(seed, "big"))
+    order = rng.permutation(N_CELLS)
+    sign = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=N_CELLS)
+    pilot_cells = np.zeros(N_CELLS, dtype=bool)
+    pilot_cells[order[:N_PILOT_CELLS]] = True
+    cell_bit = np.full(N_CELLS, -1, dtype=np.intp)
+    # Consecutive codeword bits land on randomly scattered cells, so a local
+    # disturbance (a logo, a clipped highlight) hits many bits a little rather than
+    # a few bits a lot, which is what BCH handles best.
+    cell_bit[order[N_PILOT_CELLS:]] = np.arange(N_DATA_CELLS) % CODE_BITS
+    pilot = _upsample(np.where(pilot_cells, sign, 0.0).astype(np.float32))
+    return KeyPattern(pilot=pilot, pilot_cells=pilot_cells, cell_sign=sign, cell_bit=cell_bit)
+
+
+def tile_for(bits: npt.NDArray[np.uint8], key: bytes) -> F32:
+    """The +-1 tile carrying codeword ``bits``."""
+    kp = key_pattern(key)
+    bit_sign = 2.0 * bits.astype(np.float32) - 1.0
+    data = kp.cell_sign * bit_sign[np.maximum(kp.cell_bit, 0)]
+    cells = np.where(kp.pilot_cells, kp.cell_sign, data).astype(np.float32)
+    return _upsample(cells)
+
+
+def soft_bits(folded: F32, key: bytes) -> npt.NDArray[np.float64]:
+    """Correlate an aligned folded tile with each bit's cells."""
+    kp = key_pattern(key)
+    cells = folded.reshape(CELLS_PER_SIDE, CELL, CELLS_PER_SIDE, CELL).sum(axis=(1, 3)).ravel()
+    data = ~kp.pilot_cells
+    return np.bincount(
+        kp.cell_bit[data], weights=(cells * kp.cell_sign)[data], minlength=CODE_BITS
+    )
