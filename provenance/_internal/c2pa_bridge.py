@@ -131,7 +131,7 @@ def read_store(
             kind = type(exc).__name__
             if "ManifestNotFound" in kind:
                 return None, None, True
-            if "RemoteManifest" in kind:
+            if "Remote" in kind or str(exc).startswith("Remote"):
                 return None, _remote_url_from(exc), False
             raise
         with reader:

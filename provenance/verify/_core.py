@@ -145,7 +145,7 @@ def evaluate_store(store: Mapping[str, Any]) -> tuple[State, ManifestReport, lis
     # [5]
     failures = list(active_failures)
     for codes in deltas.values():
-        failures += [c for c in codes if c not in failures]
+        failures += [c for c in codes if not _is_success(c.to_dict()) and c not in failures]
     return state, root, failures
 
 
@@ -216,10 +216,18 @@ def _ingredient_node(
     failures += _codes(
         [s for s in ingredient.get("validation_status") or [] if not _is_success(s)]
     )
-    for codes in deltas.values():
-        failures += [c for c in codes if f"/c2pa/{child_label}/" in c.url]
-    failures = [f for f in _dedupe(failures) if _about(f, child_label)]
     successes = {c.code for c in _codes((recorded.get("activeManifest") or {}).get("success"))}
+    for codes in deltas.values():
+        for code in codes:
+            if f"/c2pa/{child_label}/" not in code.url:
+                continue
+            if _is_success(code.to_dict()):
+                successes.add(code.code)
+            else:
+                failures.append(code)
+    if "signingCredential.trusted" in successes:
+        failures = [f for f in failures if f.code != "signingCredential.untrusted"]
+    failures = [f for f in _dedupe(failures) if _about(f, child_label)]
     hard = [f for f in failures if f.code not in _TRUST_ONLY_FAILURES]
     if hard:
         child_state = State.INVALID
@@ -243,15 +251,22 @@ def _about(code: StatusCode, label: str) -> bool:
 
 def _is_success(entry: Mapping[str, Any]) -> bool:
     code = str(entry.get("code", ""))
-    return code.endswith((".validated", ".match", ".trusted", ".insideValidity")) or code in (
-        "claimSignature.validated",
-    )
+    return code.endswith((".validated", ".match", ".trusted", ".insideValidity", ".matched"))
 
 
 def _ingredient_deltas(results: Mapping[str, Any]) -> dict[str, list[StatusCode]]:
+    """Status codes found when re-validating ingredients now, keyed by ingredient URI.
+
+    Successes are kept too: a ``signingCredential.trusted`` here overrides an
+    ``untrusted`` recorded when the ingredient was added (trust is the
+    verifier's, not the signer's, decision).
+    """
     out: dict[str, list[StatusCode]] = {}
     for delta in results.get("ingredientDeltas") or []:
-        codes = _codes((delta.get("validationDeltas") or {}).get("failure"))
+        found = delta.get("validationDeltas") or {}
+        codes = _codes(found.get("failure")) + [
+            StatusCode(c.code, c.explanation, c.url) for c in _codes(found.get("success"))
+        ]
         if codes:
             out[str(delta.get("ingredientAssertionURI", ""))] = codes
     return out

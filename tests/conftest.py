@@ -1,0 +1,83 @@
+"""Shared fixtures: a development identity, real photographs, the C2PA public test files."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import c2pa
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from provenance.keys import Identity, create_development_identity, load_identity_dir
+from provenance.trust import TrustPolicy
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLIC = ROOT.parent / "shared" / "c2pa-public-testfiles"
+PUBLIC_JPEGS = PUBLIC / "image" / "jpeg"
+PUBLIC_PDF = PUBLIC / "pdf" / "adobe-20240110-single_manifest_store.pdf"
+MEDIA = Path(__file__).resolve().parent / "fixtures" / "media"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Never touch the user's real identity or store.
+    monkeypatch.setenv("PROVENANCE_HOME", str(tmp_path_factory.mktemp("home")))
+
+
+@pytest.fixture(scope="session")
+def identity_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("identity")
+    create_development_identity(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def identity(identity_dir: Path) -> Identity:
+    return load_identity_dir(identity_dir)
+
+
+@pytest.fixture(scope="session")
+def trusting_policy(identity_dir: Path) -> TrustPolicy:
+    return TrustPolicy.from_files([identity_dir / "root-ca.pem"])
+
+
+def photo(name: str = "astronaut", size: tuple[int, int] | None = None) -> Image.Image:
+    array: np.ndarray[Any, Any] = getattr(skdata, name)()
+    image = Image.fromarray(array)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return image.resize(size) if size else image
+
+
+def encode(image: Image.Image, fmt: str, **options: Any) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def photo_jpeg() -> bytes:
+    return encode(photo(), "JPEG", quality=90)
+
+
+def reference_state(data: bytes, mime: str, settings: dict[str, Any] | None = None) -> str | None:
+    """What c2pa-python itself says, for comparing verdicts."""
+    ctx = c2pa.Context.from_dict(settings or {"verify": {"verify_trust": True,
+                                                         "remote_manifest_fetch": False,
+                                                         "ocsp_fetch": False}})
+    reader = c2pa.Reader.try_create(mime, io.BytesIO(data), None, ctx)
+    if reader is None:
+        return None
+    with reader:
+        return str(json.loads(reader.json())["validation_state"]).lower()
+
+
+def reference_store(data: bytes, mime: str) -> dict[str, Any]:
+    with c2pa.Reader(mime, io.BytesIO(data)) as reader:
+        result: dict[str, Any] = json.loads(reader.json())
+        return result
