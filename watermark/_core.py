@@ -70,16 +70,20 @@ def embed_normalised(img: Image.Image, payload: bytes, key: bytes,
 U8 = npt.NDArray[np.uint8]
 
 
-def _attempt(w: F32, lat: _sync.Lattice, key: bytes) -> tuple[Detection | None, float, U8]:
-    folded = _sync.fold(w, lat)
-    kp = _pattern.key_pattern(key)
-    aligned, z = _sync.align(folded, kp.pilot)
+def _decode_aligned(aligned: F32, z: float, lat: _sync.Lattice,
+                    key: bytes) -> tuple[Detection | None, U8]:
     hard = (_pattern.soft_bits(aligned, key) > 0).astype(np.uint8)
     payload, nerr = _ecc.decode(hard, key)
     if payload is None:
-        return None, z, hard
+        return None, hard
     p = _ecc.false_positive_probability(nerr, MAX_ATTEMPTS)
-    return Detection(True, payload, p, nerr, lat.scale, lat.rotation_deg, z), z, hard
+    return Detection(True, payload, p, nerr, lat.scale, lat.rotation_deg, z), hard
+
+
+def _attempt(w: F32, lat: _sync.Lattice, key: bytes) -> tuple[Detection | None, float, U8]:
+    aligned, z = _sync.align(_sync.fold(w, lat), _pattern.key_pattern(key).pilot)
+    found, hard = _decode_aligned(aligned, z, lat, key)
+    return found, z, hard
 
 
 def detect_with_bits(img: Image.Image, key: bytes) -> tuple[Detection, U8 | None]:
@@ -91,11 +95,19 @@ def detect_with_bits(img: Image.Image, key: bytes) -> tuple[Detection, U8 | None
     if not np.all(np.isfinite(luma)):
         luma = np.nan_to_num(luma, nan=0.0, posinf=255.0, neginf=0.0)
     w = _sync.whiten(luma)
+    kp = _pattern.key_pattern(key)
     found, best_z, best_bits = _attempt(w, _sync.IDENTITY, key)
     if found is not None:
         return found, best_bits
+    # Rank the lattices by how well the pilot lines up before paying for decodes,
+    # and decode only the best few: every decode attempt costs false-positive budget.
+    ranked = []
     for lat in _sync.lattice_candidates(w):
-        found, z, bits = _attempt(w, lat, key)
+        aligned, z = _sync.align(_sync.fold(w, lat), kp.pilot)
+        ranked.append((z, lat, aligned))
+    ranked.sort(key=lambda t: -t[0])
+    for z, lat, aligned in ranked[:_sync.MAX_LATTICE_CANDIDATES]:
+        found, bits = _decode_aligned(aligned, z, lat, key)
         if found is not None:
             return found, bits
         if z > best_z:

@@ -84,52 +84,73 @@ def align(folded: F32, pilot: F32) -> tuple[F32, float]:
     return np.roll(folded, (-dy, -dx), axis=(0, 1)), z
 
 
-def _peak_offset(a: npt.NDArray[np.float64], y: int, x: int) -> tuple[float, float]:
-    """Sub-pixel peak position by a parabola through the neighbours."""
-    h, w = a.shape
+# Lattice points summed when scoring a candidate lattice: summing the autocorrelation
+# over several lattice vectors is what lifts the watermark above periodic structure in
+# the photo (windows, tiles), which shows up at one or two lags only.
+_K_COARSE = np.array([(1, 0), (0, 1), (1, 1), (1, -1), (2, 0), (0, 2), (2, 1), (1, 2),
+                      (2, -1), (1, -2), (2, 2), (2, -2)], dtype=np.float64)
+_K_FINE = np.array([(i, j) for i in range(0, 5) for j in range(-4, 5)
+                    if (i, j) > (0, 0) and (i > 0 or j > 0)], dtype=np.float64)
+MAX_ROTATION_DEG = 6.0
+N_SEARCH_CANDIDATES = 6
 
-    def para(m: float, c: float, p: float) -> float:
-        d = m - 2 * c + p
-        return 0.0 if d >= 0 else float(np.clip(0.5 * (m - p) / d, -0.5, 0.5))
 
-    c = a[y % h, x % w]
-    oy = para(a[(y - 1) % h, x % w], c, a[(y + 1) % h, x % w])
-    ox = para(a[y % h, (x - 1) % w], c, a[y % h, (x + 1) % w])
-    return y + oy, x + ox
+def _autocorr(w: F32) -> npt.NDArray[np.float64]:
+    spec = np.fft.rfft2(w - w.mean())
+    ac = np.fft.irfft2(spec.real**2 + spec.imag**2, s=w.shape)
+    ac /= ac[0, 0] + 1e-12
+    # Keep only sharp peaks: the tile's peaks are a cell wide, the photo's own
+    # correlation is broad.
+    return ac - ndimage.uniform_filter(ac, 7, mode="wrap")
+
+
+def _scores(ac: npt.NDArray[np.float64], periods: npt.NDArray[np.float64],
+            angles: npt.NDArray[np.float64], ks: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Lattice score for every (period, angle): the autocorrelation summed over the
+    lattice points in ``ks`` that fit in the image, divided by sqrt(count)."""
+    h, w = ac.shape
+    per, ang = np.meshgrid(periods, angles, indexing="ij")
+    c = np.cos(ang)[..., None]
+    s = np.sin(ang)[..., None]
+    x = per[..., None] * (ks[:, 0] * c - ks[:, 1] * s)
+    y = per[..., None] * (ks[:, 0] * s + ks[:, 1] * c)
+    valid = (np.abs(x) < w / 2 - 2) & (np.abs(y) < h / 2 - 2)
+    vals = ndimage.map_coordinates(ac, [np.mod(y, h).ravel(), np.mod(x, w).ravel()],
+                                   order=1, mode="grid-wrap").reshape(x.shape)
+    n = valid.sum(axis=-1)
+    out: npt.NDArray[np.float64] = (vals * valid).sum(axis=-1) / np.sqrt(np.maximum(n, 1))
+    out[n < 2] = -np.inf
+    return out
 
 
 def lattice_candidates(w: F32) -> list[Lattice]:
     """Square lattices suggested by the autocorrelation, best first."""
     h, wd = w.shape
-    max_p = min(MAX_PERIOD, 0.48 * min(h, wd))
-    if max_p < MIN_PERIOD:
+    max_p = min(MAX_PERIOD, 0.45 * min(h, wd))
+    if max_p < MIN_PERIOD * 1.05:
         return []
-    spec = np.fft.rfft2(w - w.mean())
-    ac = np.fft.irfft2(spec.real**2 + spec.imag**2, s=w.shape)
-    ac /= ac[0, 0] + 1e-12
-    r = int(np.ceil(max_p)) + 2
-    # Region: lags (dy, dx), dx in [0, r], dy in [-r, r]; row index dy + r.
-    rows = np.concatenate([np.arange(h - r, h), np.arange(0, r + 1)]) % h
-    reg = ac[np.ix_(rows, np.arange(0, r + 1) % wd)]
-    dyg, dxg = np.mgrid[-r : r + 1, 0 : r + 1]
-    rad = np.hypot(dyg, dxg)
-    # Canonical direction: the basis vector nearest the x axis (|angle| < 45 deg).
-    ok = (rad >= MIN_PERIOD) & (rad <= max_p) & (np.abs(dyg) < dxg)
-    peaks = (reg == ndimage.maximum_filter(reg, size=5)) & ok
-    ys, xs = np.nonzero(peaks)
-    if ys.size == 0:
-        return []
-    order = np.argsort(reg[ys, xs])[::-1][:12]
-    scored: list[tuple[float, Lattice]] = []
-    for i in order:
-        dy, dx = int(dyg[ys[i], xs[i]]), int(dxg[ys[i], xs[i]])
-        py, px = _peak_offset(ac, dy, dx)
-        # The perpendicular basis vector must show up too: rot90(dx, dy) = (-dy, dx).
-        qy, qx = _peak_offset(ac, int(round(px)), int(round(-py)))
-        score = float(ac[dy % h, dx % wd] + ac[int(round(qy)) % h, int(round(qx)) % wd])
-        # Average the two estimates of the (assumed square) lattice.
-        v1 = (0.5 * (px + qy), 0.5 * (py - qx))
-        v2 = (-v1[1], v1[0])
-        scored.append((score, Lattice(v1, v2)))
-    scored.sort(key=lambda t: -t[0])
-    return [lat for _, lat in scored[:MAX_LATTICE_CANDIDATES]]
+    ac = _autocorr(w)
+    periods = MIN_PERIOD * np.exp(np.arange(0.0, np.log(max_p / MIN_PERIOD), 0.003))
+    angles = np.radians(np.arange(-MAX_ROTATION_DEG, MAX_ROTATION_DEG + 1e-9, 0.35))
+    score = _scores(ac, periods, angles, _K_COARSE)
+    picked: list[tuple[float, float]] = []
+    for flat in np.argsort(score, axis=None)[::-1][:2000]:
+        a, b = np.unravel_index(flat, score.shape)
+        pa, th = float(periods[a]), float(angles[b])
+        if not np.isfinite(score[a, b]):
+            break
+        if any(abs(np.log(pa / q)) < 0.03 and abs(th - r) < 0.05 for q, r in picked):
+            continue
+        picked.append((pa, th))
+        if len(picked) >= N_SEARCH_CANDIDATES:
+            break
+    out: list[Lattice] = []
+    for pa, th in picked:
+        fp = pa * np.exp(np.arange(-0.004, 0.00401, 0.001))
+        fa = th + np.radians(np.arange(-0.3, 0.301, 0.1))
+        fs = _scores(ac, fp, fa, _K_FINE)
+        a, b = np.unravel_index(int(np.argmax(fs)), fs.shape)
+        p_best, t_best = float(fp[a]), float(fa[b])
+        v1 = (p_best * np.cos(t_best), p_best * np.sin(t_best))
+        out.append(Lattice(v1, (-v1[1], v1[0])))
+    return out
