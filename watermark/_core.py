@@ -19,6 +19,9 @@ MAX_ATTEMPTS = 1 + _sync.MAX_LATTICE_CANDIDATES
 # The smallest short side (detector pixels) worth looking at: below two tiles the
 # fold has too little to average.
 MIN_DETECT_SHORT = 96
+# Chase decoding is only worth its time when the pilot shows that synchronisation
+# succeeded; the false-positive bound assumes it is always tried.
+CHASE_MIN_Z = 5.0
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,9 @@ U8 = npt.NDArray[np.uint8]
 
 def _decode_aligned(aligned: F32, z: float, lat: _sync.Lattice,
                     key: bytes) -> tuple[Detection | None, U8]:
-    hard = (_pattern.soft_bits(aligned, key) > 0).astype(np.uint8)
-    payload, nerr = _ecc.decode(hard, key)
+    soft = _pattern.soft_bits(aligned, key)
+    hard = (soft > 0).astype(np.uint8)
+    payload, nerr = _ecc.decode_soft(soft, key, chase=z >= CHASE_MIN_Z)
     if payload is None:
         return None, hard
     p = _ecc.false_positive_probability(nerr, MAX_ATTEMPTS)

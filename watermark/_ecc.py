@@ -73,6 +73,32 @@ def _log2_ball(radius: int) -> float:
     return math.log2(sum(math.comb(CODE_BITS, i) for i in range(radius + 1)))
 
 
+# Chase decoding: when plain decoding fails, also try flipping every subset of the
+# CHASE_BITS least reliable bits. It recovers words a few errors beyond t at the price
+# of 2^CHASE_BITS decoder calls, which the false-positive bound pays for.
+CHASE_BITS = 8
+
+
+def decode_soft(soft: npt.NDArray[np.float64], key: bytes,
+                chase: bool) -> tuple[bytes | None, int]:
+    """Decode soft values (positive = 1); return (payload or None, bit errors
+    relative to the hard decisions)."""
+    hard = (soft > 0).astype(np.uint8)
+    payload, nerr = decode(hard, key)
+    if payload is not None or not chase:
+        return payload, nerr
+    weakest = np.argsort(np.abs(soft))[:CHASE_BITS]
+    for m in range(1, 1 << CHASE_BITS):
+        flips = weakest[[(m >> i) & 1 == 1 for i in range(CHASE_BITS)]]
+        trial = hard.copy()
+        trial[flips] ^= 1
+        payload, _ = decode(trial, key)
+        if payload is not None:
+            dist = int(np.count_nonzero(encode(payload, key) != hard))
+            return payload, dist
+    return None, -1
+
+
 def false_positive_probability(errors: int, attempts: int) -> float:
     """Probability that ``attempts`` independent uniformly random read-outs yield at
     least one acceptance with at most ``errors`` corrected bits.
@@ -82,6 +108,9 @@ def false_positive_probability(errors: int, attempts: int) -> float:
     disjoint for e <= t), and the keyed check then matches with probability
     2^-CHECK_BITS; a union bound covers the attempts.
     """
-    e = min(max(errors, 0), BCH_T)
-    log2p = _log2_ball(e) - ECC_BITS - CHECK_BITS + math.log2(max(attempts, 1))
+    e = min(max(errors, 0), CODE_BITS)
+    # Beyond t only Chase decoding accepts, and each of its 2^CHASE_BITS trial words
+    # is a plain bounded-distance decode: the smaller of the two bounds holds.
+    log2_region = min(_log2_ball(e), _log2_ball(BCH_T) + CHASE_BITS)
+    log2p = log2_region - ECC_BITS - CHECK_BITS + math.log2(max(attempts, 1))
     return float(min(1.0, 2.0**log2p))

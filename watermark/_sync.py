@@ -19,14 +19,16 @@ F32 = npt.NDArray[np.float32]
 MIN_PERIOD = 0.45 * TILE
 MAX_PERIOD = 2.3 * TILE
 MAX_LATTICE_CANDIDATES = 3
+WHITEN_SIGMA = 1.2
+ENERGY_WINDOW = 9
 
 
 def whiten(luma: F32) -> F32:
     """Suppress the image so the watermark dominates: high-pass, then divide by the
     local residual energy (a matched filter when the watermark amplitude, like ours,
     follows local texture); clipping tames edges."""
-    hp = luma - ndimage.gaussian_filter(luma, 1.2, truncate=3.0)
-    energy = ndimage.uniform_filter(hp * hp, 9)
+    hp = luma - ndimage.gaussian_filter(luma, WHITEN_SIGMA, truncate=3.0)
+    energy = ndimage.uniform_filter(hp * hp, ENERGY_WINDOW)
     w = hp / (np.sqrt(np.maximum(energy, 0.0)) + np.float32(0.5))
     np.clip(w, -3.0, 3.0, out=w)
     return w.astype(np.float32)

@@ -26,13 +26,16 @@ Verification follows these steps (tagged ``[n]`` in the code):
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import watermark
 from provenance._internal import c2pa_bridge
+from provenance._internal.images import load_image
 from provenance._internal.files import read_input
 from provenance._internal.formats import require_signable
+from provenance.store import ManifestStore
 from provenance.trust import TrustPolicy
 from provenance.verify._core import (
     SCHEMA_VERSION,
@@ -131,32 +134,54 @@ def verify_file(
     path: str | os.PathLike[str],
     *,
     policy: TrustPolicy | None = None,
+    store: ManifestStore | None = None,
+    watermark_key: bytes | None = watermark.DEFAULT_KEY,
 ) -> VerificationResult:
     """Verify the file at ``path`` (see the module docstring for the steps)."""
-    return verify_bytes(read_input(path), policy=policy, name=str(Path(path)))  # [1]
+    return verify_bytes(  # [1]
+        read_input(path), policy=policy, store=store, watermark_key=watermark_key,
+        name=str(Path(path)),
+    )
 
 
 def verify_bytes(
     data: bytes,
     *,
     policy: TrustPolicy | None = None,
+    store: ManifestStore | None = None,
+    watermark_key: bytes | None = watermark.DEFAULT_KEY,
     name: str = "<bytes>",
 ) -> VerificationResult:
-    """Verify an asset held in memory."""
+    """Verify an asset held in memory.
+
+    ``watermark_key=None`` skips watermark detection; ``store`` is where
+    credentials are recovered from when the file has none.
+    """
     chosen = policy or TrustPolicy()
     fmt = require_signable(data, name)  # [1]
-    store, remote_url, embedded = c2pa_bridge.read_store(  # [2]
+    store_json, remote_url, embedded = c2pa_bridge.read_store(  # [2]
         fmt.mime, data, chosen.c2pa_settings(), name
     )
-    if store is None:
+    image = load_image(data, name) if fmt.is_image and watermark_key is not None else None
+    detection = watermark.detect(image, watermark_key) if image is not None else None  # [6]
+    if store_json is None:
+        found = _watermark_report(detection, declared=None, store=store)
+        if found is not None and found.known_to_store and store is not None and image is not None:
+            return _recovered(store, found, image, chosen, fmt.mime)  # [7]
         return VerificationResult(
             State.NONE,
-            _summary_none(remote_url, chosen.allow_network),
+            _summary_none(remote_url, chosen.allow_network, found),
             fmt.mime,
             remote_manifest_url=remote_url,
             embedded=embedded,
+            watermark=found,
         )
-    return result_from_store(store, fmt.mime, remote_url=remote_url, embedded=embedded)
+    result = result_from_store(store_json, fmt.mime, remote_url=remote_url, embedded=embedded)
+    if detection is None:
+        return result
+    declared = _declared_payloads(result.active_manifest)
+    report = _watermark_report(detection, declared=declared, store=store)
+    return _with_watermark(result, report)
 
 
 def result_from_store(
@@ -177,6 +202,134 @@ def result_from_store(
         remote_manifest_url=remote_url,
         embedded=embedded,
     )
+
+
+def _declared_payloads(root: ManifestReport | None) -> list[bytes] | None:
+    """Payloads the active manifest declares for our watermark; None if it declares none."""
+    if root is None:
+        return None
+    values = [b["value"] for b in root.soft_bindings if b.get("algorithm") == watermark.ALGORITHM]
+    if not values:
+        return None
+    payloads = []
+    for value in values:
+        try:
+            payloads.append(watermark.payload_from_soft_binding_value(str(value)))
+        except watermark.WatermarkError:
+            payloads.append(b"")
+    return payloads
+
+
+def _watermark_report(
+    detection: watermark.Detection | None,
+    *,
+    declared: list[bytes] | None,
+    store: ManifestStore | None,
+) -> WatermarkReport | None:
+    if detection is None:
+        return None
+    matches = None
+    if declared is not None:
+        matches = detection.detected and detection.payload in declared
+    elif detection.detected:
+        matches = None
+    known = None
+    if detection.detected and store is not None and detection.payload is not None:
+        known = store.get_by_payload(detection.payload) is not None
+    return WatermarkReport(
+        detected=detection.detected,
+        payload=detection.payload.hex() if detection.payload else None,
+        algorithm=watermark.ALGORITHM if detection.detected else None,
+        confidence=detection.confidence if detection.detected else None,
+        p_value=detection.p_value if detection.detected else None,
+        bit_errors_corrected=detection.bit_errors_corrected if detection.detected else None,
+        matches_manifest=matches,
+        known_to_store=known,
+    )
+
+
+SOFT_BINDING_MISMATCH = "provenance.softBinding.mismatch"
+"""Not a C2PA code: the manifest declares a watermark the pixels do not carry."""
+
+
+def _with_watermark(result: VerificationResult, report: WatermarkReport | None) -> VerificationResult:
+    if report is None or report.matches_manifest is not False:
+        return replace(result, watermark=report)
+    # [6] The manifest is intact but describes a different watermark than the one
+    # in the pixels (or one that is missing): it was transplanted from another
+    # image or made inconsistently. The verdict can no longer be "intact".
+    if report.detected:
+        sentence = (
+            "These Content Credentials belong to a different image: the invisible watermark "
+            f"in the pixels ({report.payload}) is not the one they declare."
+        )
+    else:
+        sentence = (
+            "These Content Credentials declare an invisible watermark that is not in the "
+            "pixels: they may have been copied from another image."
+        )
+    failure = StatusCode(SOFT_BINDING_MISMATCH, sentence)
+    return replace(
+        result, state=State.INVALID, summary=sentence, watermark=report,
+        failures=(*result.failures, failure),
+    )
+
+
+# Hard-binding codes: they necessarily fail for recovered credentials, whose
+# asset was re-encoded; the manifest itself can still be intact.
+_HARD_BINDING = frozenset({
+    "assertion.dataHash.mismatch", "assertion.bmffHash.mismatch", "assertion.boxesHash.mismatch",
+    "assertion.collectionHash.mismatch",
+})
+
+
+def _recovered(
+    store: ManifestStore,
+    report: WatermarkReport,
+    image: Any,
+    policy: TrustPolicy,
+    mime: str,
+) -> VerificationResult:
+    """[7] Validate the manifest recorded for the watermark's identifier."""
+    assert report.payload is not None
+    entry = store.get_by_payload(bytes.fromhex(report.payload))
+    assert entry is not None
+    store_json, _, _ = c2pa_bridge.read_store(
+        "application/c2pa", entry.manifest_store, policy.c2pa_settings(), "recovered manifest"
+    )
+    if store_json is None:
+        return VerificationResult(State.NONE, _summary_none(None, False, report), mime,
+                                  watermark=report)
+    state, root, failures = evaluate_store(store_json)
+    soft = [f for f in failures if f.code not in _HARD_BINDING]
+    if state is State.INVALID and not [f for f in soft if f.code != "signingCredential.untrusted"]:
+        trusted = any(
+            c.code == "signingCredential.trusted"
+            for c in _success_codes(store_json)
+        )
+        state = State.TRUSTED if trusted else State.VALID
+        root = replace(root, state=state, failures=tuple(
+            f for f in root.failures if f.code not in _HARD_BINDING))
+    similarity = None
+    if entry.fingerprint:
+        from provenance.stamp import fingerprint, fingerprint_similarity
+
+        similarity = round(fingerprint_similarity(entry.fingerprint, fingerprint(image)), 3)
+    base = summarize(state, root, soft)
+    summary = f"Content Credentials recovered from the invisible watermark ({report.payload}). {base}"
+    if similarity is not None:
+        summary += f" The image still matches the recorded original at {similarity:.0%}."
+    return VerificationResult(
+        state, summary, mime, active_manifest=root, failures=tuple(soft),
+        watermark=replace(report, matches_manifest=True), recovered=True,
+        fingerprint_similarity=similarity,
+        warnings=("the file itself carries no credentials; they come from the manifest store",),
+    )
+
+
+def _success_codes(store_json: dict[str, Any]) -> list[StatusCode]:
+    active = (store_json.get("validation_results") or {}).get("activeManifest") or {}
+    return [StatusCode(str(e.get("code"))) for e in active.get("success") or []]
 
 
 # --- plain language -----------------------------------------------------------
@@ -220,13 +373,25 @@ _ORIGINS = {
 }
 
 
-def _summary_none(remote_url: str | None, allow_network: bool) -> str:
+def _summary_none(
+    remote_url: str | None, allow_network: bool, found: WatermarkReport | None = None
+) -> str:
     if remote_url:
         if allow_network:
             return f"Its Content Credentials are stored remotely at {remote_url} but could not be read."
         return (
             f"Its Content Credentials are stored remotely at {remote_url}; "
             "allow network access to fetch and check them."
+        )
+    if found is not None and found.detected:
+        where = (
+            "it is not in the manifest store you have"
+            if found.known_to_store is False
+            else "no manifest store was available to look it up"
+        )
+        return (
+            f"No Content Credentials in the file, but it carries an invisible watermark "
+            f"(identifier {found.payload}); {where}."
         )
     return "No Content Credentials found: this file says nothing verifiable about how it was made."
 

@@ -1,0 +1,243 @@
+"""The manifest store: where signed manifests are kept so stripped credentials can be recovered.
+
+    >>> import tempfile, os
+    >>> from provenance.store import SQLiteManifestStore, StoreEntry
+    >>> store = SQLiteManifestStore(os.path.join(tempfile.mkdtemp(), "manifests.db"))
+    >>> entry = StoreEntry(payload=bytes(8), manifest_label="urn:c2pa:example",
+    ...                    manifest_store=b"...", mime="image/png")
+    >>> store.record(entry)
+    True
+    >>> store.get_by_payload(bytes(8)).manifest_label
+    'urn:c2pa:example'
+
+:class:`ManifestStore` is the small interface a resolution service needs;
+:class:`SQLiteManifestStore` implements it with no set-up (one file, WAL
+journal, safe for several processes writing at once, every write a
+transaction so a killed process loses nothing already recorded). Another
+backend (PostgreSQL) implements the same six methods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from provenance.errors import StoreError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ManifestStore",
+    "SQLiteManifestStore",
+    "StoreEntry",
+    "default_store_path",
+    "open_store",
+]
+
+SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class StoreEntry:
+    """One stamped asset: its watermark identifier and the manifest that describes it."""
+
+    payload: bytes
+    manifest_label: str
+    manifest_store: bytes
+    mime: str
+    soft_binding_alg: str | None = None
+    soft_binding_value: str | None = None
+    fingerprint: str | None = None
+    source_sha256: str | None = None
+    asset_sha256: str | None = None
+    output_path: str | None = None
+    generator: str | None = None
+    model: str | None = None
+    title: str | None = None
+    created_at: str = field(
+        default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    )
+
+    @property
+    def payload_hex(self) -> str:
+        return self.payload.hex()
+
+
+class ManifestStore(ABC):
+    """What a manifest store must do; backends implement these methods."""
+
+    @abstractmethod
+    def record(self, entry: StoreEntry) -> bool:
+        """Store ``entry``; False (and no change) if its payload or label is already there."""
+
+    @abstractmethod
+    def get_by_payload(self, payload: bytes) -> StoreEntry | None:
+        """The entry whose watermark identifier is ``payload``."""
+
+    @abstractmethod
+    def get_by_label(self, label: str) -> StoreEntry | None:
+        """The entry whose manifest label is ``label``."""
+
+    @abstractmethod
+    def find_stamped(self, source_sha256: str, output_path: str) -> StoreEntry | None:
+        """The entry recorded for this source content written to this output, if any."""
+
+    @abstractmethod
+    def list(self, limit: int = 100, offset: int = 0) -> list[StoreEntry]:
+        """Entries, newest first."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """How many entries there are."""
+
+    def close(self) -> None:  # noqa: B027 - optional for backends without resources
+        """Release connections."""
+
+    def __enter__(self) -> ManifestStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def default_store_path() -> Path:
+    """``$PROVENANCE_HOME/manifests.db`` if set, else the user data directory."""
+    home = os.environ.get("PROVENANCE_HOME")
+    if home:
+        return Path(home).expanduser() / "manifests.db"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("provenance")) / "manifests.db"
+
+
+def open_store(path: str | os.PathLike[str] | None = None) -> SQLiteManifestStore:
+    """Open (creating if needed) the SQLite store at ``path`` or the default location."""
+    return SQLiteManifestStore(path if path is not None else default_store_path())
+
+
+_COLUMNS = [f.name for f in fields(StoreEntry)]
+
+# Each migration takes the schema from version N-1 to N; they only ever append.
+_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE manifests (
+        id INTEGER PRIMARY KEY,
+        payload BLOB NOT NULL UNIQUE,
+        manifest_label TEXT NOT NULL UNIQUE,
+        manifest_store BLOB NOT NULL,
+        mime TEXT NOT NULL,
+        soft_binding_alg TEXT,
+        soft_binding_value TEXT,
+        fingerprint TEXT,
+        created_at TEXT NOT NULL
+    );
+    """,
+    """
+    ALTER TABLE manifests ADD COLUMN source_sha256 TEXT;
+    ALTER TABLE manifests ADD COLUMN asset_sha256 TEXT;
+    ALTER TABLE manifests ADD COLUMN output_path TEXT;
+    ALTER TABLE manifests ADD COLUMN generator TEXT;
+    ALTER TABLE manifests ADD COLUMN model TEXT;
+    ALTER TABLE manifests ADD COLUMN title TEXT;
+    CREATE INDEX manifests_source ON manifests (source_sha256, output_path);
+    """,
+]
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
+
+class SQLiteManifestStore(ManifestStore):
+    """A manifest store in one SQLite file."""
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE),
+            # so a writer takes the lock up front instead of failing on upgrade.
+            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open the manifest store ({exc})") from None
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the manifest store ({exc})") from None
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        with self._transaction():
+            current = self.schema_version
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: store schema v{current} is newer than this version "
+                    f"understands (v{SCHEMA_VERSION}); upgrade provenance-kit"
+                )
+            for version in range(current, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={version + 1}")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def record(self, entry: StoreEntry) -> bool:
+        if len(entry.payload) != 8:
+            raise StoreError("a watermark payload is exactly 8 bytes")
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        values = [getattr(entry, c) for c in _COLUMNS]
+        try:
+            with self._transaction():
+                cursor = self._db.execute(
+                    f"INSERT OR IGNORE INTO manifests ({', '.join(_COLUMNS)}) "
+                    f"VALUES ({placeholders})",
+                    values,
+                )
+                return cursor.rowcount == 1
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot record the manifest ({exc})") from None
+
+    def _one(self, where: str, args: tuple[object, ...]) -> StoreEntry | None:
+        rows = self._select(f"WHERE {where} LIMIT 1", args)
+        return rows[0] if rows else None
+
+    def _select(self, tail: str, args: tuple[object, ...] = ()) -> list[StoreEntry]:
+        try:
+            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM manifests {tail}", args)
+            return [StoreEntry(**dict(zip(_COLUMNS, row, strict=True))) for row in rows]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot read the manifest store ({exc})") from None
+
+    def get_by_payload(self, payload: bytes) -> StoreEntry | None:
+        return self._one("payload = ?", (payload,))
+
+    def get_by_label(self, label: str) -> StoreEntry | None:
+        return self._one("manifest_label = ?", (label,))
+
+    def find_stamped(self, source_sha256: str, output_path: str) -> StoreEntry | None:
+        return self._one("source_sha256 = ? AND output_path = ?", (source_sha256, output_path))
+
+    def list(self, limit: int = 100, offset: int = 0) -> list[StoreEntry]:
+        return self._select("ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM manifests").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
