@@ -22,10 +22,20 @@ def keys() -> None:
 
 
 @keys.command("init")
-@click.option("--dir", "folder", type=click.Path(path_type=Path),
-              help="Where to create it (default: $PROVENANCE_HOME/identity or the user config folder).")
-@click.option("--alg", "algorithm", type=click.Choice([a.value for a in SigningAlgorithm]),
-              default="es256", show_default=True, help="Signature algorithm.")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(path_type=Path),
+    help="Where to create it (default: $PROVENANCE_HOME/identity or the user config folder).",
+)
+@click.option(
+    "--alg",
+    "algorithm",
+    type=click.Choice([a.value for a in SigningAlgorithm]),
+    default="es256",
+    show_default=True,
+    help="Signature algorithm.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing identity.")
 @click.option("--if-missing", is_flag=True, help="Do nothing (exit 0) if an identity exists.")
 def init(folder: Path | None, algorithm: str, force: bool, if_missing: bool) -> None:

@@ -44,9 +44,7 @@ class _Group(click.Group):
         except Exception as exc:  # a bug: report it briefly, in full only with -v
             if verbose:
                 traceback.print_exc(file=sys.stderr)
-            click.echo(
-                f"internal error: {type(exc).__name__}: {exc} (run with -v for details)", err=True
-            )
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)", err=True)
             ctx.exit(int(ExitCode.INTERNAL))
 
 
@@ -70,11 +68,14 @@ def cli(verbose: bool) -> None:
 
 
 def _register() -> None:
-    from cli import keys, sign, verify
+    from cli import keys, sign, stamp, store, verify, watermark
 
     cli.add_command(keys.keys)
     cli.add_command(sign.sign)
     cli.add_command(verify.verify)
+    cli.add_command(stamp.command)
+    cli.add_command(store.command)
+    cli.add_command(watermark.command)
 
 
 def main() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -12,22 +14,33 @@ from manifests import Action, DigitalSourceType, EditInfo, GenerationInfo, templ
 from provenance.errors import ManifestDefinitionError, UsageError
 from provenance.sign import sign_file
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def generation_options(func):  # type: ignore[no-untyped-def]
+
+def generation_options(func: F) -> F:
     """Options describing how the content was generated (shared with ``stamp``)."""
     options = [
-        click.option("--template", help="JSON template: a bundled name (generated-image, "
-                                        "composite, generated-audio) or a path."),
+        click.option(
+            "--template",
+            help="JSON template: a bundled name (generated-image, composite, generated-audio) or a path.",
+        ),
         click.option("--generator", help="Name of the application that generated the content."),
         click.option("--generator-version", help="Its version."),
         click.option("--model", help="Name of the AI model."),
         click.option("--model-version", help="Version of the AI model."),
-        click.option("--source-type", type=click.Choice([d.value for d in DigitalSourceType]),
-                     help="IPTC digital source type (default trainedAlgorithmicMedia)."),
-        click.option("--prompt", help="The prompt; only its SHA-256 digest is stored unless "
-                                      "--store-prompt is given."),
-        click.option("--prompt-file", type=click.Path(path_type=Path, dir_okay=False),
-                     help="Read the prompt from a file."),
+        click.option(
+            "--source-type",
+            type=click.Choice([d.value for d in DigitalSourceType]),
+            help="IPTC digital source type (default trainedAlgorithmicMedia).",
+        ),
+        click.option(
+            "--prompt", help="The prompt; only its SHA-256 digest is stored unless --store-prompt is given."
+        ),
+        click.option(
+            "--prompt-file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Read the prompt from a file.",
+        ),
         click.option("--store-prompt", is_flag=True, help="Store the raw prompt in the manifest."),
     ]
     for option in reversed(options):
@@ -78,13 +91,24 @@ def generation_info(params: dict[str, object], *, required: bool) -> GenerationI
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Where to write the signed file.")
 @click.option("--in-place", is_flag=True, help="Sign INPUT itself (replaced atomically).")
-@click.option("--parent", type=click.Path(path_type=Path),
-              help="The original this file was edited from; its credentials become a "
-                   "parentOf ingredient.")
-@click.option("--component", "components", multiple=True, type=click.Path(path_type=Path),
-              help="A file placed into this one (componentOf ingredient). Repeatable.")
-@click.option("--action", "actions", multiple=True,
-              help="Edit action to record after c2pa.opened (e.g. c2pa.cropped). Repeatable.")
+@click.option(
+    "--parent",
+    type=click.Path(path_type=Path),
+    help="The original this file was edited from; its credentials become a parentOf ingredient.",
+)
+@click.option(
+    "--component",
+    "components",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A file placed into this one (componentOf ingredient). Repeatable.",
+)
+@click.option(
+    "--action",
+    "actions",
+    multiple=True,
+    help="Edit action to record after c2pa.opened (e.g. c2pa.cropped). Repeatable.",
+)
 @click.option("--no-thumbnail", is_flag=True, help="Do not embed a claim thumbnail.")
 @generation_options
 @identity_options
@@ -118,15 +142,27 @@ def sign(
     info = generation_info(generation, required=parent is None)
     edit = EditInfo(tuple(Action(a) for a in actions)) if actions else None
     result = sign_file(
-        input_path, output, identity, info, in_place=in_place, edit=edit, parent=parent,
-        components=components, thumbnail=not no_thumbnail,
+        input_path,
+        output,
+        identity,
+        info,
+        in_place=in_place,
+        edit=edit,
+        parent=parent,
+        components=components,
+        thumbnail=not no_thumbnail,
     )
     if as_json:
-        click.echo(json.dumps({
-            "output": str(result.path), "format": result.mime,
-            "manifest_label": result.manifest_label,
-            "development_identity": identity.is_development,
-        }))
+        click.echo(
+            json.dumps(
+                {
+                    "output": str(result.path),
+                    "format": result.mime,
+                    "manifest_label": result.manifest_label,
+                    "development_identity": identity.is_development,
+                }
+            )
+        )
     else:
         dev = " (development identity)" if identity.is_development else ""
         click.echo(f"signed {input_path} -> {result.path} [{result.manifest_label}]{dev}", err=True)

@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 
 from provenance.errors import ExitCode, ProvenanceError
+from provenance.store import default_store_path, open_store
 from provenance.trust import TrustPolicy
 from provenance.verify import ManifestReport, State, VerificationResult, verify_file
+from provenance.watermarks import read_key_file
 
 _EXIT = {
     State.TRUSTED: ExitCode.OK,
@@ -23,14 +25,44 @@ _SEVERITY = [ExitCode.OK, ExitCode.NO_CREDENTIALS, ExitCode.INVALID_CREDENTIALS]
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--trust-anchors", "anchors", multiple=True, type=click.Path(path_type=Path),
-              help="PEM file or bundle of trusted root certificates. Repeatable.")
-@click.option("--allow-network", is_flag=True,
-              help="Allow fetching remote manifests and OCSP revocation checks (off by default).")
-@click.option("--json", "as_json", is_flag=True,
-              help="One JSON document per file on stdout (schema: docs/verify-schema.json).")
-def verify(files: tuple[Path, ...], anchors: tuple[Path, ...], allow_network: bool,
-           as_json: bool) -> None:
+@click.option(
+    "--trust-anchors",
+    "anchors",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="PEM file or bundle of trusted root certificates. Repeatable.",
+)
+@click.option(
+    "--allow-network",
+    is_flag=True,
+    help="Allow fetching remote manifests and OCSP revocation checks (off by default).",
+)
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(path_type=Path),
+    help="Manifest store to recover stripped credentials from "
+    "(default: $PROVENANCE_HOME/manifests.db when it exists).",
+)
+@click.option("--no-watermark", is_flag=True, help="Do not look for the invisible watermark.")
+@click.option(
+    "--key-file", type=click.Path(path_type=Path), help="Watermark key file (default: the public key)."
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON document per file on stdout (schema: docs/verify-schema.json).",
+)
+def verify(
+    files: tuple[Path, ...],
+    anchors: tuple[Path, ...],
+    allow_network: bool,
+    store_path: Path | None,
+    no_watermark: bool,
+    key_file: Path | None,
+    as_json: bool,
+) -> None:
     """Verify the Content Credentials of FILES.
 
     \b
@@ -38,10 +70,13 @@ def verify(files: tuple[Path, ...], anchors: tuple[Path, ...], allow_network: bo
     4 unreadable or unsupported file, 2 usage error.
     """
     policy = TrustPolicy.from_files(anchors, allow_network=allow_network)
+    key = None if no_watermark else read_key_file(key_file)
+    chosen = store_path or default_store_path()
+    store = open_store(chosen) if store_path is not None or chosen.exists() else None
     worst = ExitCode.OK
     for path in files:
         try:
-            result = verify_file(path, policy=policy)
+            result = verify_file(path, policy=policy, store=store, watermark_key=key)
         except ProvenanceError as exc:
             if len(files) == 1:
                 raise
@@ -58,13 +93,36 @@ def verify(files: tuple[Path, ...], anchors: tuple[Path, ...], allow_network: bo
     raise SystemExit(int(worst))
 
 
-_MARK = {State.TRUSTED: "TRUSTED", State.VALID: "VALID", State.INVALID: "INVALID",
-         State.NONE: "NO CREDENTIALS"}
+_MARK = {
+    State.TRUSTED: "TRUSTED",
+    State.VALID: "VALID",
+    State.INVALID: "INVALID",
+    State.NONE: "NO CREDENTIALS",
+}
 
 
 def render(name: str, result: VerificationResult) -> str:
     """The human-readable report: verdict, sentence, then the chain as a tree."""
-    lines = [f"{name}: {_MARK[result.state]}", f"  {result.summary}"]
+    mark = _MARK[result.state] + (" (RECOVERED FROM WATERMARK)" if result.recovered else "")
+    lines = [f"{name}: {mark}", f"  {result.summary}"]
+    if result.recovered:
+        lines.append("  Content Credentials recovered from the invisible watermark")
+    wm = result.watermark
+    if wm is not None:
+        if wm.detected:
+            agreement = {
+                True: "matches the credentials",
+                False: "DOES NOT MATCH the credentials",
+                None: "no credentials declare it",
+            }[wm.matches_manifest]
+            store_note = {
+                True: "; recorded in the manifest store",
+                False: "; unknown identifier (not in the manifest store)",
+                None: "",
+            }[wm.known_to_store]
+            lines.append(f"  watermark: {wm.payload} (p-value {wm.p_value:.1e}), {agreement}{store_note}")
+        else:
+            lines.append("  watermark: none found")
     if result.remote_manifest_url:
         lines.append(f"  remote manifest: {result.remote_manifest_url}")
     if result.active_manifest is not None:
@@ -83,9 +141,7 @@ def _tree(node: ManifestReport, indent: str) -> list[str]:
         dev = "  ** DEVELOPMENT IDENTITY **" if node.signer.development else ""
         untrusted = any(f.code == "signingCredential.untrusted" for f in node.failures)
         trust = " - not in your trust list" if untrusted else ""
-        lines.append(
-            f"{pad}signed by: {node.signer.common_name} (issuer: {node.signer.issuer}){trust}{dev}"
-        )
+        lines.append(f"{pad}signed by: {node.signer.common_name} (issuer: {node.signer.issuer}){trust}{dev}")
         if node.signer.signed_at:
             lines.append(f"{pad}signed at: {node.signer.signed_at}")
     if node.claim_generator:

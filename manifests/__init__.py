@@ -103,9 +103,7 @@ class DigitalSourceType(str, Enum):
             if member.value.lower() == term.lower():
                 return member
         choices = ", ".join(m.value for m in cls)
-        raise ManifestDefinitionError(
-            f"unknown digital source type {value!r} (choose one of: {choices})"
-        )
+        raise ManifestDefinitionError(f"unknown digital source type {value!r} (choose one of: {choices})")
 
 
 class TrainingUse(str, Enum):
@@ -206,9 +204,7 @@ class GenerationInfo:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise ManifestDefinitionError(f"{name}: expected text, got {type(value).__name__}")
-        object.__setattr__(
-            self, "digital_source_type", DigitalSourceType.parse(self.digital_source_type)
-        )
+        object.__setattr__(self, "digital_source_type", DigitalSourceType.parse(self.digital_source_type))
         for label, data in self.custom_assertions.items():
             _check_custom_label(label)
             try:
@@ -267,9 +263,7 @@ class GenerationInfo:
             ]
         actions = first + [_placed(c) for c in components]
         actions += [a.as_dict() for a in self.extra_actions]
-        assertions: list[dict[str, Any]] = [
-            {"label": "c2pa.actions.v2", "data": {"actions": actions}}
-        ]
+        assertions: list[dict[str, Any]] = [{"label": "c2pa.actions.v2", "data": {"actions": actions}}]
         generation = self._generation_assertion()
         if generation:
             assertions.append({"label": PROVENANCE_ASSERTION, "data": generation})
@@ -301,8 +295,14 @@ class GenerationInfo:
     def from_dict(cls, data: Mapping[str, Any]) -> GenerationInfo:
         """Build from a plain mapping (a template, a JSON request), validating every field."""
         known = {
-            "generator", "generator_version", "model", "model_version",
-            "digital_source_type", "prompt", "store_prompt", "training_mining",
+            "generator",
+            "generator_version",
+            "model",
+            "model_version",
+            "digital_source_type",
+            "prompt",
+            "store_prompt",
+            "training_mining",
             "custom_assertions",
         }
         unknown = sorted(set(data) - known - {"$comment"})
@@ -317,10 +317,7 @@ class GenerationInfo:
         elif isinstance(tm_raw, Mapping):
             try:
                 training = TrainingMining(
-                    **{
-                        k: (TrainingUse(v) if k != "constraint_info" else v)
-                        for k, v in tm_raw.items()
-                    }
+                    **{k: (TrainingUse(v) if k != "constraint_info" else v) for k, v in tm_raw.items()}
                 )
             except (TypeError, ValueError) as exc:
                 raise ManifestDefinitionError(f"training_mining: {exc}") from None

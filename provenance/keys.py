@@ -148,8 +148,7 @@ class Identity:
     def chain_pem(self) -> str:
         """The chain as PEM text, leaf first, as the C2PA library wants it."""
         return "".join(
-            c.public_bytes(serialization.Encoding.PEM).decode("ascii")
-            for c in self.certificate_chain
+            c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in self.certificate_chain
         )
 
     def check_valid_now(self, now: _dt.datetime | None = None) -> None:
@@ -215,9 +214,7 @@ def create_development_identity(
         _base_builder(root_name, root_name, root_key.public_key(), now, valid_days * 2)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_key_usage(cert_sign=True), critical=True)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False)
         .sign(root_key, _hash_for(alg))
     )
     leaf_key = _generate_key(alg)
@@ -229,9 +226,7 @@ def create_development_identity(
             x509.ExtendedKeyUsage([_DOCUMENT_SIGNING, ExtendedKeyUsageOID.EMAIL_PROTECTION]),
             critical=False,
         )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
             critical=False,
@@ -277,9 +272,11 @@ def load_identity(
                 f"{key_path}: the private key is encrypted; set {PASSPHRASE_ENV} "
                 "or run interactively to be asked for the passphrase"
             ) from None
-        raise IdentityError(f"{key_path}: the private key is not encrypted; drop the passphrase")
+        raise IdentityError(
+            f"{key_path}: the private key is not encrypted; drop the passphrase"
+        ) from None
     except ValueError as exc:
-        if secret is not None and "password" in str(exc).lower() or "decrypt" in str(exc).lower():
+        if (secret is not None and "password" in str(exc).lower()) or "decrypt" in str(exc).lower():
             raise WrongPassphraseError(f"{key_path}: wrong passphrase for the private key") from None
         raise IdentityError(f"{key_path}: not a PEM private key") from None
     except UnsupportedAlgorithm:
@@ -410,7 +407,7 @@ def _generate_key(alg: SigningAlgorithm) -> PrivateKey:
     return ed25519.Ed25519PrivateKey.generate()
 
 
-def _hash_for(alg: SigningAlgorithm) -> hashes.HashAlgorithm | None:
+def _hash_for(alg: SigningAlgorithm) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512 | None:
     if alg is SigningAlgorithm.ED25519:
         return None  # Ed25519 signs the message itself
     if alg is SigningAlgorithm.ES384:
@@ -446,9 +443,7 @@ def _check_key_matches(
     mine = key.public_key().public_bytes(serialization.Encoding.DER, fmt)
     theirs = cert.public_key().public_bytes(serialization.Encoding.DER, fmt)
     if mine != theirs:
-        raise KeyMismatchError(
-            f"{key_path} does not belong to the first certificate of {chain_path}"
-        )
+        raise KeyMismatchError(f"{key_path} does not belong to the first certificate of {chain_path}")
 
 
 def _local_signer(key: PrivateKey, alg: SigningAlgorithm) -> SignCallback:

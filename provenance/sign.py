@@ -112,9 +112,19 @@ def sign_bytes(
     fmt = require_signable(data, name)
     out = io.BytesIO()
     label, store = _sign_into(
-        data, fmt, out, identity, info, edit=edit, parent=parent, components=components,
-        title=title, thumbnail=thumbnail, extra_assertions=extra_assertions,
-        extra_actions=extra_actions, name=name,
+        data,
+        fmt,
+        out,
+        identity,
+        info,
+        edit=edit,
+        parent=parent,
+        components=components,
+        title=title,
+        thumbnail=thumbnail,
+        extra_assertions=extra_assertions,
+        extra_actions=extra_actions,
+        name=name,
     )
     return SignedAsset(fmt.mime, label, store, data=out.getvalue())
 
@@ -157,9 +167,19 @@ def sign_file(
     _warn_on_lying_extension(src, fmt)
     with atomic_output(dest) as handle:
         label, store = _sign_into(
-            data, fmt, handle, identity, info, edit=edit, parent=parent, components=components,
-            title=title or src.name, thumbnail=thumbnail, extra_assertions=extra_assertions,
-            extra_actions=extra_actions, name=str(src),
+            data,
+            fmt,
+            handle,
+            identity,
+            info,
+            edit=edit,
+            parent=parent,
+            components=components,
+            title=title or src.name,
+            thumbnail=thumbnail,
+            extra_assertions=extra_assertions,
+            extra_actions=extra_actions,
+            name=str(src),
         )
     return SignedAsset(fmt.mime, label, store, path=dest)
 
@@ -184,9 +204,20 @@ def sign_image(
     fmt = by_mime(mime) or require_signable(encoded, "<image>")
     out = io.BytesIO()
     label, store = _sign_into(
-        encoded, fmt, out, identity, info, edit=edit, parent=parent, components=components,
-        title=title, thumbnail=thumbnail, extra_assertions=extra_assertions,
-        extra_actions=extra_actions, name="<image>", decoded=image,
+        encoded,
+        fmt,
+        out,
+        identity,
+        info,
+        edit=edit,
+        parent=parent,
+        components=components,
+        title=title,
+        thumbnail=thumbnail,
+        extra_assertions=extra_assertions,
+        extra_actions=extra_actions,
+        name="<image>",
+        decoded=image,
     )
     return SignedAsset(fmt.mime, label, store, data=out.getvalue())
 
@@ -218,9 +249,7 @@ def _sign_into(
 ) -> tuple[str, bytes]:
     identity.check_valid_now()
     parent_ing = _load_ingredient(parent, "parentOf", "parent") if parent is not None else None
-    component_ings = [
-        _load_ingredient(c, "componentOf", f"component-{i}") for i, c in enumerate(components)
-    ]
+    component_ings = [_load_ingredient(c, "componentOf", f"component-{i}") for i, c in enumerate(components)]
     labels = [c.label for c in component_ings]
     try:
         if info is not None:
@@ -236,8 +265,12 @@ def _sign_into(
         elif parent_ing is not None:
             chosen = edit or EditInfo()
             if extra_actions:
-                chosen = EditInfo((*chosen.actions, *extra_actions), chosen.generator,
-                                  chosen.generator_version, chosen.title)
+                chosen = EditInfo(
+                    (*chosen.actions, *extra_actions),
+                    chosen.generator,
+                    chosen.generator_version,
+                    chosen.title,
+                )
             definition = edit_definition(
                 chosen, parent_ing.label, components=labels, extra_assertions=extra_assertions
             )
@@ -271,8 +304,15 @@ def _sign_into(
         + [(c, "componentOf") for c in component_ings]
     ]
     store = c2pa_bridge.sign_stream(
-        definition, signing_settings(), identity, fmt.mime, io.BytesIO(data), dest,
-        resources=resources, ingredients=ingredients, name=name,
+        definition,
+        signing_settings(),
+        identity,
+        fmt.mime,
+        io.BytesIO(data),
+        dest,
+        resources=resources,
+        ingredients=ingredients,
+        name=name,
     )
     return label, store
 

@@ -51,8 +51,7 @@ __all__ = ["STAMPABLE_FORMATS", "StampResult", "fingerprint", "fingerprint_simil
 STAMPABLE_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF")
 """Formats a stamp is written in; others lose the mark to palette or heavy compression."""
 
-_MIME_TO_FORMAT = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP",
-                   "image/tiff": "TIFF"}
+_MIME_TO_FORMAT = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/tiff": "TIFF"}
 
 
 @dataclass(frozen=True)
@@ -98,6 +97,7 @@ def stamp(
     key: bytes = watermark.DEFAULT_KEY,
     format: str | None = None,
     title: str | None = None,
+    source_name: str | None = None,
 ) -> StampResult:
     """Watermark, sign and record one image; see the module docstring.
 
@@ -107,7 +107,7 @@ def stamp(
     is written after the output, so an interrupted stamp never leaves a record
     pointing at an asset that does not exist.
     """
-    name, raw, image = _load(source)
+    name, raw, image = _load(source, source_name)
     if output is not None and isinstance(source, str | os.PathLike) and same_file(source, output):
         raise OutputError(f"{output}: output is the input file; stamping never modifies inputs")
     fmt = _output_format(image, format, name)
@@ -125,8 +125,12 @@ def stamp(
         "data": {"alg": watermark.ALGORITHM, "blocks": [{"scope": {}, "value": value}]},
     }
     signed = sign_image(
-        marked, identity, info, format=fmt, save_options=save_options,
-        title=title or (Path(name).name if raw is not None else None),
+        marked,
+        identity,
+        info,
+        format=fmt,
+        save_options=save_options,
+        title=title or (Path(name).name if source_name or not name.startswith("<") else None),
         extra_assertions=[soft_binding],
         extra_actions=[Action("c2pa.watermarked", parameters={"soft_binding_alg": watermark.ALGORITHM})],
     )
@@ -134,34 +138,42 @@ def stamp(
     phash = fingerprint(marked)
     if output is not None:
         atomic_write(output, signed.data)
-    store.record(StoreEntry(
-        payload=payload,
-        manifest_label=signed.manifest_label,
-        manifest_store=signed.manifest_store,
-        mime=signed.mime,
-        soft_binding_alg=watermark.ALGORITHM,
-        soft_binding_value=value,
-        fingerprint=phash,
-        source_sha256=hashlib.sha256(raw).hexdigest() if raw is not None else None,
-        asset_sha256=hashlib.sha256(signed.data).hexdigest(),
-        output_path=str(Path(output).resolve()) if output is not None else None,
-        generator=info.generator,
-        model=info.model,
-        title=title or (Path(name).name if raw is not None else None),
-    ))
+    store.record(
+        StoreEntry(
+            payload=payload,
+            manifest_label=signed.manifest_label,
+            manifest_store=signed.manifest_store,
+            mime=signed.mime,
+            soft_binding_alg=watermark.ALGORITHM,
+            soft_binding_value=value,
+            fingerprint=phash,
+            source_sha256=hashlib.sha256(raw).hexdigest() if raw is not None else None,
+            asset_sha256=hashlib.sha256(signed.data).hexdigest(),
+            output_path=str(Path(output).resolve()) if output is not None else None,
+            generator=info.generator,
+            model=info.model,
+            title=title,
+        )
+    )
     return StampResult(
-        signed.data, signed.mime, payload, signed.manifest_label, value, phash,
+        signed.data,
+        signed.mime,
+        payload,
+        signed.manifest_label,
+        value,
+        phash,
         Path(output) if output is not None else None,
     )
 
 
 def _load(
-    source: bytes | str | os.PathLike[str] | Image.Image,
+    source: bytes | str | os.PathLike[str] | Image.Image, source_name: str | None
 ) -> tuple[str, bytes | None, Image.Image]:
     if isinstance(source, Image.Image):
-        return "<image>", None, source
+        return source_name or "<image>", None, source
     if isinstance(source, bytes):
-        return "<bytes>", source, load_image(source, "<bytes>")
+        name = source_name or "<bytes>"
+        return name, source, load_image(source, name)
     raw = read_input(source)
     return str(source), raw, load_image(raw, str(source))
 

@@ -205,8 +205,7 @@ class SQLiteManifestStore(ManifestStore):
         try:
             with self._transaction():
                 cursor = self._db.execute(
-                    f"INSERT OR IGNORE INTO manifests ({', '.join(_COLUMNS)}) "
-                    f"VALUES ({placeholders})",
+                    f"INSERT OR IGNORE INTO manifests ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
                     values,
                 )
                 return cursor.rowcount == 1

@@ -67,9 +67,9 @@ def photo_jpeg() -> bytes:
 
 def reference_state(data: bytes, mime: str, settings: dict[str, Any] | None = None) -> str | None:
     """What c2pa-python itself says, for comparing verdicts."""
-    ctx = c2pa.Context.from_dict(settings or {"verify": {"verify_trust": True,
-                                                         "remote_manifest_fetch": False,
-                                                         "ocsp_fetch": False}})
+    ctx = c2pa.Context.from_dict(
+        settings or {"verify": {"verify_trust": True, "remote_manifest_fetch": False, "ocsp_fetch": False}}
+    )
     reader = c2pa.Reader.try_create(mime, io.BytesIO(data), None, ctx)
     if reader is None:
         return None

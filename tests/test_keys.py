@@ -127,14 +127,20 @@ def test_expired_certificate_is_refused(tmp_path: Path) -> None:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "expired")])
     past = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(1)
-        .not_valid_before(past).not_valid_after(past + dt.timedelta(days=30))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(past)
+        .not_valid_after(past + dt.timedelta(days=30))
         .sign(key, hashes.SHA256())
     )
-    (tmp_path / "k.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    (tmp_path / "k.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     with pytest.raises(CertificateExpiredError, match="expired on 2020-01-31"):
         load_identity(tmp_path / "k.pem", tmp_path / "c.pem")
@@ -157,9 +163,7 @@ def test_callback_signer_produces_credentials_the_reference_trusts(
     identity_dir: Path, trusting_policy: TrustPolicy
 ) -> None:
     kms = SoftwareKms((identity_dir / "signing-key.pem").read_bytes())
-    identity = Identity.from_callback(
-        kms.sign, (identity_dir / "signing-chain.pem").read_bytes(), "es256"
-    )
+    identity = Identity.from_callback(kms.sign, (identity_dir / "signing-chain.pem").read_bytes(), "es256")
     signed = sign_bytes(_small_jpeg(), identity, INFO)
     assert kms.calls == 1
     assert signed.data is not None
@@ -169,9 +173,7 @@ def test_callback_signer_produces_credentials_the_reference_trusts(
 def test_callback_signer_with_the_wrong_key_is_caught(identity_dir: Path, tmp_path: Path) -> None:
     other = create_development_identity(tmp_path)
     kms = SoftwareKms(other.key.read_bytes())
-    identity = Identity.from_callback(
-        kms.sign, (identity_dir / "signing-chain.pem").read_bytes(), "es256"
-    )
+    identity = Identity.from_callback(kms.sign, (identity_dir / "signing-chain.pem").read_bytes(), "es256")
     signed = sign_bytes(_small_jpeg(), identity, INFO)
     assert signed.data is not None
     result = verify_bytes(signed.data)

@@ -37,8 +37,13 @@ def test_prompt_is_digested_unless_asked() -> None:
     assert "a red fox" in json.dumps(stored.manifest_definition())
 
 
-@pytest.mark.parametrize("value", ["compositeWithTrainedAlgorithmicMedia",
-                                   "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "compositeWithTrainedAlgorithmicMedia",
+        "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia",
+    ],
+)
 def test_source_type_by_term_or_uri(value: str) -> None:
     info = GenerationInfo(generator="g", digital_source_type=value)  # type: ignore[arg-type]
     assert info.digital_source_type is DigitalSourceType.COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
@@ -62,8 +67,9 @@ def test_invalid_descriptions_say_which_field(kwargs: dict[str, object], message
 
 def test_constrained_training_needs_constraint_info() -> None:
     with pytest.raises(ManifestDefinitionError, match="constraint_info"):
-        GenerationInfo(generator="g", training_mining=TrainingMining(
-            ai_inference=TrainingUse.CONSTRAINED)).manifest_definition()
+        GenerationInfo(
+            generator="g", training_mining=TrainingMining(ai_inference=TrainingUse.CONSTRAINED)
+        ).manifest_definition()
 
 
 def test_extra_actions_follow_created() -> None:
@@ -83,7 +89,7 @@ def test_template_overrides_and_errors(tmp_path: Path) -> None:
     assert info.model == "override"
     bad = tmp_path / "bad.json"
     bad.write_text('{"generator": "g", "colour": "blue"}')
-    with pytest.raises(ManifestDefinitionError, match="unknown field.*colour"):
+    with pytest.raises(ManifestDefinitionError, match=r"unknown field.*colour"):
         GenerationInfo.from_template(bad)
     bad.write_text("{not json")
     with pytest.raises(ManifestDefinitionError, match="not a valid JSON template"):

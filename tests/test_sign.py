@@ -26,7 +26,10 @@ from provenance.verify import State, verify_bytes, verify_file
 from .conftest import MEDIA, encode, photo, reference_state, reference_store
 
 INFO = GenerationInfo(
-    generator="tests", generator_version="1.0", model="diffusion-x", model_version="3",
+    generator="tests",
+    generator_version="1.0",
+    model="diffusion-x",
+    model_version="3",
     prompt="an astronaut, oil painting",
 )
 
@@ -158,13 +161,11 @@ def test_truncated_image_leaves_nothing_behind(identity: Identity, tmp_path: Pat
 
 
 def test_unsupported_format_names_the_supported_ones(identity: Identity) -> None:
-    with pytest.raises(UnsupportedFormatError, match="supported: .*JPG.*PNG"):
+    with pytest.raises(UnsupportedFormatError, match=r"supported: .*JPG.*PNG"):
         sign_bytes(b"just some text, not media", identity, INFO)
 
 
-def test_lying_extension_is_signed_by_content_with_a_warning(
-    identity: Identity, tmp_path: Path
-) -> None:
+def test_lying_extension_is_signed_by_content_with_a_warning(identity: Identity, tmp_path: Path) -> None:
     src = tmp_path / "really-a-jpeg.png"
     src.write_bytes(encode(SMALL, "JPEG"))
     with pytest.warns(ExtensionMismatchWarning, match="content is JPG"):
@@ -184,8 +185,10 @@ def test_edit_records_the_parent_so_the_chain_survives(
     assert original.data is not None
     edited_pixels = Image.open(io.BytesIO(original.data)).crop((0, 0, 200, 200))
     edited = sign_bytes(
-        encode(edited_pixels, "JPEG"), identity,
-        edit=EditInfo((Action("c2pa.cropped"),)), parent=original.data,
+        encode(edited_pixels, "JPEG"),
+        identity,
+        edit=EditInfo((Action("c2pa.cropped"),)),
+        parent=original.data,
     )
     assert edited.data is not None
     result = verify_bytes(edited.data, policy=trusting_policy)
@@ -200,8 +203,9 @@ def test_edit_records_the_parent_so_the_chain_survives(
 
 def test_ai_edit_of_a_photo_is_composite(identity: Identity) -> None:
     camera = encode(photo("chelsea"), "JPEG")
-    info = GenerationInfo(generator="inpaint-app", model="fill-1",
-                          digital_source_type="compositeWithTrainedAlgorithmicMedia")
+    info = GenerationInfo(
+        generator="inpaint-app", model="fill-1", digital_source_type="compositeWithTrainedAlgorithmicMedia"
+    )
     signed = sign_bytes(camera, identity, info, parent=camera)
     assert signed.data is not None
     result = verify_bytes(signed.data)
@@ -217,7 +221,8 @@ def test_components_are_recorded(identity: Identity) -> None:
     assert collage.data is not None
     result = verify_bytes(collage.data)
     assert [(n.relationship, n.state) for n in result.chain] == [
-        ("active", State.VALID), ("componentOf", State.VALID)
+        ("active", State.VALID),
+        ("componentOf", State.VALID),
     ]
     assert "c2pa.placed" in [a["action"] for a in result.chain[0].actions]
 

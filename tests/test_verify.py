@@ -20,7 +20,7 @@ from provenance.verify import State, verify_bytes, verify_file
 
 from .conftest import PUBLIC_JPEGS, PUBLIC_PDF, ROOT, encode, photo, reference_state
 
-PUBLIC_FILES = sorted(PUBLIC_JPEGS.glob("*.jp*g")) + [PUBLIC_PDF]
+PUBLIC_FILES = [*sorted(PUBLIC_JPEGS.glob("*.jp*g")), PUBLIC_PDF]
 SCHEMA = json.loads((ROOT / "docs" / "verify-schema.json").read_text())
 
 # What the reference implementation says offline with no trust anchors: the
@@ -98,12 +98,12 @@ def test_pdf_chain() -> None:
 
 
 def test_trust_anchors_make_it_trusted(identity: Identity, identity_dir: Path) -> None:
-    signed = sign_bytes(encode(photo("astronaut", (200, 200)), "PNG"), identity,
-                        GenerationInfo(generator="t"))
+    signed = sign_bytes(
+        encode(photo("astronaut", (200, 200)), "PNG"), identity, GenerationInfo(generator="t")
+    )
     assert signed.data is not None
     assert verify_bytes(signed.data).state is State.VALID
-    trusted = verify_bytes(signed.data,
-                           policy=TrustPolicy.from_files([identity_dir / "root-ca.pem"]))
+    trusted = verify_bytes(signed.data, policy=TrustPolicy.from_files([identity_dir / "root-ca.pem"]))
     assert trusted.state is State.TRUSTED
     assert trusted.active_manifest is not None and trusted.active_manifest.signer is not None
     assert trusted.active_manifest.signer.development
@@ -115,22 +115,22 @@ def test_someone_elses_root_does_not_make_it_trusted(identity: Identity, tmp_pat
     from provenance.keys import create_development_identity
 
     other = create_development_identity(tmp_path)
-    signed = sign_bytes(encode(photo("astronaut", (200, 200)), "PNG"), identity,
-                        GenerationInfo(generator="t"))
+    signed = sign_bytes(
+        encode(photo("astronaut", (200, 200)), "PNG"), identity, GenerationInfo(generator="t")
+    )
     assert signed.data is not None
     policy = TrustPolicy.from_files([other.root])  # type: ignore[list-item]
     assert verify_bytes(signed.data, policy=policy).state is State.VALID
 
 
 def test_json_has_the_documented_top_level_fields(identity: Identity) -> None:
-    signed = sign_bytes(encode(photo("astronaut", (200, 200)), "PNG"), identity,
-                        GenerationInfo(generator="g", model="m"))
+    signed = sign_bytes(
+        encode(photo("astronaut", (200, 200)), "PNG"), identity, GenerationInfo(generator="g", model="m")
+    )
     assert signed.data is not None
     doc = verify_bytes(signed.data).to_dict()
     assert {"state", "failures", "active_manifest", "chain"} <= set(doc)
-    assert {"signer", "claim_generator", "digital_source_type", "actions"} <= set(
-        doc["active_manifest"]
-    )
+    assert {"signer", "claim_generator", "digital_source_type", "actions"} <= set(doc["active_manifest"])
     assert doc["chain"][0]["relationship"] == "active"
 
 

@@ -15,8 +15,8 @@ TARGET_RMS = 255.0 * 10.0 ** (-TARGET_PSNR_DB / 20.0)
 # Texture masking: noise at a fraction of the local standard deviation is hidden by
 # the texture itself; flat regions get a small floor so they still carry some signal
 # without showing a pattern.
-TEXTURE_GAIN = 0.35
-FLOOR = 0.6
+TEXTURE_GAIN = 0.5
+FLOOR = 1.0
 CEILING = 5.0
 
 

@@ -101,9 +101,7 @@ def sign_stream(
     """Sign ``source`` into ``dest``; returns the manifest store bytes."""
     signer = make_signer(identity)
     try:
-        with translated(name, signing=True), c2pa.Builder(
-            definition, context=context(settings)
-        ) as builder:
+        with translated(name, signing=True), c2pa.Builder(definition, context=context(settings)) as builder:
             for uri, data in resources.items():
                 builder.add_resource(uri, io.BytesIO(data))
             for ingredient_json, ingredient_mime, data in ingredients:
@@ -115,7 +113,10 @@ def sign_stream(
 
 
 def read_store(
-    mime: str | None, data: bytes | IO[bytes], settings: dict[str, Any], name: str,
+    mime: str | None,
+    data: bytes | IO[bytes],
+    settings: dict[str, Any],
+    name: str,
     manifest_data: bytes | None = None,
 ) -> tuple[dict[str, Any] | None, str | None, bool]:
     """Parse and validate the manifest store of an asset.
@@ -146,9 +147,7 @@ def _remote_url_from(exc: Exception) -> str | None:
     return None
 
 
-def resource_bytes(
-    mime: str | None, data: bytes, settings: dict[str, Any], uri: str
-) -> bytes | None:
+def resource_bytes(mime: str | None, data: bytes, settings: dict[str, Any], uri: str) -> bytes | None:
     """Extract a resource (thumbnail) from an asset's manifest store."""
     try:
         with c2pa.Reader(mime, io.BytesIO(data), None, context(settings)) as reader:

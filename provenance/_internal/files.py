@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import IO
 
 from provenance.errors import (
+    CorruptInputError,
     InputNotFoundError,
     OutputError,
     UnreadableInputError,
-    CorruptInputError,
 )
 
 

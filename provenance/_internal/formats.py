@@ -34,17 +34,40 @@ AVI = MediaFormat("video/x-msvideo", "avi")
 PDF = MediaFormat("application/pdf", "pdf")
 
 SIGNABLE: tuple[MediaFormat, ...] = (
-    JPEG, PNG, GIF, WEBP, TIFF, AVIF, HEIC, HEIF, JXL, SVG,
-    WAV, MP3, FLAC, M4A, MP4, MOV, AVI, PDF,
+    JPEG,
+    PNG,
+    GIF,
+    WEBP,
+    TIFF,
+    AVIF,
+    HEIC,
+    HEIF,
+    JXL,
+    SVG,
+    WAV,
+    MP3,
+    FLAC,
+    M4A,
+    MP4,
+    MOV,
+    AVI,
+    PDF,
 )
 
 _BY_MIME = {f.mime: f for f in SIGNABLE}
 _FTYP_BRANDS = {
-    b"avif": AVIF, b"avis": AVIF,
-    b"heic": HEIC, b"heix": HEIC, b"heim": HEIC, b"heis": HEIC, b"hevc": HEIC,
-    b"mif1": HEIF, b"msf1": HEIF,
+    b"avif": AVIF,
+    b"avis": AVIF,
+    b"heic": HEIC,
+    b"heix": HEIC,
+    b"heim": HEIC,
+    b"heis": HEIC,
+    b"hevc": HEIC,
+    b"mif1": HEIF,
+    b"msf1": HEIF,
     b"qt  ": MOV,
-    b"M4A ": M4A, b"M4B ": M4A,
+    b"M4A ": M4A,
+    b"M4B ": M4A,
 }
 
 
@@ -101,9 +124,7 @@ def require_signable(data: bytes, name: str) -> MediaFormat:
     """The format of ``data``, or an error naming what is supported."""
     fmt = sniff(data)
     if fmt is None:
-        raise UnsupportedFormatError(
-            f"{name}: not a supported media format (supported: {supported_names()})"
-        )
+        raise UnsupportedFormatError(f"{name}: not a supported media format (supported: {supported_names()})")
     return fmt
 
 

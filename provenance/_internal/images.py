@@ -7,7 +7,7 @@ import os
 import warnings
 from typing import Any
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from provenance.errors import CorruptInputError, ImageTooLargeError, UnsupportedFormatError
 
@@ -17,8 +17,14 @@ MAX_PIXELS = int(os.environ.get("PROVENANCE_MAX_PIXELS", str(200_000_000)))
 THUMBNAIL_EDGE = 512
 """Default long edge of claim thumbnails, in pixels."""
 
-_SAVE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
-                 "TIFF": "image/tiff", "GIF": "image/gif", "AVIF": "image/avif"}
+_SAVE_FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "TIFF": "image/tiff",
+    "GIF": "image/gif",
+    "AVIF": "image/avif",
+}
 
 
 def open_image(data: bytes, name: str) -> Image.Image:
@@ -29,7 +35,7 @@ def open_image(data: bytes, name: str) -> Image.Image:
             image = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLargeError(f"{name}: image is too large to process safely") from None
-    except Image.UnidentifiedImageError:
+    except UnidentifiedImageError:
         raise UnsupportedFormatError(f"{name}: not an image Pillow can decode") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise CorruptInputError(f"{name}: cannot decode image ({exc})") from None

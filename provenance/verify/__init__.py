@@ -32,9 +32,9 @@ from typing import Any
 
 import watermark
 from provenance._internal import c2pa_bridge
-from provenance._internal.images import load_image
 from provenance._internal.files import read_input
 from provenance._internal.formats import require_signable
+from provenance._internal.images import load_image
 from provenance.store import ManifestStore
 from provenance.trust import TrustPolicy
 from provenance.verify._core import (
@@ -139,7 +139,10 @@ def verify_file(
 ) -> VerificationResult:
     """Verify the file at ``path`` (see the module docstring for the steps)."""
     return verify_bytes(  # [1]
-        read_input(path), policy=policy, store=store, watermark_key=watermark_key,
+        read_input(path),
+        policy=policy,
+        store=store,
+        watermark_key=watermark_key,
         name=str(Path(path)),
     )
 
@@ -163,7 +166,11 @@ def verify_bytes(
         fmt.mime, data, chosen.c2pa_settings(), name
     )
     image = load_image(data, name) if fmt.is_image and watermark_key is not None else None
-    detection = watermark.detect(image, watermark_key) if image is not None else None  # [6]
+    detection = (  # [6]
+        watermark.detect(image, watermark_key)
+        if image is not None and watermark_key is not None
+        else None
+    )
     if store_json is None:
         found = _watermark_report(detection, declared=None, store=store)
         if found is not None and found.known_to_store and store is not None and image is not None:
@@ -270,17 +277,24 @@ def _with_watermark(result: VerificationResult, report: WatermarkReport | None) 
         )
     failure = StatusCode(SOFT_BINDING_MISMATCH, sentence)
     return replace(
-        result, state=State.INVALID, summary=sentence, watermark=report,
+        result,
+        state=State.INVALID,
+        summary=sentence,
+        watermark=report,
         failures=(*result.failures, failure),
     )
 
 
 # Hard-binding codes: they necessarily fail for recovered credentials, whose
 # asset was re-encoded; the manifest itself can still be intact.
-_HARD_BINDING = frozenset({
-    "assertion.dataHash.mismatch", "assertion.bmffHash.mismatch", "assertion.boxesHash.mismatch",
-    "assertion.collectionHash.mismatch",
-})
+_HARD_BINDING = frozenset(
+    {
+        "assertion.dataHash.mismatch",
+        "assertion.bmffHash.mismatch",
+        "assertion.boxesHash.mismatch",
+        "assertion.collectionHash.mismatch",
+    }
+)
 
 
 def _recovered(
@@ -298,18 +312,15 @@ def _recovered(
         "application/c2pa", entry.manifest_store, policy.c2pa_settings(), "recovered manifest"
     )
     if store_json is None:
-        return VerificationResult(State.NONE, _summary_none(None, False, report), mime,
-                                  watermark=report)
+        return VerificationResult(State.NONE, _summary_none(None, False, report), mime, watermark=report)
     state, root, failures = evaluate_store(store_json)
     soft = [f for f in failures if f.code not in _HARD_BINDING]
     if state is State.INVALID and not [f for f in soft if f.code != "signingCredential.untrusted"]:
-        trusted = any(
-            c.code == "signingCredential.trusted"
-            for c in _success_codes(store_json)
-        )
+        trusted = any(c.code == "signingCredential.trusted" for c in _success_codes(store_json))
         state = State.TRUSTED if trusted else State.VALID
-        root = replace(root, state=state, failures=tuple(
-            f for f in root.failures if f.code not in _HARD_BINDING))
+        root = replace(
+            root, state=state, failures=tuple(f for f in root.failures if f.code not in _HARD_BINDING)
+        )
     similarity = None
     if entry.fingerprint:
         from provenance.stamp import fingerprint, fingerprint_similarity
@@ -320,8 +331,13 @@ def _recovered(
     if similarity is not None:
         summary += f" The image still matches the recorded original at {similarity:.0%}."
     return VerificationResult(
-        state, summary, mime, active_manifest=root, failures=tuple(soft),
-        watermark=replace(report, matches_manifest=True), recovered=True,
+        state,
+        summary,
+        mime,
+        active_manifest=root,
+        failures=tuple(soft),
+        watermark=replace(report, matches_manifest=True),
+        recovered=True,
         fingerprint_similarity=similarity,
         warnings=("the file itself carries no credentials; they come from the manifest store",),
     )
@@ -335,25 +351,33 @@ def _success_codes(store_json: dict[str, Any]) -> list[StatusCode]:
 # --- plain language -----------------------------------------------------------
 
 _FAILURE_SENTENCES = (
-    ("assertion.dataHash.mismatch",
-     "This file was changed after it was signed: its content no longer matches its "
-     "Content Credentials."),
-    ("assertion.bmffHash.mismatch",
-     "This file was changed after it was signed: its content no longer matches its "
-     "Content Credentials."),
-    ("assertion.boxesHash.mismatch",
-     "This file was changed after it was signed: its content no longer matches its "
-     "Content Credentials."),
-    ("claimSignature.mismatch",
-     "The signature on its Content Credentials is broken: they were altered or forged."),
-    ("signingCredential.revoked",
-     "The certificate that signed its Content Credentials has been revoked."),
-    ("signingCredential.expired",
-     "The certificate that signed its Content Credentials has expired, and no trusted timestamp shows it was signed in time."),
-    ("assertion.hashedURI.mismatch",
-     "Part of its Content Credentials was altered after they were signed."),
-    ("ingredient.manifest.missing",
-     "Its Content Credentials refer to an ingredient whose credentials are missing."),
+    (
+        "assertion.dataHash.mismatch",
+        "This file was changed after it was signed: its content no longer matches its Content Credentials.",
+    ),
+    (
+        "assertion.bmffHash.mismatch",
+        "This file was changed after it was signed: its content no longer matches its Content Credentials.",
+    ),
+    (
+        "assertion.boxesHash.mismatch",
+        "This file was changed after it was signed: its content no longer matches its Content Credentials.",
+    ),
+    (
+        "claimSignature.mismatch",
+        "The signature on its Content Credentials is broken: they were altered or forged.",
+    ),
+    ("signingCredential.revoked", "The certificate that signed its Content Credentials has been revoked."),
+    (
+        "signingCredential.expired",
+        "The certificate that signed its Content Credentials has expired, and no trusted "
+        "timestamp shows it was signed in time.",
+    ),
+    ("assertion.hashedURI.mismatch", "Part of its Content Credentials was altered after they were signed."),
+    (
+        "ingredient.manifest.missing",
+        "Its Content Credentials refer to an ingredient whose credentials are missing.",
+    ),
 )
 
 _ORIGINS = {
@@ -373,9 +397,7 @@ _ORIGINS = {
 }
 
 
-def _summary_none(
-    remote_url: str | None, allow_network: bool, found: WatermarkReport | None = None
-) -> str:
+def _summary_none(remote_url: str | None, allow_network: bool, found: WatermarkReport | None = None) -> str:
     if remote_url:
         if allow_network:
             return f"Its Content Credentials are stored remotely at {remote_url} but could not be read."

@@ -139,8 +139,17 @@ def evaluate_store(store: Mapping[str, Any]) -> tuple[State, ManifestReport, lis
     active_label = store.get("active_manifest")
     # [4]
     root = _node(
-        manifests, active_label, manifests.get(active_label or "", {}), "active", None, 0,
-        state, active_failures, _codes(active_results.get("informational")), deltas, set(),
+        manifests,
+        active_label,
+        manifests.get(active_label or "", {}),
+        "active",
+        None,
+        0,
+        state,
+        active_failures,
+        _codes(active_results.get("informational")),
+        deltas,
+        set(),
     )
     # [5]
     failures = list(active_failures)
@@ -165,9 +174,7 @@ def _node(
     seen = seen | ({label} if label else set())
     children = []
     for ingredient in manifest.get("ingredients") or []:
-        children.append(
-            _ingredient_node(manifests, ingredient, label, depth + 1, deltas, seen)
-        )
+        children.append(_ingredient_node(manifests, ingredient, label, depth + 1, deltas, seen))
     actions = _actions(manifest)
     generation = _assertion(manifest, PROVENANCE_ASSERTION) or {}
     return ManifestReport(
@@ -213,9 +220,7 @@ def _ingredient_node(
         )
     recorded = ingredient.get("validation_results") or {}
     failures = _codes((recorded.get("activeManifest") or {}).get("failure"))
-    failures += _codes(
-        [s for s in ingredient.get("validation_status") or [] if not _is_success(s)]
-    )
+    failures += _codes([s for s in ingredient.get("validation_status") or [] if not _is_success(s)])
     successes = {c.code for c in _codes((recorded.get("activeManifest") or {}).get("success"))}
     for codes in deltas.values():
         for code in codes:
@@ -237,9 +242,17 @@ def _ingredient_node(
         child_state = State.VALID
     informational = _codes((recorded.get("activeManifest") or {}).get("informational"))
     return _node(
-        manifests, child_label, manifests[child_label], relationship, parent, depth,
-        child_state, failures, informational,
-        deltas, seen,
+        manifests,
+        child_label,
+        manifests[child_label],
+        relationship,
+        parent,
+        depth,
+        child_state,
+        failures,
+        informational,
+        deltas,
+        seen,
     )
 
 

@@ -1,0 +1,70 @@
+"""``provenance watermark``: embed and detect the invisible watermark alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+import watermark as wm
+from provenance.errors import ExitCode, ProvenanceError
+from provenance.watermarks import detect_file, parse_payload, read_key_file, watermark_file
+
+_KEY_HELP = "File whose bytes are the watermark key (default: the public key anyone can detect)."
+
+
+@click.group("watermark")
+def command() -> None:
+    """Embed or detect the invisible watermark (no C2PA manifest)."""
+
+
+@command.command("embed")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path))
+@click.option("--payload", required=True, help="64-bit payload as 16 hex digits.")
+@click.option("--key-file", type=click.Path(path_type=Path), help=_KEY_HELP)
+def embed(input_path: Path, output: Path, payload: str, key_file: Path | None) -> None:
+    """Embed PAYLOAD invisibly in INPUT's pixels, writing OUTPUT (metadata kept)."""
+    watermark_file(input_path, output, parse_payload(payload), read_key_file(key_file))
+    click.echo(f"watermarked {input_path} -> {output} [{payload.lower()}]", err=True)
+
+
+@command.command("detect")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--key-file", type=click.Path(path_type=Path), help=_KEY_HELP)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file on stdout.")
+def detect(files: tuple[Path, ...], key_file: Path | None, as_json: bool) -> None:
+    """Look for a watermark in FILES. Exit 0 if every file has one, 3 otherwise."""
+    key = read_key_file(key_file)
+    code = ExitCode.OK
+    for path in files:
+        try:
+            found = detect_file(path, key)
+        except ProvenanceError as exc:
+            if len(files) == 1:
+                raise
+            click.echo(f"error: {exc}", err=True)
+            code = exc.exit_code
+            continue
+        if not found.detected and code == ExitCode.OK:
+            code = ExitCode.NO_CREDENTIALS
+        doc = {
+            "file": str(path),
+            "detected": found.detected,
+            "payload": found.payload.hex() if found.payload else None,
+            "algorithm": wm.ALGORITHM,
+            "p_value": found.p_value,
+            "confidence": found.confidence,
+            "bit_errors_corrected": found.bit_errors_corrected,
+        }
+        if as_json:
+            click.echo(json.dumps(doc))
+        elif found.detected:
+            click.echo(
+                f"{path}: watermark {doc['payload']} (p-value {found.p_value:.1e}, "
+                f"{found.bit_errors_corrected} bit errors corrected)"
+            )
+        else:
+            click.echo(f"{path}: no watermark found")
+    raise SystemExit(int(code))

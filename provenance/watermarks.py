@@ -1,0 +1,77 @@
+"""Invisible watermarks on files: embed keeping the file's metadata, detect without raising.
+
+    >>> import tempfile, os
+    >>> from skimage import data
+    >>> from PIL import Image
+    >>> from provenance.watermarks import watermark_file, detect_file
+    >>> folder = tempfile.mkdtemp()
+    >>> Image.fromarray(data.astronaut()).save(os.path.join(folder, "in.png"))
+    >>> watermark_file(os.path.join(folder, "in.png"), os.path.join(folder, "out.png"),
+    ...                bytes.fromhex("00112233445566ff"))
+    >>> detect_file(os.path.join(folder, "out.png")).payload.hex()
+    '00112233445566ff'
+
+The pixels carry the mark; the algorithm itself lives in the ``watermark``
+package, which knows nothing of C2PA.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import watermark
+from provenance._internal.files import atomic_write, read_input, same_file
+from provenance._internal.images import encode_image, load_image
+from provenance.errors import OutputError, UsageError, WatermarkFailure
+
+__all__ = ["detect_file", "parse_payload", "read_key_file", "watermark_file"]
+
+
+def parse_payload(text: str) -> bytes:
+    """A payload given as 16 hex digits."""
+    try:
+        payload = bytes.fromhex(text)
+    except ValueError:
+        raise UsageError(f"payload {text!r} is not hexadecimal") from None
+    if len(payload) != watermark.PAYLOAD_SIZE:
+        raise UsageError(f"payload must be {watermark.PAYLOAD_SIZE * 2} hex digits (64 bits)")
+    return payload
+
+
+def read_key_file(path: str | os.PathLike[str] | None) -> bytes:
+    """The watermark key in ``path`` (its raw bytes), or the public default key."""
+    if path is None:
+        return watermark.DEFAULT_KEY
+    key = read_input(path)
+    if len(key) < 16:
+        raise UsageError(f"{path}: a watermark key needs at least 16 bytes")
+    return key
+
+
+def watermark_file(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    payload: bytes,
+    key: bytes = watermark.DEFAULT_KEY,
+) -> None:
+    """Embed ``payload`` and write the result in the input's format, keeping EXIF and ICC."""
+    from provenance.stamp import _output_format, _save_options  # one place for format policy
+
+    if same_file(input_path, output_path):
+        raise OutputError(f"{output_path}: output is the input file; inputs are never modified")
+    name = str(input_path)
+    image = load_image(read_input(input_path), name)
+    fmt = _output_format(image, None, name)
+    try:
+        marked = watermark.embed(image, payload, key)
+    except watermark.WatermarkError as exc:
+        raise WatermarkFailure(f"{name}: {exc}") from None
+    data, _ = encode_image(marked, fmt, **_save_options(image, fmt))
+    atomic_write(Path(output_path), data)
+
+
+def detect_file(path: str | os.PathLike[str], key: bytes = watermark.DEFAULT_KEY) -> watermark.Detection:
+    """Look for a watermark in an image file."""
+    image = load_image(read_input(path), str(path))
+    return watermark.detect(image, key)
