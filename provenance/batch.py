@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import hashlib
+import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -168,8 +169,10 @@ def stamp_tree(
             if on_result:
                 on_result(outcome)
     else:
+        # forkserver: workers must not inherit the parent's native C2PA state.
         with futures.ProcessPoolExecutor(
             max_workers=workers,
+            mp_context=multiprocessing.get_context("forkserver"),
             initializer=_init_worker,
             initargs=(identity_loader, info, store_path, key),
         ) as pool:

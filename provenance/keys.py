@@ -272,9 +272,7 @@ def load_identity(
                 f"{key_path}: the private key is encrypted; set {PASSPHRASE_ENV} "
                 "or run interactively to be asked for the passphrase"
             ) from None
-        raise IdentityError(
-            f"{key_path}: the private key is not encrypted; drop the passphrase"
-        ) from None
+        raise IdentityError(f"{key_path}: the private key is not encrypted; drop the passphrase") from None
     except ValueError as exc:
         if (secret is not None and "password" in str(exc).lower()) or "decrypt" in str(exc).lower():
             raise WrongPassphraseError(f"{key_path}: wrong passphrase for the private key") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -34,14 +35,15 @@ def sdk_version() -> str:
 
 
 @lru_cache(maxsize=32)
-def _context(settings_json: str) -> Any:
+def _context(settings_json: str, pid: int) -> Any:
     # Contexts are immutable once built and cheap to share; building one per
-    # call would re-parse trust bundles every time.
+    # call would re-parse trust bundles every time. The pid is part of the key
+    # because c2pa-python invalidates native handles inherited through fork.
     return c2pa.Context.from_json(settings_json)
 
 
 def context(settings: dict[str, Any]) -> Any:
-    return _context(json.dumps(settings, sort_keys=True))
+    return _context(json.dumps(settings, sort_keys=True), os.getpid())
 
 
 def make_signer(identity: Identity) -> Any:

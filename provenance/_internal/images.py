@@ -106,7 +106,8 @@ def encode_image(image: Image.Image, fmt: str, **options: Any) -> tuple[bytes, s
         if meta in image.info and meta not in params:
             params[meta] = image.info[meta]
     if key == "JPEG":
-        params.setdefault("quality", 92)
+        if "qtables" not in params:
+            params.setdefault("quality", 92)
         if image.mode not in ("RGB", "L", "CMYK"):
             image = _flatten(image)
     out = io.BytesIO()

@@ -167,9 +167,7 @@ def verify_bytes(
     )
     image = load_image(data, name) if fmt.is_image and watermark_key is not None else None
     detection = (  # [6]
-        watermark.detect(image, watermark_key)
-        if image is not None and watermark_key is not None
-        else None
+        watermark.detect(image, watermark_key) if image is not None and watermark_key is not None else None
     )
     if store_json is None:
         found = _watermark_report(detection, declared=None, store=store)
