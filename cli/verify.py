@@ -131,7 +131,7 @@ def render(name: str, result: VerificationResult) -> str:
 
 
 def _tree(node: ManifestReport, indent: str) -> list[str]:
-    title = node.title or "(untitled)"
+    title = node.title or node.format or "(untitled)"
     head = f"{indent}{node.relationship}: {title} [{node.state.value}]"
     lines = [head]
     pad = indent + "    "
