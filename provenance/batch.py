@@ -169,10 +169,13 @@ def stamp_tree(
             if on_result:
                 on_result(outcome)
     else:
-        # forkserver: workers must not inherit the parent's native C2PA state.
+        # forkserver: workers must not inherit the parent's native C2PA state;
+        # preloading the heavy imports in the server makes each worker start fast.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["provenance.batch"])
         with futures.ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=multiprocessing.get_context("forkserver"),
+            mp_context=context,
             initializer=_init_worker,
             initargs=(identity_loader, info, store_path, key),
         ) as pool:

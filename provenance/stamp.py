@@ -32,26 +32,25 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import imagehash
-from PIL import Image, JpegImagePlugin
+from PIL import Image
 
 import watermark
 from manifests import Action, GenerationInfo
 from provenance._internal.files import atomic_write, read_input, same_file
-from provenance._internal.images import load_image
-from provenance.errors import OutputError, UnsupportedFormatError, WatermarkFailure
+from provenance._internal.images import (
+    STAMPABLE_FORMATS,
+    load_image,
+    preserving_save_options,
+    stamp_format,
+)
+from provenance.errors import OutputError, WatermarkFailure
 from provenance.keys import Identity
 from provenance.sign import sign_image
 from provenance.store import ManifestStore, StoreEntry
 
 __all__ = ["STAMPABLE_FORMATS", "StampResult", "fingerprint", "fingerprint_similarity", "stamp"]
-
-STAMPABLE_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF")
-"""Formats a stamp is written in; others lose the mark to palette or heavy compression."""
-
-_MIME_TO_FORMAT = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/tiff": "TIFF"}
 
 
 @dataclass(frozen=True)
@@ -110,8 +109,8 @@ def stamp(
     name, raw, image = _load(source, source_name)
     if output is not None and isinstance(source, str | os.PathLike) and same_file(source, output):
         raise OutputError(f"{output}: output is the input file; stamping never modifies inputs")
-    fmt = _output_format(image, format, name)
-    save_options = _save_options(image, fmt)
+    fmt = stamp_format(image, format, name)
+    save_options = preserving_save_options(image, fmt)
     payload = _fresh_payload(store)
     try:
         marked = watermark.embed(image, payload, key)
@@ -176,33 +175,6 @@ def _load(
         return name, source, load_image(source, name)
     raw = read_input(source)
     return str(source), raw, load_image(raw, str(source))
-
-
-def _output_format(image: Image.Image, requested: str | None, name: str) -> str:
-    fmt = (requested or image.format or "PNG").upper().replace("JPG", "JPEG").replace("TIF", "TIFF")
-    fmt = fmt.replace("TIFFF", "TIFF")
-    if fmt not in STAMPABLE_FORMATS:
-        raise UnsupportedFormatError(
-            f"{name}: cannot stamp {fmt} (stamping writes {', '.join(STAMPABLE_FORMATS)})"
-        )
-    return fmt
-
-
-def _save_options(image: Image.Image, fmt: str) -> dict[str, Any]:
-    """Encoder settings that keep the original's quality (no double compression loss)."""
-    if fmt == "JPEG" and isinstance(image, JpegImagePlugin.JpegImageFile):
-        options: dict[str, Any] = {"qtables": image.quantization}
-        sampling = JpegImagePlugin.get_sampling(image)
-        if sampling != -1:
-            options["subsampling"] = sampling
-        return options
-    if fmt == "JPEG":
-        return {"quality": 92}
-    if fmt == "WEBP":
-        return {"quality": 92}
-    if fmt == "TIFF":
-        return {"compression": image.info.get("compression", "tiff_deflate")}
-    return {}
 
 
 def _fresh_payload(store: ManifestStore) -> bytes:

@@ -22,7 +22,12 @@ from pathlib import Path
 
 import watermark
 from provenance._internal.files import atomic_write, read_input, same_file
-from provenance._internal.images import encode_image, load_image
+from provenance._internal.images import (
+    encode_image,
+    load_image,
+    preserving_save_options,
+    stamp_format,
+)
 from provenance.errors import OutputError, UsageError, WatermarkFailure
 
 __all__ = ["detect_file", "parse_payload", "read_key_file", "watermark_file"]
@@ -56,18 +61,16 @@ def watermark_file(
     key: bytes = watermark.DEFAULT_KEY,
 ) -> None:
     """Embed ``payload`` and write the result in the input's format, keeping EXIF and ICC."""
-    from provenance.stamp import _output_format, _save_options  # one place for format policy
-
     if same_file(input_path, output_path):
         raise OutputError(f"{output_path}: output is the input file; inputs are never modified")
     name = str(input_path)
     image = load_image(read_input(input_path), name)
-    fmt = _output_format(image, None, name)
+    fmt = stamp_format(image, None, name)
     try:
         marked = watermark.embed(image, payload, key)
     except watermark.WatermarkError as exc:
         raise WatermarkFailure(f"{name}: {exc}") from None
-    data, _ = encode_image(marked, fmt, **_save_options(image, fmt))
+    data, _ = encode_image(marked, fmt, **preserving_save_options(image, fmt))
     atomic_write(Path(output_path), data)
 
 

@@ -98,7 +98,8 @@ def estimate_strength(image: Image.Image, strength: float = 1.0) -> float:
     (1.0 for textured photographs; below :data:`WEAK_STRENGTH` a warning is issued
     on embedding because the mark may not survive compression)."""
     luma = _image.work_luma(_image.normalise_mode(image))
-    return _mask.effective_strength(luma, _mask.amplitude(luma, strength))
+    amp, flat = _mask.amplitude(luma, strength)
+    return _mask.effective_strength(luma, amp, flat)
 
 
 def embed(image: Image.Image, payload: bytes, key: bytes = DEFAULT_KEY, *,
@@ -145,7 +146,7 @@ def detect(image: Image.Image, key: bytes = DEFAULT_KEY) -> Detection:
     anything unexpected is reported as "not detected"."""
     try:
         return _core.detect_image(image, _check_key(key))
-    except Exception:  # noqa: BLE001 - a detector must not crash on hostile input
+    except Exception:
         return _core.NOT_DETECTED
 
 

@@ -22,6 +22,7 @@ MIN_DETECT_SHORT = 96
 # Chase decoding is only worth its time when the pilot shows that synchronisation
 # succeeded; the false-positive bound assumes it is always tried.
 CHASE_MIN_Z = 5.0
+UPSAMPLE_BELOW = 300
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,8 @@ def residual(luma: F32, payload: bytes, key: bytes, strength: float) -> tuple[F3
     """Work-resolution luminance residual and its effective strength."""
     bits = _ecc.encode(payload, key)
     pattern = tiled(_pattern.tile_for(bits, key), luma.shape)
-    amp = _mask.amplitude(luma, strength)
-    return (amp * pattern).astype(np.float32), _mask.effective_strength(luma, amp)
+    amp, flat = _mask.amplitude(luma, strength)
+    return (amp * pattern).astype(np.float32), _mask.effective_strength(luma, amp, flat)
 
 
 def embed_normalised(img: Image.Image, payload: bytes, key: bytes,
@@ -98,9 +99,17 @@ def detect_with_bits(img: Image.Image, key: bytes) -> tuple[Detection, U8 | None
     luma = _image.work_luma(img)
     if not np.all(np.isfinite(luma)):
         luma = np.nan_to_num(luma, nan=0.0, posinf=255.0, neginf=0.0)
+    first = _sync.IDENTITY
+    if min(luma.shape) < UPSAMPLE_BELOW:
+        # Small inputs (typically downscaled marks) have cells of about a pixel; the
+        # whitening filter and the nearest-bin fold work much better on a 2x grid.
+        up = Image.fromarray(luma).resize((luma.shape[1] * 2, luma.shape[0] * 2),
+                                          Image.Resampling.BICUBIC)
+        luma = np.asarray(up, dtype=np.float32)
+        first = _sync.Lattice((2.0 * _pattern.TILE, 0.0), (0.0, 2.0 * _pattern.TILE))
     w = _sync.whiten(luma)
     kp = _pattern.key_pattern(key)
-    found, best_z, best_bits = _attempt(w, _sync.IDENTITY, key)
+    found, best_z, best_bits = _attempt(w, first, key)
     if found is not None:
         return found, best_bits
     # Rank the lattices by how well the pilot lines up before paying for decodes,

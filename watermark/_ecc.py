@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from functools import lru_cache
+from functools import cache
 
 import bchlib
 import numpy as np
@@ -68,7 +68,7 @@ def decode(hard_bits: npt.NDArray[np.uint8], key: bytes) -> tuple[bytes | None, 
     return payload, dist
 
 
-@lru_cache(maxsize=None)
+@cache
 def _log2_ball(radius: int) -> float:
     return math.log2(sum(math.comb(CODE_BITS, i) for i in range(radius + 1)))
 

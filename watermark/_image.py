@@ -32,7 +32,8 @@ def _float_range(img: Image.Image) -> float:
     if img.mode in _SIXTEEN_BIT or img.mode == "I":
         return 257.0
     if img.mode == "F":
-        lo, hi = img.getextrema()  # type: ignore[misc]
+        extrema = img.getextrema()
+        hi = extrema[1] if isinstance(extrema[1], (int, float)) else 255.0
         return 1.0 / 255.0 if float(hi) <= 1.0 else 1.0
     return 1.0
 
@@ -140,10 +141,9 @@ def normalise_mode(img: Image.Image) -> Image.Image:
         return img.convert("RGBA" if has_alpha else "RGB")
     if mode == "1":
         return img.convert("L")
-    if mode in ("La",):
+    if mode == "La":
         return img.convert("LA")
-    if mode in ("RGBa",):
+    if mode == "RGBa":
         return img.convert("RGBA")
-    if "A" in mode:
-        return img.convert("RGBA")
+    # LAB, HSV and the rest: LAB's "A" is a colour axis, not alpha.
     return img.convert("RGB")

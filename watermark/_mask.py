@@ -20,28 +20,34 @@ FLOOR = 1.0
 CEILING = 5.0
 
 
-def amplitude(luma: F32, strength: float = 1.0) -> F32:
-    """Per-pixel watermark amplitude (grey levels, 8-bit scale) for work-res luma."""
+def amplitude(luma: F32, strength: float = 1.0) -> tuple[F32, npt.NDArray[np.bool_]]:
+    """Per-pixel watermark amplitude (grey levels, 8-bit scale) for work-res luma, and
+    the mask of flat pixels whose amplitude is only the floor."""
     mean = ndimage.uniform_filter(luma, 5)
     var = ndimage.uniform_filter(luma * luma, 5) - mean * mean
     sd = np.sqrt(np.maximum(var, 0.0))
     # Smooth so the amplitude does not switch on exactly at edges, where a halo
     # would outline the edge.
     sd = ndimage.uniform_filter(sd, 7)
-    amp = np.clip(TEXTURE_GAIN * sd, FLOOR, CEILING).astype(np.float32)
+    raw = TEXTURE_GAIN * sd
+    flat = raw <= FLOOR
+    amp = np.clip(raw, FLOOR, CEILING).astype(np.float32)
     rms = float(np.sqrt(np.mean(amp * amp)))
     target = TARGET_RMS * strength
     if rms > target:
         amp *= np.float32(target / rms)
     elif strength != 1.0:
         amp *= np.float32(strength)
-    return amp
+    return amp, flat
 
 
-def effective_strength(luma: F32, amp: F32) -> float:
+def effective_strength(luma: F32, amp: F32, flat: npt.NDArray[np.bool_]) -> float:
     """Achieved watermark energy relative to the nominal target (1.0 = full)."""
     # Near black or white half of every +-1 chip is clipped away.
     lo = np.minimum(amp, np.maximum(luma, 0.0))
     hi = np.minimum(amp, np.maximum(255.0 - luma, 0.0))
-    eff = np.sqrt(0.5 * (np.mean(lo * lo) + np.mean(hi * hi)))
-    return float(eff / TARGET_RMS)
+    energy = 0.5 * (lo * lo + hi * hi)
+    # Marks in flat regions are the first thing lossy compression removes, so they
+    # count half.
+    energy[flat] *= 0.5
+    return float(np.sqrt(np.mean(energy)) / TARGET_RMS)

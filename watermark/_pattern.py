@@ -22,6 +22,7 @@ SMOOTH = 0.0
 N_DATA_CELLS = CODE_BITS * CELLS_PER_BIT
 N_PILOT_CELLS = N_CELLS - N_DATA_CELLS
 assert N_PILOT_CELLS >= 128, "too few pilot cells for reliable synchronisation"
+assert TILE & (TILE - 1) == 0, "_sync.fold relies on TILE being a power of two"
 
 F32 = npt.NDArray[np.float32]
 
@@ -76,6 +77,7 @@ def soft_bits(folded: F32, key: bytes) -> npt.NDArray[np.float64]:
     kp = key_pattern(key)
     cells = folded.reshape(CELLS_PER_SIDE, CELL, CELLS_PER_SIDE, CELL).sum(axis=(1, 3)).ravel()
     data = ~kp.pilot_cells
-    return np.bincount(
+    out: npt.NDArray[np.float64] = np.bincount(
         kp.cell_bit[data], weights=(cells * kp.cell_sign)[data], minlength=CODE_BITS
-    )
+    ).astype(np.float64)
+    return out

@@ -20,7 +20,7 @@ MIN_PERIOD = 0.45 * TILE
 MAX_PERIOD = 2.3 * TILE
 MAX_LATTICE_CANDIDATES = 3
 WHITEN_SIGMA = 1.2
-ENERGY_WINDOW = 9
+ENERGY_WINDOW = 5
 
 
 def whiten(luma: F32) -> F32:
@@ -31,7 +31,8 @@ def whiten(luma: F32) -> F32:
     energy = ndimage.uniform_filter(hp * hp, ENERGY_WINDOW)
     w = hp / (np.sqrt(np.maximum(energy, 0.0)) + np.float32(0.5))
     np.clip(w, -3.0, 3.0, out=w)
-    return w.astype(np.float32)
+    out: F32 = w.astype(np.float32)
+    return out
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,17 @@ def fold(w: F32, lat: Lattice) -> F32:
         cnt[:h, :wd] = 1.0
         s = acc.reshape((h + ph) // TILE, TILE, (wd + pw) // TILE, TILE).sum(axis=(0, 2))
         c = cnt.reshape((h + ph) // TILE, TILE, (wd + pw) // TILE, TILE).sum(axis=(0, 2))
-        return (s / np.maximum(c, 1.0)).astype(np.float32)
+        folded: F32 = (s / np.maximum(c, 1.0)).astype(np.float32)
+        return folded
     m = np.array([[lat.v1[0], lat.v2[0]], [lat.v1[1], lat.v2[1]]], dtype=np.float64) / TILE
-    inv = np.linalg.inv(m)
-    ys, xs = np.mgrid[0:h, 0:wd].astype(np.float32)
-    u = np.rint(inv[0, 0] * xs + inv[0, 1] * ys).astype(np.int64) % TILE
-    v = np.rint(inv[1, 0] * xs + inv[1, 1] * ys).astype(np.int64) % TILE
-    idx = (v * TILE + u).ravel()
+    inv = np.linalg.inv(m).astype(np.float32)
+    xs = np.arange(wd, dtype=np.float32)[None, :]
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    # TILE is a power of two, so "& (TILE - 1)" is a modulo that is also right for
+    # negative coordinates (two's complement).
+    iu = np.rint(inv[0, 0] * xs + inv[0, 1] * ys).astype(np.int32) & (TILE - 1)
+    iv = np.rint(inv[1, 0] * xs + inv[1, 1] * ys).astype(np.int32) & (TILE - 1)
+    idx = (iv * TILE + iu).ravel()
     s = np.bincount(idx, weights=w.ravel(), minlength=TILE * TILE)
     c = np.bincount(idx, minlength=TILE * TILE)
     return (s / np.maximum(c, 1)).reshape(TILE, TILE).astype(np.float32)
@@ -94,7 +99,7 @@ _K_COARSE = np.array([(1, 0), (0, 1), (1, 1), (1, -1), (2, 0), (0, 2), (2, 1), (
 _K_FINE = np.array([(i, j) for i in range(0, 5) for j in range(-4, 5)
                     if (i, j) > (0, 0) and (i > 0 or j > 0)], dtype=np.float64)
 MAX_ROTATION_DEG = 6.0
-N_SEARCH_CANDIDATES = 6
+N_SEARCH_CANDIDATES = 4
 
 
 def _autocorr(w: F32) -> npt.NDArray[np.float64]:
@@ -103,7 +108,8 @@ def _autocorr(w: F32) -> npt.NDArray[np.float64]:
     ac /= ac[0, 0] + 1e-12
     # Keep only sharp peaks: the tile's peaks are a cell wide, the photo's own
     # correlation is broad.
-    return ac - ndimage.uniform_filter(ac, 7, mode="wrap")
+    sharp: npt.NDArray[np.float64] = ac - ndimage.uniform_filter(ac, 7, mode="wrap")
+    return sharp
 
 
 def _scores(ac: npt.NDArray[np.float64], periods: npt.NDArray[np.float64],

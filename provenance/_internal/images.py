@@ -7,7 +7,7 @@ import os
 import warnings
 from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from provenance.errors import CorruptInputError, ImageTooLargeError, UnsupportedFormatError
 
@@ -116,3 +116,34 @@ def encode_image(image: Image.Image, fmt: str, **options: Any) -> tuple[bytes, s
     except (OSError, ValueError) as exc:
         raise UnsupportedFormatError(f"cannot encode image as {key}: {exc}") from None
     return out.getvalue(), _SAVE_FORMATS[key]
+
+
+STAMPABLE_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF")
+"""Formats a watermarked image is written in; others lose the mark to palettes or heavy compression."""
+
+
+def stamp_format(image: Image.Image, requested: str | None, name: str) -> str:
+    fmt = (requested or image.format or "PNG").upper().replace("JPG", "JPEG").replace("TIF", "TIFF")
+    fmt = fmt.replace("TIFFF", "TIFF")
+    if fmt not in STAMPABLE_FORMATS:
+        raise UnsupportedFormatError(
+            f"{name}: cannot stamp {fmt} (stamping writes {', '.join(STAMPABLE_FORMATS)})"
+        )
+    return fmt
+
+
+def preserving_save_options(image: Image.Image, fmt: str) -> dict[str, Any]:
+    """Encoder settings that keep the original's quality (no double compression loss)."""
+    if fmt == "JPEG" and isinstance(image, JpegImagePlugin.JpegImageFile):
+        options: dict[str, Any] = {"qtables": image.quantization}
+        sampling = JpegImagePlugin.get_sampling(image)
+        if sampling != -1:
+            options["subsampling"] = sampling
+        return options
+    if fmt == "JPEG":
+        return {"quality": 92}
+    if fmt == "WEBP":
+        return {"quality": 92}
+    if fmt == "TIFF":
+        return {"compression": image.info.get("compression", "tiff_deflate")}
+    return {}
