@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from provenance.errors import ExitCode, ProvenanceError
+from cli._common import run_per_file
+from provenance.errors import ExitCode
 from provenance.store import default_store_path, open_store
 from provenance.trust import TrustPolicy
 from provenance.verify import ManifestReport, State, VerificationResult, verify_file
@@ -19,8 +20,6 @@ _EXIT = {
     State.INVALID: ExitCode.INVALID_CREDENTIALS,
     State.NONE: ExitCode.NO_CREDENTIALS,
 }
-# With several files the exit code is the worst one: errors, then invalid, then none.
-_SEVERITY = [ExitCode.OK, ExitCode.NO_CREDENTIALS, ExitCode.INVALID_CREDENTIALS]
 
 
 @click.command()
@@ -73,24 +72,16 @@ def verify(
     key = None if no_watermark else read_key_file(key_file)
     chosen = store_path or default_store_path()
     store = open_store(chosen) if store_path is not None or chosen.exists() else None
-    worst = ExitCode.OK
-    for path in files:
-        try:
-            result = verify_file(path, policy=policy, store=store, watermark_key=key)
-        except ProvenanceError as exc:
-            if len(files) == 1:
-                raise
-            click.echo(f"error: {exc}", err=True)
-            worst = exc.exit_code
-            continue
-        code = _EXIT[result.state]
-        if worst in _SEVERITY and _SEVERITY.index(code) > _SEVERITY.index(worst):
-            worst = code
+
+    def check(path: Path) -> ExitCode:
+        result = verify_file(path, policy=policy, store=store, watermark_key=key)
         if as_json:
             click.echo(json.dumps({"file": str(path), **result.to_dict()}))
         else:
             click.echo(render(str(path), result))
-    raise SystemExit(int(worst))
+        return _EXIT[result.state]
+
+    run_per_file(files, check)
 
 
 _MARK = {

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 import watermark as wm
-from provenance.errors import ExitCode, ProvenanceError
+from cli._common import run_per_file
+from provenance.errors import ExitCode
 from provenance.watermarks import detect_file, parse_payload, read_key_file, watermark_file
 
 _KEY_HELP = "File whose bytes are the watermark key (default: the public key anyone can detect)."
@@ -37,18 +38,9 @@ def embed(input_path: Path, output: Path, payload: str, key_file: Path | None) -
 def detect(files: tuple[Path, ...], key_file: Path | None, as_json: bool) -> None:
     """Look for a watermark in FILES. Exit 0 if every file has one, 3 otherwise."""
     key = read_key_file(key_file)
-    code = ExitCode.OK
-    for path in files:
-        try:
-            found = detect_file(path, key)
-        except ProvenanceError as exc:
-            if len(files) == 1:
-                raise
-            click.echo(f"error: {exc}", err=True)
-            code = exc.exit_code
-            continue
-        if not found.detected and code == ExitCode.OK:
-            code = ExitCode.NO_CREDENTIALS
+
+    def check(path: Path) -> ExitCode:
+        found = detect_file(path, key)
         doc = {
             "file": str(path),
             "detected": found.detected,
@@ -67,4 +59,6 @@ def detect(files: tuple[Path, ...], key_file: Path | None, as_json: bool) -> Non
             )
         else:
             click.echo(f"{path}: no watermark found")
-    raise SystemExit(int(code))
+        return ExitCode.OK if found.detected else ExitCode.NO_CREDENTIALS
+
+    run_per_file(files, check)

@@ -243,3 +243,14 @@ def test_edit_chain_from_the_command_line(
 def test_output_and_in_place_are_exclusive(runner: CliRunner, generated: Path) -> None:
     result = runner.invoke(cli, ["sign", str(generated)])
     assert result.exit_code == 2 and "--in-place" in result.stderr
+
+
+def test_an_unreadable_file_among_several_is_reported_and_the_rest_verified(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        cli, ["verify", str(tmp_path / "missing.jpg"), str(PUBLIC_JPEGS / "adobe-20220124-E-sig-CA.jpg")]
+    )
+    assert result.exit_code == 4
+    assert "missing.jpg: no such file" in result.stderr
+    assert "INVALID" in result.stdout

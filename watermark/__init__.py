@@ -35,6 +35,7 @@ import base64
 import binascii
 import warnings
 
+import numpy as np
 from PIL import Image
 
 from . import _core, _ecc, _image, _mask
@@ -45,6 +46,7 @@ __all__ = [
     "DEFAULT_KEY",
     "MIN_SIZE",
     "PAYLOAD_SIZE",
+    "WEAK_STRENGTH",
     "Detection",
     "ImageTooSmallError",
     "WatermarkError",
@@ -145,7 +147,9 @@ def detect(image: Image.Image, key: bytes = DEFAULT_KEY) -> Detection:
     """Look for a watermark made with ``key``. Never raises on a decodable image:
     anything unexpected is reported as "not detected"."""
     try:
-        return _core.detect_image(image, _check_key(key))
+        # Hostile float images (inf, 1e30) must not spray RuntimeWarnings either.
+        with np.errstate(all="ignore"):
+            return _core.detect_image(image, _check_key(key))
     except Exception:
         return _core.NOT_DETECTED
 

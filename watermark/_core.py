@@ -22,6 +22,7 @@ MIN_DETECT_SHORT = 96
 # Chase decoding is only worth its time when the pilot shows that synchronisation
 # succeeded; the false-positive bound assumes it is always tried.
 CHASE_MIN_Z = 5.0
+# Inputs whose short side is below this are read on a 2x upsampled grid (see below).
 UPSAMPLE_BELOW = 300
 
 
@@ -29,9 +30,15 @@ UPSAMPLE_BELOW = 300
 class Detection:
     """Result of :func:`watermark.detect`.
 
-    ``p_value`` is the probability that an unmarked image (or the wrong key) produces
-    a detection with at most ``bit_errors_corrected`` corrected errors; it is 1.0 when
+    ``p_value`` bounds the probability that an unmarked image (or a mark made with
+    another key) produces a detection with at most ``bit_errors_corrected`` corrected
+    bit errors (derived from the code parameters, see DESIGN.md); it is 1.0 when
     nothing was detected. ``confidence`` is ``1 - p_value``.
+
+    Diagnostics: ``scale`` and ``rotation_deg`` describe the tile lattice found (period
+    relative to the embedding's, on the detector's grid; rotation in degrees), and
+    ``sync_score`` is the pilot correlation's z-score (about 3-4.5 for noise, well
+    above 5 when synchronised).
     """
 
     detected: bool

@@ -9,7 +9,6 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from ._ecc import CODE_BITS
 
@@ -18,7 +17,6 @@ CELL = 2
 CELLS_PER_SIDE = TILE // CELL
 N_CELLS = CELLS_PER_SIDE * CELLS_PER_SIDE
 CELLS_PER_BIT = 4
-SMOOTH = 0.0
 N_DATA_CELLS = CODE_BITS * CELLS_PER_BIT
 N_PILOT_CELLS = N_CELLS - N_DATA_CELLS
 assert N_PILOT_CELLS >= 128, "too few pilot cells for reliable synchronisation"
@@ -63,13 +61,7 @@ def tile_for(bits: npt.NDArray[np.uint8], key: bytes) -> F32:
     bit_sign = 2.0 * bits.astype(np.float32) - 1.0
     data = kp.cell_sign * bit_sign[np.maximum(kp.cell_bit, 0)]
     cells = np.where(kp.pilot_cells, kp.cell_sign, data).astype(np.float32)
-    tile = _upsample(cells)
-    if SMOOTH > 0:
-        # Round off the cell corners: their energy is above the band that survives
-        # JPEG and resizing, so it would cost PSNR for nothing.
-        tile = ndimage.gaussian_filter(tile, SMOOTH, mode="wrap")
-        tile /= np.float32(np.sqrt(np.mean(tile * tile)))
-    return tile.astype(np.float32)
+    return _upsample(cells)
 
 
 def soft_bits(folded: F32, key: bytes) -> npt.NDArray[np.float64]:
