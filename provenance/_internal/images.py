@@ -69,7 +69,11 @@ def thumbnail_jpeg(source: bytes | Image.Image, name: str, long_edge: int = THUM
         image = source
     else:
         image = open_image(source, name)
-        image.draft("RGB", (long_edge, long_edge))
+        # draft() keeps both sides at least as large as asked, so ask for the
+        # thumbnail's own size, not a square.
+        scale = long_edge / max(image.size)
+        if scale < 1:
+            image.draft("RGB", (max(1, int(image.width * scale)), max(1, int(image.height * scale))))
     try:
         small = ImageOps.exif_transpose(image) if not isinstance(source, Image.Image) else image
         small = small.copy() if small is source else small
