@@ -114,6 +114,7 @@ def render(name: str, result: VerificationResult) -> str:
             lines.append(f"  watermark: {wm.payload} (p-value {wm.p_value:.1e}), {agreement}{store_note}")
         else:
             lines.append("  watermark: none found")
+    lines += [f"  note: {warning}" for warning in result.warnings]
     if result.remote_manifest_url:
         lines.append(f"  remote manifest: {result.remote_manifest_url}")
     if result.active_manifest is not None:

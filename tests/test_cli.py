@@ -254,3 +254,16 @@ def test_an_unreadable_file_among_several_is_reported_and_the_rest_verified(
     assert result.exit_code == 4
     assert "missing.jpg: no such file" in result.stderr
     assert "INVALID" in result.stdout
+
+
+def test_verify_still_judges_credentials_when_pixels_cannot_be_decoded(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    whole = (PUBLIC_JPEGS / "adobe-20220124-CA.jpg").read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole[: len(whole) - 20_000])  # the manifest (near the start) survives
+    result = runner.invoke(cli, ["verify", str(cut), "--json"])
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 1 and doc["state"] == "invalid"
+    assert "assertion.dataHash.mismatch" in doc["failures"]
+    assert any("watermark not checked" in w for w in doc["warnings"])

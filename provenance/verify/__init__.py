@@ -35,6 +35,7 @@ from provenance._internal import c2pa_bridge
 from provenance._internal.files import read_input
 from provenance._internal.formats import require_signable
 from provenance._internal.images import load_image
+from provenance.errors import CorruptInputError, ImageTooLargeError, UnsupportedFormatError
 from provenance.store import ManifestStore
 from provenance.trust import TrustPolicy
 from provenance.verify._core import (
@@ -165,7 +166,7 @@ def verify_bytes(
     store_json, remote_url, embedded = c2pa_bridge.read_store(  # [2]
         fmt.mime, data, chosen.c2pa_settings(), name
     )
-    image = load_image(data, name) if fmt.is_image and watermark_key is not None else None
+    image, skipped = _pixels(data, name) if fmt.is_image and watermark_key is not None else (None, None)
     detection = (  # [6]
         watermark.detect(image, watermark_key) if image is not None and watermark_key is not None else None
     )
@@ -180,10 +181,11 @@ def verify_bytes(
             remote_manifest_url=remote_url,
             embedded=embedded,
             watermark=found,
+            warnings=(skipped,) if skipped else (),
         )
     result = result_from_store(store_json, fmt.mime, remote_url=remote_url, embedded=embedded)
     if detection is None:
-        return result
+        return replace(result, warnings=(skipped,)) if skipped else result
     declared = _declared_payloads(result.active_manifest)
     report = _watermark_report(detection, declared=declared, store=store)
     return _with_watermark(result, report)
@@ -207,6 +209,18 @@ def result_from_store(
         remote_manifest_url=remote_url,
         embedded=embedded,
     )
+
+
+def _pixels(data: bytes, name: str) -> tuple[Any, str | None]:
+    """The decoded image for watermark detection, or why it was skipped.
+
+    A file too large or too damaged to decode still gets its C2PA verdict;
+    only the watermark check is skipped, and the report says so.
+    """
+    try:
+        return load_image(data, name), None
+    except (ImageTooLargeError, CorruptInputError, UnsupportedFormatError) as exc:
+        return None, f"watermark not checked: {exc}"
 
 
 def _declared_payloads(root: ManifestReport | None) -> list[bytes] | None:
