@@ -48,7 +48,7 @@ def main() -> str:
     with tempfile.TemporaryDirectory() as tmp:
         create_development_identity(tmp)
         identity = load_identity_dir(tmp)
-        signer = c2pa_bridge.make_signer(identity)
+        signer, _ = c2pa_bridge.make_signer(identity)
         definition = info.manifest_definition()
 
         def library_defaults() -> None:

@@ -138,7 +138,7 @@ def run_baseline(paths: list[Path], out: Path, identity_dir: Path) -> tuple[list
 
     encoder_cls = _import_imwatermark()
     identity = load_identity_dir(identity_dir)
-    signer = c2pa_bridge.make_signer(identity)
+    signer, _ = c2pa_bridge.make_signer(identity)
     definition = GenerationInfo(generator="bench", model="m").manifest_definition()
     out.mkdir(parents=True, exist_ok=True)
     times = []

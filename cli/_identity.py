@@ -74,13 +74,13 @@ def identity_loader(
             )
         return functools.partial(load_identity_dir, identity_dir, passphrase=secret, timestamp_url=tsa_url)
 
-    passphrase = os.environ.get(PASSPHRASE_ENV)
+    loader = make(os.environ.get(PASSPHRASE_ENV))
     try:
-        make(passphrase)()
-        return make(passphrase)
+        loader()
+        return loader
     except WrongPassphraseError:
-        if passphrase is not None or not sys.stdin.isatty():
+        if os.environ.get(PASSPHRASE_ENV) is not None or not sys.stdin.isatty():
             raise
-    secret = click.prompt("Passphrase for the signing key", hide_input=True, err=True)
-    make(secret)()
-    return make(secret)
+    loader = make(click.prompt("Passphrase for the signing key", hide_input=True, err=True))
+    loader()
+    return loader

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
+from cli._identity import load_cli_identity
 from provenance.keys import (
     SigningAlgorithm,
     create_development_identity,
     default_identity_dir,
     identity_paths,
-    load_identity_dir,
 )
 
 
@@ -61,7 +61,7 @@ def init(folder: Path | None, algorithm: str, force: bool, if_missing: bool) -> 
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(folder: Path | None, as_json: bool) -> None:
     """Describe the identity used for signing."""
-    identity = load_identity_dir(folder)
+    identity = load_cli_identity(folder, None, None, None)
     paths = identity_paths(folder)
     cert = identity.certificate
     info = {

@@ -64,7 +64,11 @@ def command(
     assert info is not None
     store = store_path or default_store_path()
     interactive = sys.stderr.isatty()
-    bar = tqdm(total=None, unit="img", disable=not interactive, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(unit="img", disable=not interactive, file=sys.stderr, dynamic_ncols=True)
+
+    def planned(total: int) -> None:
+        bar.total = total
+        bar.refresh()
 
     def progress(outcome: FileOutcome) -> None:
         if interactive:
@@ -84,6 +88,7 @@ def command(
         jobs=jobs,
         key=read_key_file(key_file),
         on_result=progress,
+        on_plan=planned,
     )
     bar.close()
     counts = report.counts()

@@ -33,7 +33,7 @@ def _summary(entry: StoreEntry) -> dict[str, object]:
         "generator": entry.generator,
         "model": entry.model,
         "soft_binding": {"alg": entry.soft_binding_alg, "value": entry.soft_binding_value},
-        "fingerprint": entry.fingerprint,
+        "fingerprint_bytes": len(entry.fingerprint_image or b""),
         "output_path": entry.output_path,
         "created_at": entry.created_at,
         "manifest_bytes": len(entry.manifest_store),

@@ -96,8 +96,6 @@ def render(name: str, result: VerificationResult) -> str:
     """The human-readable report: verdict, sentence, then the chain as a tree."""
     mark = _MARK[result.state] + (" (RECOVERED FROM WATERMARK)" if result.recovered else "")
     lines = [f"{name}: {mark}", f"  {result.summary}"]
-    if result.recovered:
-        lines.append("  Content Credentials recovered from the invisible watermark")
     wm = result.watermark
     if wm is not None:
         if wm.detected:

@@ -335,7 +335,7 @@ class GenerationInfo:
                 data.get("digital_source_type", DigitalSourceType.TRAINED_ALGORITHMIC_MEDIA)
             ),
             prompt=data.get("prompt"),
-            store_prompt=bool(data.get("store_prompt", False)),
+            store_prompt=_flag(data, "store_prompt"),
             training_mining=training,
             custom_assertions=dict(custom),
         )
@@ -400,6 +400,13 @@ def template_path(name: str) -> Path:
         names = ", ".join(sorted(p.stem for p in TEMPLATES.glob("*.json")))
         raise ManifestDefinitionError(f"no template named {name!r} (bundled: {names})")
     return path
+
+
+def _flag(data: Mapping[str, Any], name: str) -> bool:
+    value = data.get(name, False)
+    if not isinstance(value, bool):
+        raise ManifestDefinitionError(f"{name}: expected true or false, got {value!r}")
+    return value
 
 
 def _generator_info(name: str, version: str | None) -> dict[str, str]:

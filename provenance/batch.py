@@ -121,9 +121,12 @@ def plan(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.PathLike[str
                 pairs.append((path, _inside(out_root, path.relative_to(source))))
         else:
             pairs.append((source, _inside(out_root, Path(source.name))))
+    sources = {src.resolve() for src, _ in pairs}
     for _, target in pairs:
         if target in seen:
             raise UsageError(f"two inputs would both be written to {target}")
+        if target in sources:
+            raise UsageError(f"{target}: the output would overwrite an input; choose another output folder")
         seen.add(target)
     return pairs
 
@@ -154,10 +157,20 @@ def stamp_tree(
     jobs: int | None = None,
     key: bytes = watermark.DEFAULT_KEY,
     on_result: Callable[[FileOutcome], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
 ) -> BatchReport:
-    """Stamp every file under ``inputs`` into ``outdir``; see the module docstring."""
+    """Stamp every file under ``inputs`` into ``outdir``; see the module docstring.
+
+    ``on_plan`` is told how many files there are before work starts,
+    ``on_result`` receives each file's outcome as it completes.
+    """
     started = time.perf_counter()
     pairs = plan(inputs, outdir)
+    # Open (and migrate) the store here, so a bad store is one clear error
+    # before any worker starts rather than a crash inside each of them.
+    open_store(store_path).close()
+    if on_plan:
+        on_plan(len(pairs))
     report = BatchReport()
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
     args = [(str(src), str(dst)) for src, dst in pairs]
@@ -257,6 +270,14 @@ def _stamp_one(pair: tuple[str, str]) -> FileOutcome:
     except OSError as exc:
         return FileOutcome(
             src, dst, "failed", error=f"{src}: {exc.strerror or exc}", seconds=time.perf_counter() - started
+        )
+    except Exception as exc:  # a bug on one file must not stop the batch; it is reported as such
+        return FileOutcome(
+            src,
+            dst,
+            "failed",
+            error=f"{src}: internal error: {type(exc).__name__}: {exc}",
+            seconds=time.perf_counter() - started,
         )
 
 

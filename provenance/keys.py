@@ -21,6 +21,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -29,7 +31,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provenance._internal.files import atomic_write
@@ -120,16 +122,24 @@ class Identity:
         algorithm: SigningAlgorithm | str,
         *,
         timestamp_url: str | None = None,
+        self_test: bool = True,
     ) -> Identity:
         """An identity whose key is held elsewhere (an HSM, a cloud KMS).
 
         ``sign(data)`` must return the signature of ``data`` under the key of the
-        chain's first certificate (DER-encoded ECDSA signatures are accepted).
+        chain's first certificate (ECDSA as DER or raw r||s). With ``self_test``
+        (the default) it signs one probe now and checks it against the
+        certificate, so a callback wired to the wrong key fails here with
+        :class:`~provenance.errors.KeyMismatchError` instead of producing
+        credentials no validator accepts.
         """
         chain = _parse_chain(_as_bytes(certificate_chain_pem), "certificate chain")
         alg = _parse_algorithm(algorithm)
         _check_timestamp_url(timestamp_url)
-        return cls(chain, alg, sign, timestamp_url)
+        identity = cls(chain, alg, sign, timestamp_url)
+        if self_test:
+            verify_signature_roundtrip(identity)
+        return identity
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -203,7 +213,10 @@ def create_development_identity(
     if key_path.exists() and not overwrite:
         raise IdentityError(f"{target}: an identity already exists (use --force to replace it)")
     try:
-        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Everything is written into a fresh sibling folder and renamed into
+        # place, so a crash never leaves a key beside a chain it does not match.
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     except OSError as exc:
         raise IdentityError(f"{target}: cannot create folder ({exc.strerror or exc})") from None
 
@@ -238,12 +251,27 @@ def create_development_identity(
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    atomic_write(key_path, key_pem, mode=0o600)
-    atomic_write(chain_path, leaf.public_bytes(serialization.Encoding.PEM))
-    atomic_write(root_path, root.public_bytes(serialization.Encoding.PEM))
     meta = {"algorithm": alg.value, "development": True, "created": now.isoformat()}
-    atomic_write(target / META_FILE, json.dumps(meta, indent=2).encode())
+    try:
+        atomic_write(staging / KEY_FILE, key_pem, mode=0o600)
+        atomic_write(staging / CHAIN_FILE, leaf.public_bytes(serialization.Encoding.PEM))
+        atomic_write(staging / ROOT_FILE, root.public_bytes(serialization.Encoding.PEM))
+        atomic_write(staging / META_FILE, json.dumps(meta, indent=2).encode())
+        _swap_into_place(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return IdentityPaths(target, key_path, chain_path, root_path)
+
+
+def _swap_into_place(staging: Path, target: Path) -> None:
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def load_identity(
@@ -470,7 +498,12 @@ def verify_signature_roundtrip(identity: Identity) -> None:
     credentials no validator accepts.
     """
     probe = b"provenance-kit identity self-test"
-    signature = identity.sign(probe)
+    try:
+        signature = identity.sign(probe)
+    except Exception as exc:  # the callback is user code: report what it raised
+        raise IdentityError(f"the signer callback failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(signature, bytes | bytearray) or not signature:
+        raise IdentityError(f"the signer callback returned {type(signature).__name__}, not signature bytes")
     public = identity.certificate.public_key()
     try:
         if isinstance(public, ed25519.Ed25519PublicKey):
@@ -485,10 +518,25 @@ def verify_signature_roundtrip(identity: Identity) -> None:
         elif isinstance(public, ec.EllipticCurvePublicKey):
             digest = _hash_for(identity.algorithm)
             assert digest is not None
-            public.verify(signature, probe, ec.ECDSA(digest))
+            public.verify(_der_ecdsa(bytes(signature), public), probe, ec.ECDSA(digest))
         else:
             raise IdentityError(f"unsupported certificate key type {type(public).__name__}")
     except InvalidSignature:
         raise KeyMismatchError(
             "the signer's signatures do not verify under its certificate (wrong key?)"
         ) from None
+
+
+def _der_ecdsa(signature: bytes, public: ec.EllipticCurvePublicKey) -> bytes:
+    """DER form of an ECDSA signature given as DER or as raw r||s (COSE, most KMSes)."""
+    size = (public.curve.key_size + 7) // 8
+    try:
+        utils.decode_dss_signature(signature)
+        return signature
+    except ValueError:
+        pass
+    if len(signature) == 2 * size:
+        r = int.from_bytes(signature[:size], "big")
+        s = int.from_bytes(signature[size:], "big")
+        return utils.encode_dss_signature(r, s)
+    return signature

@@ -58,6 +58,7 @@ __all__ = [
     "ExtensionMismatchWarning",
     "SignedAsset",
     "sign_bytes",
+    "sign_encoded_image",
     "sign_file",
     "sign_image",
     "signing_settings",
@@ -201,6 +202,39 @@ def sign_image(
 ) -> SignedAsset:
     """Encode an in-memory image once (PNG by default) and sign it; no temporary files."""
     encoded, mime = encode_image(image, format, **dict(save_options or {}))
+    return sign_encoded_image(
+        encoded,
+        mime,
+        image,
+        identity,
+        info,
+        edit=edit,
+        parent=parent,
+        components=components,
+        title=title,
+        thumbnail=thumbnail,
+        extra_assertions=extra_assertions,
+        extra_actions=extra_actions,
+    )
+
+
+def sign_encoded_image(
+    encoded: bytes,
+    mime: str,
+    image: Image.Image,
+    identity: Identity,
+    info: GenerationInfo | None = None,
+    *,
+    edit: EditInfo | None = None,
+    parent: Source | None = None,
+    components: Sequence[Source] = (),
+    title: str | None = None,
+    thumbnail: bool | int = True,
+    extra_assertions: Sequence[Mapping[str, Any]] = (),
+    extra_actions: Sequence[Action] = (),
+) -> SignedAsset:
+    """Sign ``encoded``, the encoding of ``image``; the thumbnail is made from ``image``
+    so the bytes are never decoded again."""
     fmt = by_mime(mime) or require_signable(encoded, "<image>")
     out = io.BytesIO()
     label, store = _sign_into(

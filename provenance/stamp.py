@@ -21,7 +21,7 @@ Inside a generation pipeline, with no temporary files::
 ``stamp`` assigns a fresh 64-bit identifier, embeds it as an invisible
 watermark, signs a manifest that declares it (``c2pa.soft-binding`` and the
 ``c2pa.watermarked`` action), records the signed manifest in the store with a
-perceptual fingerprint, and returns the stamped bytes. The image is encoded
+small greyscale reference of the picture, and returns the stamped bytes. The image is encoded
 exactly once, in its original format with its quality settings, EXIF and ICC.
 """
 
@@ -33,24 +33,25 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-import imagehash
 from PIL import Image
 
 import watermark
-from manifests import Action, GenerationInfo
+from manifests import Action, EditInfo, GenerationInfo
+from provenance._internal import c2pa_bridge, likeness
 from provenance._internal.files import atomic_write, read_input, same_file
 from provenance._internal.images import (
     STAMPABLE_FORMATS,
+    encode_image,
     load_image,
     preserving_save_options,
     stamp_format,
 )
-from provenance.errors import OutputError, WatermarkFailure
+from provenance.errors import OutputError, StoreError, WatermarkFailure
 from provenance.keys import Identity
-from provenance.sign import sign_image
+from provenance.sign import sign_encoded_image
 from provenance.store import ManifestStore, StoreEntry
 
-__all__ = ["STAMPABLE_FORMATS", "StampResult", "fingerprint", "fingerprint_similarity", "stamp"]
+__all__ = ["STAMPABLE_FORMATS", "StampResult", "stamp"]
 
 
 @dataclass(frozen=True)
@@ -62,28 +63,12 @@ class StampResult:
     payload: bytes
     manifest_label: str
     soft_binding_value: str
-    fingerprint: str
     path: Path | None = None
 
     @property
     def identifier(self) -> str:
         """The watermark payload as 16 hex digits."""
         return self.payload.hex()
-
-
-def fingerprint(image: Image.Image) -> str:
-    """64-bit perceptual hash (pHash) of an image, as 16 hex digits."""
-    # pHash only looks at 32x32 pixels; shrinking with a box filter first keeps
-    # it cheap on large images without changing the hash in any meaningful way.
-    factor = max(1, min(image.size) // 256)
-    small = image.reduce(factor) if factor > 1 else image
-    return str(imagehash.phash(small.convert("RGB") if small.mode not in ("RGB", "L") else small))
-
-
-def fingerprint_similarity(a: str, b: str) -> float:
-    """1.0 for identical fingerprints, about 0.5 for unrelated images."""
-    distance = imagehash.hex_to_hash(a) - imagehash.hex_to_hash(b)
-    return 1.0 - distance / 64.0
 
 
 def stamp(
@@ -110,7 +95,9 @@ def stamp(
     if output is not None and isinstance(source, str | os.PathLike) and same_file(source, output):
         raise OutputError(f"{output}: output is the input file; stamping never modifies inputs")
     fmt = stamp_format(image, format, name)
-    save_options = preserving_save_options(image, fmt)
+    # An image that already carries credentials keeps them: it becomes the
+    # parent ingredient and the new manifest records only the watermarking.
+    parent = raw if raw is not None and c2pa_bridge.has_credentials(raw) else None
     payload = _fresh_payload(store)
     try:
         marked = watermark.embed(image, payload, key)
@@ -118,26 +105,31 @@ def stamp(
         raise WatermarkFailure(f"{name}: {exc}") from None
     except watermark.WatermarkError as exc:
         raise WatermarkFailure(f"{name}: cannot watermark ({exc})") from None
+    encoded, mime = encode_image(marked, fmt, **preserving_save_options(image, fmt))
+    _check_readable(encoded, payload, key, name, fmt)
     value = watermark.soft_binding_value(payload)
     soft_binding = {
         "label": "c2pa.soft-binding",
         "data": {"alg": watermark.ALGORITHM, "blocks": [{"scope": {}, "value": value}]},
     }
-    signed = sign_image(
+    watermarked = Action("c2pa.watermarked", parameters={"soft_binding_alg": watermark.ALGORITHM})
+    signed = sign_encoded_image(
+        encoded,
+        mime,
         marked,
         identity,
         info,
-        format=fmt,
-        save_options=save_options,
+        parent=parent,
+        edit=EditInfo((watermarked,)) if parent is not None else None,
         title=title or (Path(name).name if source_name or not name.startswith("<") else None),
         extra_assertions=[soft_binding],
-        extra_actions=[Action("c2pa.watermarked", parameters={"soft_binding_alg": watermark.ALGORITHM})],
+        extra_actions=[] if parent is not None else [watermarked],
     )
     assert signed.data is not None
-    phash = fingerprint(marked)
+    fingerprint = likeness.reference(marked)
     if output is not None:
         atomic_write(output, signed.data)
-    store.record(
+    recorded = store.record(
         StoreEntry(
             payload=payload,
             manifest_label=signed.manifest_label,
@@ -145,7 +137,7 @@ def stamp(
             mime=signed.mime,
             soft_binding_alg=watermark.ALGORITHM,
             soft_binding_value=value,
-            fingerprint=phash,
+            fingerprint_image=fingerprint,
             source_sha256=hashlib.sha256(raw).hexdigest() if raw is not None else None,
             asset_sha256=hashlib.sha256(signed.data).hexdigest(),
             output_path=str(Path(output).resolve()) if output is not None else None,
@@ -154,13 +146,15 @@ def stamp(
             title=title,
         )
     )
+    if not recorded:
+        # Another writer took this identifier between our check and our insert.
+        raise StoreError(f"{name}: identifier {payload.hex()} is already in the store; stamp again")
     return StampResult(
         signed.data,
         signed.mime,
         payload,
         signed.manifest_label,
         value,
-        phash,
         Path(output) if output is not None else None,
     )
 
@@ -175,6 +169,16 @@ def _load(
         return name, source, load_image(source, name)
     raw = read_input(source)
     return str(source), raw, load_image(raw, str(source))
+
+
+def _check_readable(encoded: bytes, payload: bytes, key: bytes, name: str, fmt: str) -> None:
+    """Refuse to issue credentials that declare a watermark the file does not carry."""
+    found = watermark.detect(load_image(encoded, name), key)
+    if found.payload != payload:
+        raise WatermarkFailure(
+            f"{name}: the watermark does not survive encoding as {fmt} (the image is too flat, "
+            "too noisy or too small to hold it); not stamped"
+        )
 
 
 def _fresh_payload(store: ManifestStore) -> bytes:

@@ -39,7 +39,7 @@ __all__ = [
     "open_store",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class StoreEntry:
     mime: str
     soft_binding_alg: str | None = None
     soft_binding_value: str | None = None
-    fingerprint: str | None = None
+    fingerprint_image: bytes | None = None
     source_sha256: str | None = None
     asset_sha256: str | None = None
     output_path: str | None = None
@@ -146,6 +146,11 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE manifests ADD COLUMN title TEXT;
     CREATE INDEX manifests_source ON manifests (source_sha256, output_path);
     """,
+    # v3: the 64-bit pHash of v1 could not tell a crop from another image; a
+    # tiny greyscale reference image can (see provenance/_internal/likeness.py).
+    """
+    ALTER TABLE manifests ADD COLUMN fingerprint_image BLOB;
+    """,
 ]
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -230,13 +235,22 @@ class SQLiteManifestStore(ManifestStore):
         return self._one("manifest_label = ?", (label,))
 
     def find_stamped(self, source_sha256: str, output_path: str) -> StoreEntry | None:
-        return self._one("source_sha256 = ? AND output_path = ?", (source_sha256, output_path))
+        # Newest first: after an output was deleted and stamped again, the
+        # latest record is the one describing the file on disk.
+        rows = self._select(
+            "WHERE source_sha256 = ? AND output_path = ? ORDER BY id DESC LIMIT 1",
+            (source_sha256, output_path),
+        )
+        return rows[0] if rows else None
 
     def list(self, limit: int = 100, offset: int = 0) -> list[StoreEntry]:
         return self._select("ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))
 
     def count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM manifests").fetchone()[0])
+        try:
+            return int(self._db.execute("SELECT COUNT(*) FROM manifests").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot read the manifest store ({exc})") from None
 
     def close(self) -> None:
         self._db.close()

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from cli.main import cli
 from manifests import GenerationInfo
 from provenance.batch import FileOutcome, plan, stamp_tree
-from provenance.errors import OutputError
+from provenance.errors import OutputError, UsageError
 from provenance.keys import load_identity_dir
 from provenance.store import open_store
 from provenance.verify import State, verify_file
@@ -114,6 +114,10 @@ def test_an_output_that_was_deleted_is_stamped_again(tmp_path: Path, identity_di
     (tmp_path / "out" / "coffee.png").unlink()
     again = _run(tmp_path, identity_dir)
     assert again.counts() == {"stamped": 1, "skipped": 3, "failed": 0}
+    third = _run(tmp_path, identity_dir)  # the newest record describes the file on disk
+    assert third.counts() == {"stamped": 0, "skipped": 4, "failed": 0}
+    with open_store(tmp_path / "m.db") as store:
+        assert store.count() == 5  # the lost output's record stays: its file may be out there
 
 
 def _stamp_folder(args: tuple[str, str, str, str]) -> int:
@@ -178,3 +182,40 @@ def test_cli_batch_json_report_and_exit_code(tmp_path: Path, identity_dir: Path)
     assert "failed: " in result.stderr and "4 stamped" in result.stderr
     bad = next(f for f in report["files"] if f["status"] == "failed")
     assert bad["input"].endswith("broken.png") and bad["error"]
+
+
+def test_output_folder_equal_to_the_input_folder_is_refused(tmp_path: Path, identity_dir: Path) -> None:
+    src = _tree(tmp_path)
+    before = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    with pytest.raises(UsageError, match="overwrite an input"):
+        stamp_tree(
+            [src],
+            src,
+            functools.partial(load_identity_dir, identity_dir),
+            INFO,
+            store_path=tmp_path / "m.db",
+            jobs=1,
+        )
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_a_bad_store_is_one_clear_error_even_in_parallel(tmp_path: Path, identity_dir: Path) -> None:
+    _tree(tmp_path)
+    (tmp_path / "junk.db").write_bytes(b"not a database" * 100)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "stamp",
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--identity",
+            str(identity_dir),
+            "--store",
+            str(tmp_path / "junk.db"),
+            "--jobs",
+            "2",
+        ],
+    )
+    assert result.exit_code == 8
+    assert result.stderr.strip().startswith("error:") and "Traceback" not in result.stderr

@@ -18,6 +18,7 @@ from provenance.errors import (
     IdentityError,
     IdentityNotFoundError,
     KeyMismatchError,
+    SigningError,
     WrongPassphraseError,
 )
 from provenance.keys import (
@@ -165,7 +166,7 @@ def test_callback_signer_produces_credentials_the_reference_trusts(
     kms = SoftwareKms((identity_dir / "signing-key.pem").read_bytes())
     identity = Identity.from_callback(kms.sign, (identity_dir / "signing-chain.pem").read_bytes(), "es256")
     signed = sign_bytes(_small_jpeg(), identity, INFO)
-    assert kms.calls == 1
+    assert kms.calls == 2  # the self-test probe, then the claim
     assert signed.data is not None
     assert verify_bytes(signed.data, policy=trusting_policy).state is State.TRUSTED
 
@@ -173,9 +174,33 @@ def test_callback_signer_produces_credentials_the_reference_trusts(
 def test_callback_signer_with_the_wrong_key_is_caught(identity_dir: Path, tmp_path: Path) -> None:
     other = create_development_identity(tmp_path)
     kms = SoftwareKms(other.key.read_bytes())
-    identity = Identity.from_callback(kms.sign, (identity_dir / "signing-chain.pem").read_bytes(), "es256")
+    with pytest.raises(KeyMismatchError, match="do not verify"):
+        Identity.from_callback(kms.sign, (identity_dir / "signing-chain.pem").read_bytes(), "es256")
+
+
+def test_callback_signer_raw_ecdsa_signatures_are_accepted(identity_dir: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    kms = SoftwareKms((identity_dir / "signing-key.pem").read_bytes())
+
+    def raw_sign(data: bytes) -> bytes:  # the r||s form most KMS APIs return
+        r, s = decode_dss_signature(kms.sign(data))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    identity = Identity.from_callback(raw_sign, (identity_dir / "signing-chain.pem").read_bytes(), "es256")
     signed = sign_bytes(_small_jpeg(), identity, INFO)
-    assert signed.data is not None
-    result = verify_bytes(signed.data)
-    assert result.state is State.INVALID
-    assert "claimSignature.mismatch" in {f.code for f in result.failures}
+    assert signed.data is not None and verify_bytes(signed.data).state is State.VALID
+
+
+def test_callback_failures_are_reported_with_their_reason(identity_dir: Path) -> None:
+    calls = []
+
+    def flaky(data: bytes) -> bytes:
+        calls.append(data)
+        if len(calls) > 1:
+            raise ConnectionError("KMS unreachable")
+        return SoftwareKms((identity_dir / "signing-key.pem").read_bytes()).sign(data)
+
+    identity = Identity.from_callback(flaky, (identity_dir / "signing-chain.pem").read_bytes(), "es256")
+    with pytest.raises(SigningError, match="KMS unreachable"):
+        sign_bytes(_small_jpeg(), identity, INFO)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +21,7 @@ def _entry(i: int) -> StoreEntry:
         manifest_label=f"urn:c2pa:test-{i}",
         manifest_store=b"jumbf" * 10,
         mime="image/png",
-        fingerprint="f" * 16,
+        fingerprint_image=b"png",
         source_sha256=f"{i:064x}",
         output_path=f"/out/{i}.png",
     )
@@ -64,7 +63,7 @@ def test_migrates_a_version_1_store_keeping_its_data(tmp_path: Path) -> None:
     with open_store(tmp_path / "old.db") as store:
         assert store.schema_version == SCHEMA_VERSION
         old = store.get_by_label("urn:c2pa:old")
-        assert old is not None and old.source_sha256 is None
+        assert old is not None and old.source_sha256 is None and old.fingerprint_image is None
         assert store.record(_entry(3))
 
 
@@ -120,4 +119,3 @@ def test_a_process_killed_mid_write_loses_nothing_committed(tmp_path: Path) -> N
         assert store.count() == 1
         assert store.get_by_label("urn:c2pa:half") is None
         assert store.record(_entry(2))  # and the store is writable again
-    assert not os.path.exists(str(path) + "-journal")

@@ -138,7 +138,7 @@ def test_remote_manifest_is_reported_not_fetched(identity: Identity) -> None:
     data = encode(photo("astronaut", (128, 128)), "JPEG")
     url = "https://manifests.invalid/abc.c2pa"
     definition = GenerationInfo(generator="t").manifest_definition()
-    signer = c2pa_bridge.make_signer(identity)
+    signer, _ = c2pa_bridge.make_signer(identity)
     with c2pa.Builder(definition) as builder:
         builder.set_no_embed()
         builder.set_remote_url(url)

@@ -20,7 +20,9 @@ def test_embed_then_detect_keeps_metadata(tmp_path: Path) -> None:
     src.write_bytes(encode(photo("coffee"), "JPEG", quality=90, exif=exif.tobytes()))
     out = tmp_path / "out.jpg"
     runner = CliRunner()
-    made = runner.invoke(cli, ["watermark", "embed", str(src), "-o", str(out), "--payload", "00FF00FF00FF00FF"])
+    made = runner.invoke(
+        cli, ["watermark", "embed", str(src), "-o", str(out), "--payload", "00FF00FF00FF00FF"]
+    )
     assert made.exit_code == 0, made.stderr
     assert Image.open(out).getexif()[0x010F] == "TestCam"
     found = runner.invoke(cli, ["watermark", "detect", str(out), str(src), "--json"])
@@ -48,9 +50,12 @@ def test_bad_payload_and_small_image(tmp_path: Path) -> None:
     src = tmp_path / "in.png"
     src.write_bytes(encode(photo("astronaut", (100, 100)), "PNG"))
     runner = CliRunner()
-    bad = runner.invoke(cli, ["watermark", "embed", str(src), "-o", str(tmp_path / "o.png"), "--payload", "xyz"])
+    bad = runner.invoke(
+        cli, ["watermark", "embed", str(src), "-o", str(tmp_path / "o.png"), "--payload", "xyz"]
+    )
     assert bad.exit_code == 2 and "hexadecimal" in bad.stderr
-    small = runner.invoke(cli, ["watermark", "embed", str(src), "-o", str(tmp_path / "o.png"),
-                                "--payload", "0" * 16])
+    small = runner.invoke(
+        cli, ["watermark", "embed", str(src), "-o", str(tmp_path / "o.png"), "--payload", "0" * 16]
+    )
     assert small.exit_code == 4 and "at least" in small.stderr
     assert not (tmp_path / "o.png").exists()

@@ -46,16 +46,40 @@ def context(settings: dict[str, Any]) -> Any:
     return _context(json.dumps(settings, sort_keys=True), os.getpid())
 
 
-def make_signer(identity: Identity) -> Any:
+class _CallbackSigner:
+    """Wraps an identity's sign callback so its failures are not lost.
+
+    c2pa-python turns any exception in a callback into a generic "signature
+    invalid"; keeping the exception lets us tell the user what really failed.
+    """
+
+    def __init__(self, identity: Identity) -> None:
+        self.identity = identity
+        self.error: Exception | None = None
+
+    def __call__(self, data: bytes) -> bytes:
+        try:
+            signature = self.identity.sign(data)
+            if not isinstance(signature, bytes | bytearray) or not signature:
+                raise TypeError(f"the signer returned {type(signature).__name__}, not signature bytes")
+            return bytes(signature)
+        except Exception as exc:
+            self.error = exc
+            raise
+
+
+def make_signer(identity: Identity) -> tuple[Any, _CallbackSigner]:
+    callback = _CallbackSigner(identity)
     try:
-        return c2pa.Signer.from_callback(
-            identity.sign,
+        signer = c2pa.Signer.from_callback(
+            callback,
             _ALGORITHMS[identity.algorithm],
             identity.chain_pem(),
             identity.timestamp_url,
         )
     except c2pa.C2paError as exc:
         raise IdentityError(f"the C2PA library rejected the signing identity: {_text(exc)}") from None
+    return signer, callback
 
 
 @contextmanager
@@ -76,7 +100,9 @@ def _translate(exc: Exception, name: str, signing: bool) -> ProvenanceError:
         return UnsupportedFormatError(f"{name}: format not supported by the C2PA library ({text})")
     if kind == "Signature":
         return SigningError(f"{name}: signing failed ({text}); check the identity's key")
-    if kind in ("Decoding", "Io", "Json", "Manifest", "Encoding") or "jumbf" in text.lower():
+    lowered = text.lower()
+    unparsable = ("jumbf", "could not be parsed", "unexpected eof")
+    if kind in ("Decoding", "Io", "Json", "Manifest", "Encoding") or any(u in lowered for u in unparsable):
         return CorruptInputError(f"{name}: cannot parse the file ({text})")
     if signing:
         return SigningError(f"{name}: the C2PA library could not sign it ({text})")
@@ -101,14 +127,21 @@ def sign_stream(
     name: str,
 ) -> bytes:
     """Sign ``source`` into ``dest``; returns the manifest store bytes."""
-    signer = make_signer(identity)
+    signer, callback = make_signer(identity)
     try:
         with translated(name, signing=True), c2pa.Builder(definition, context=context(settings)) as builder:
             for uri, data in resources.items():
                 builder.add_resource(uri, io.BytesIO(data))
             for ingredient_json, ingredient_mime, data in ingredients:
                 builder.add_ingredient(ingredient_json, ingredient_mime, io.BytesIO(data))
-            manifest: bytes = builder.sign(signer, mime, source, dest)
+            try:
+                manifest: bytes = builder.sign(signer, mime, source, dest)
+            except c2pa.C2paError:
+                if callback.error is not None:
+                    raise SigningError(
+                        f"{name}: the signer failed: {type(callback.error).__name__}: {callback.error}"
+                    ) from None
+                raise
             return manifest
     finally:
         signer.close()
@@ -149,12 +182,15 @@ def _remote_url_from(exc: Exception) -> str | None:
     return None
 
 
-def resource_bytes(mime: str | None, data: bytes, settings: dict[str, Any], uri: str) -> bytes | None:
-    """Extract a resource (thumbnail) from an asset's manifest store."""
+def has_credentials(data: bytes) -> bool:
+    """Whether the asset carries a C2PA manifest store (no validation)."""
     try:
-        with c2pa.Reader(mime, io.BytesIO(data), None, context(settings)) as reader:
-            out = io.BytesIO()
-            reader.resource_to_stream(uri, out)
-            return out.getvalue()
+        reader = c2pa.Reader.try_create(
+            None, io.BytesIO(data), None, context({"verify": {"verify_after_reading": False}})
+        )
     except c2pa.C2paError:
-        return None
+        return False
+    if reader is None:
+        return False
+    reader.close()
+    return True

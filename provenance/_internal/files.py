@@ -73,22 +73,21 @@ def atomic_output(path: str | os.PathLike[str], mode: int = 0o644) -> Iterator[I
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError):
+            if exc.errno == errno.ENOSPC:
+                raise OutputError(f"{dest}: no space left on device") from None
+            raise OutputError(f"{dest}: cannot write ({exc.strerror or exc})") from None
         raise
     _fsync_folder(folder)
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_output`)."""
-    try:
-        with atomic_output(path, mode) as handle:
-            handle.write(data)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise OutputError(f"{path}: no space left on device") from None
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    with atomic_output(path, mode) as handle:
+        handle.write(data)
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -11,8 +11,20 @@ from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from provenance.errors import CorruptInputError, ImageTooLargeError, UnsupportedFormatError
 
-MAX_PIXELS = int(os.environ.get("PROVENANCE_MAX_PIXELS", str(200_000_000)))
-"""Largest image decoded (width x height); beyond it the file is refused as a likely bomb."""
+
+def _max_pixels() -> int:
+    raw = os.environ.get("PROVENANCE_MAX_PIXELS", "")
+    try:
+        value = int(raw) if raw else 200_000_000
+    except ValueError:
+        value = 200_000_000  # a bad setting must not break every command; the default is safe
+    return max(1, value)
+
+
+MAX_PIXELS = _max_pixels()
+"""Largest image decoded (width x height; $PROVENANCE_MAX_PIXELS): larger files are refused
+as likely decompression bombs. Pillow's own limit is aligned with it."""
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 THUMBNAIL_EDGE = 512
 """Default long edge of claim thumbnails, in pixels."""
@@ -34,7 +46,10 @@ def open_image(data: bytes, name: str) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageTooLargeError(f"{name}: image is too large to process safely") from None
+        raise ImageTooLargeError(
+            f"{name}: image is too large to process safely (limit {MAX_PIXELS:,} pixels; "
+            "set PROVENANCE_MAX_PIXELS to raise it)"
+        ) from None
     except UnidentifiedImageError:
         raise UnsupportedFormatError(f"{name}: not an image Pillow can decode") from None
     except (OSError, ValueError, SyntaxError) as exc:
@@ -98,9 +113,15 @@ def _flatten(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def canonical_format(name: str) -> str:
+    """Pillow's name for a format given as an extension or a name (jpg -> JPEG)."""
+    upper = name.upper().lstrip(".")
+    return {"JPG": "JPEG", "TIF": "TIFF"}.get(upper, upper)
+
+
 def encode_image(image: Image.Image, fmt: str, **options: Any) -> tuple[bytes, str]:
     """Encode a PIL image once, keeping EXIF and ICC where given in ``image.info``."""
-    key = fmt.upper().replace("JPG", "JPEG").replace("TIF", "TIFF").replace("TIFFF", "TIFF")
+    key = canonical_format(fmt)
     if key not in _SAVE_FORMATS:
         raise UnsupportedFormatError(
             f"cannot encode an in-memory image as {fmt!r} (use one of: {', '.join(_SAVE_FORMATS)})"
@@ -127,8 +148,7 @@ STAMPABLE_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF")
 
 
 def stamp_format(image: Image.Image, requested: str | None, name: str) -> str:
-    fmt = (requested or image.format or "PNG").upper().replace("JPG", "JPEG").replace("TIF", "TIFF")
-    fmt = fmt.replace("TIFFF", "TIFF")
+    fmt = canonical_format(requested or image.format or "PNG")
     if fmt not in STAMPABLE_FORMATS:
         raise UnsupportedFormatError(
             f"{name}: cannot stamp {fmt} (stamping writes {', '.join(STAMPABLE_FORMATS)})"

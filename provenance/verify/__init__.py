@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import watermark
-from provenance._internal import c2pa_bridge
+from provenance._internal import c2pa_bridge, likeness
 from provenance._internal.files import read_input
 from provenance._internal.formats import require_signable
 from provenance._internal.images import load_image
@@ -250,8 +250,6 @@ def _watermark_report(
     matches = None
     if declared is not None:
         matches = detection.detected and detection.payload in declared
-    elif detection.detected:
-        matches = None
     known = None
     if detection.detected and store is not None and detection.payload is not None:
         known = store.get_by_payload(detection.payload) is not None
@@ -268,25 +266,29 @@ def _watermark_report(
 
 
 SOFT_BINDING_MISMATCH = "provenance.softBinding.mismatch"
-"""Not a C2PA code: the manifest declares a watermark the pixels do not carry."""
+"""Not a C2PA code: the pixels carry a different watermark than the manifest declares."""
+
+CONTENT_MISMATCH = "provenance.content.mismatch"
+"""Not a C2PA code: a watermark leads to credentials issued for different-looking content."""
 
 
 def _with_watermark(result: VerificationResult, report: WatermarkReport | None) -> VerificationResult:
     if report is None or report.matches_manifest is not False:
         return replace(result, watermark=report)
-    # [6] The manifest is intact but describes a different watermark than the one
-    # in the pixels (or one that is missing): it was transplanted from another
-    # image or made inconsistently. The verdict can no longer be "intact".
-    if report.detected:
-        sentence = (
-            "These Content Credentials belong to a different image: the invisible watermark "
-            f"in the pixels ({report.payload}) is not the one they declare."
+    if not report.detected:
+        # The hard binding holds, so these are the pixels that were signed: the
+        # mark is just not readable (another key, a weak mark). Not a forgery.
+        note = (
+            "the credentials declare an invisible watermark that was not found "
+            "(made with another key, or too weak to read)"
         )
-    else:
-        sentence = (
-            "These Content Credentials declare an invisible watermark that is not in the "
-            "pixels: they may have been copied from another image."
-        )
+        return replace(result, watermark=report, warnings=(*result.warnings, note))
+    # [6] The pixels carry another identifier than the credentials declare:
+    # the credentials were made for another image and attached to this one.
+    sentence = (
+        "These Content Credentials belong to a different image: the invisible watermark "
+        f"in the pixels ({report.payload}) is not the one they declare."
+    )
     failure = StatusCode(SOFT_BINDING_MISMATCH, sentence)
     return replace(
         result,
@@ -333,15 +335,38 @@ def _recovered(
         root = replace(
             root, state=state, failures=tuple(f for f in root.failures if f.code not in _HARD_BINDING)
         )
+    notes = ["the file itself carries no credentials; they come from the manifest store"]
     similarity = None
-    if entry.fingerprint:
-        from provenance.stamp import fingerprint, fingerprint_similarity
-
-        similarity = round(fingerprint_similarity(entry.fingerprint, fingerprint(image)), 3)
-    base = summarize(state, root, soft)
-    summary = f"Content Credentials recovered from the invisible watermark ({report.payload}). {base}"
+    if entry.fingerprint_image:
+        similarity = round(likeness.similarity(entry.fingerprint_image, image), 3)
+    else:
+        notes.append("no fingerprint was recorded, so the image could not be compared")
+    if similarity is not None and similarity < likeness.SAME_CONTENT:
+        # The default watermark key is public: anyone can copy an identifier
+        # onto another picture. Credentials are only recovered for the content
+        # they were issued for.
+        sentence = (
+            f"An invisible watermark ({report.payload}) points to Content Credentials in the "
+            f"store, but this image does not look like the one they were issued for (likeness "
+            f"{similarity:.0%}): the watermark was copied onto another image, or the image was "
+            "heavily edited."
+        )
+        return VerificationResult(
+            State.INVALID,
+            sentence,
+            mime,
+            active_manifest=root,
+            failures=(*soft, StatusCode(CONTENT_MISMATCH, sentence)),
+            watermark=replace(report, matches_manifest=True),
+            recovered=True,
+            fingerprint_similarity=similarity,
+            warnings=tuple(notes),
+        )
+    summary = f"Content Credentials recovered from the invisible watermark ({report.payload}). " + summarize(
+        state, root, soft
+    )
     if similarity is not None:
-        summary += f" The image still matches the recorded original at {similarity:.0%}."
+        summary += f" The image matches the recorded original (likeness {similarity:.0%})."
     return VerificationResult(
         state,
         summary,
@@ -351,7 +376,7 @@ def _recovered(
         watermark=replace(report, matches_manifest=True),
         recovered=True,
         fingerprint_similarity=similarity,
-        warnings=("the file itself carries no credentials; they come from the manifest store",),
+        warnings=tuple(notes),
     )
 
 

@@ -1,0 +1,88 @@
+"""Does this image show the same content as the one that was stamped?
+
+A watermark made with the public key can be copied onto any image, so a
+watermark alone does not prove that recovered credentials belong to the image
+in hand. At stamping time we keep a tiny greyscale reference (long edge
+:data:`REFERENCE_EDGE` px, ~10 KB as PNG); at recovery we search for the query
+inside it by normalised cross-correlation over a range of scales, which
+tolerates re-encoding, resizing and cropping (a crop is a sub-window of the
+reference). Unrelated images score around 0.3-0.5; the same content above 0.9.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageFilter
+
+REFERENCE_EDGE = 128
+SAME_CONTENT = 0.8
+"""Scores at or above this are treated as the same content."""
+
+# Query sizes tried, as a fraction of the reference's long edge: from a 40% crop
+# (after any resize) up to the whole frame.
+_FRACTIONS = np.geomspace(0.4, 1.0, 20)
+_MIN_SIDE = 24
+
+F64 = npt.NDArray[np.float64]
+
+
+def _grey(image: Image.Image, long_edge: int) -> F64:
+    scale = long_edge / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    small = image.convert("L") if image.mode != "L" else image
+    small = small.resize(size, Image.Resampling.BOX, reducing_gap=3.0)
+    # A slight blur makes the match tolerant of the residual scale error
+    # between grid steps and of small rotations.
+    return np.asarray(small.filter(ImageFilter.GaussianBlur(1.0)), dtype=np.float64)
+
+
+def reference(image: Image.Image) -> bytes:
+    """The reference kept in the store for ``image``."""
+    grey = _grey(image, REFERENCE_EDGE).round().clip(0, 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(grey).save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def similarity(reference_png: bytes, image: Image.Image) -> float:
+    """Best normalised cross-correlation of ``image`` inside the reference (0..1)."""
+    ref = np.asarray(Image.open(io.BytesIO(reference_png)).convert("L"), dtype=np.float64)
+    best = 0.0
+    for fraction in _FRACTIONS:
+        edge = round(REFERENCE_EDGE * fraction)
+        query = _grey(image, edge)
+        qh, qw = query.shape
+        if qh < _MIN_SIDE or qw < _MIN_SIDE or qh > ref.shape[0] + 1 or qw > ref.shape[1] + 1:
+            continue
+        query = query[: ref.shape[0], : ref.shape[1]]
+        best = max(best, _max_ncc(ref, query))
+    return max(0.0, min(1.0, best))
+
+
+def _max_ncc(ref: F64, query: F64) -> float:
+    """Maximum normalised cross-correlation of ``query`` over every position in ``ref``."""
+    qh, qw = query.shape
+    q = query - query.mean()
+    q_norm = float(np.sqrt((q * q).sum()))
+    if q_norm < 1e-6:
+        return 0.0
+    shape = (ref.shape[0] + qh, ref.shape[1] + qw)
+    corr = np.fft.irfft2(np.fft.rfft2(ref, shape) * np.conj(np.fft.rfft2(q, shape)), shape)
+    corr = corr[: ref.shape[0] - qh + 1, : ref.shape[1] - qw + 1]
+    # Local sums of the reference under each window, from integral images.
+    s1 = _window_sums(ref, qh, qw)
+    s2 = _window_sums(ref * ref, qh, qw)
+    n = qh * qw
+    variance = np.maximum(s2 - s1 * s1 / n, 1e-9)
+    ncc = corr / (np.sqrt(variance) * q_norm)
+    return float(ncc.max()) if ncc.size else 0.0
+
+
+def _window_sums(a: F64, h: int, w: int) -> F64:
+    integral = np.pad(a.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    return np.asarray(
+        integral[h:, w:] - integral[:-h, w:] - integral[h:, :-w] + integral[:-h, :-w], dtype=np.float64
+    )
