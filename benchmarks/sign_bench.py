@@ -65,7 +65,8 @@ def main() -> str:
         ]
     lines = [
         f"sign benchmark — one 1155x866 (1.0 MP) JPEG, median of {RUNS} runs, one process",
-        f"machine: {platform.machine()}, Python {platform.python_version()}, c2pa-rs {c2pa_bridge.sdk_version()}",
+        f"machine: {platform.machine()}, Python {platform.python_version()}, "
+        f"c2pa-rs {c2pa_bridge.sdk_version()}",
         time.strftime("run: %Y-%m-%d %H:%M UTC", time.gmtime()),
         "",
         f"{'configuration':<44}{'ms':>8}{'vs defaults':>14}",
