@@ -71,6 +71,8 @@ def command(
         bar.refresh()
 
     def progress(outcome: FileOutcome) -> None:
+        for warning in outcome.warnings:
+            (bar.write if interactive else click.echo)(f"warning: {warning}", file=sys.stderr)
         if interactive:
             bar.update(1)
             if outcome.status == "failed":

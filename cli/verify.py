@@ -72,6 +72,8 @@ def verify(
     key = None if no_watermark else read_key_file(key_file)
     chosen = store_path or default_store_path()
     store = open_store(chosen) if store_path is not None or chosen.exists() else None
+    if store is not None:
+        click.get_current_context().call_on_close(store.close)
 
     def check(path: Path) -> ExitCode:
         result = verify_file(path, policy=policy, store=store, watermark_key=key)

@@ -31,6 +31,7 @@ import hashlib
 import multiprocessing
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,7 @@ class FileOutcome:
     manifest_label: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    warnings: tuple[str, ...] = ()
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,6 +74,7 @@ class FileOutcome:
             "identifier": self.identifier,
             "manifest_label": self.manifest_label,
             "error": self.error,
+            "warnings": list(self.warnings),
             "seconds": round(self.seconds, 4),
         }
 
@@ -247,16 +250,20 @@ def _stamp_one(pair: tuple[str, str]) -> FileOutcome:
                 seconds=time.perf_counter() - started,
             )
         Path(dst).parent.mkdir(parents=True, exist_ok=True)
-        result = stamp(
-            raw,
-            _WORKER["identity"],
-            _WORKER["info"],
-            store=store,
-            output=dst,
-            key=_WORKER["key"],
-            title=Path(src).name,
-            source_name=src,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            # Warnings (a weak mark on a flat image) belong in the file's report,
+            # not on the worker's stderr.
+            warnings.simplefilter("always")
+            result = stamp(
+                raw,
+                _WORKER["identity"],
+                _WORKER["info"],
+                store=store,
+                output=dst,
+                key=_WORKER["key"],
+                title=Path(src).name,
+                source_name=src,
+            )
         return FileOutcome(
             src,
             dst,
@@ -264,6 +271,7 @@ def _stamp_one(pair: tuple[str, str]) -> FileOutcome:
             result.identifier,
             result.manifest_label,
             seconds=time.perf_counter() - started,
+            warnings=tuple(f"{src}: {w.message}" for w in caught),
         )
     except ProvenanceError as exc:
         return FileOutcome(src, dst, "failed", error=str(exc), seconds=time.perf_counter() - started)

@@ -166,7 +166,12 @@ def sign_file(
     data = read_input(src)
     fmt = require_signable(data, str(src))
     _warn_on_lying_extension(src, fmt)
-    with atomic_output(dest) as handle:
+    mode = None
+    if in_place:
+        # Replace the file a symlink points to, not the link, and keep its permissions.
+        dest = dest.resolve()
+        mode = dest.stat().st_mode & 0o777
+    with atomic_output(dest, mode) as handle:
         label, store = _sign_into(
             data,
             fmt,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 import wave
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def test_in_memory_image_is_signed_without_temporary_files(
     identity: Identity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     signed = sign_image(photo("coffee"), identity, INFO, format="JPEG")
     assert signed.mime == "image/jpeg" and signed.data is not None
     assert verify_bytes(signed.data).state is State.VALID
@@ -233,3 +234,14 @@ def test_signing_leaves_no_temporary_files_on_failure(identity: Identity, tmp_pa
     with pytest.raises(OutputError):
         sign_file(src, tmp_path / "missing-folder" / "out.png", identity, INFO)
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
+
+
+def test_in_place_keeps_permissions_and_symlinks(identity: Identity, tmp_path: Path) -> None:
+    real = tmp_path / "real.png"
+    real.write_bytes(encode(SMALL, "PNG"))
+    real.chmod(0o640)
+    link = tmp_path / "link.png"
+    link.symlink_to(real)
+    sign_file(link, None, identity, INFO, in_place=True)
+    assert link.is_symlink() and (real.stat().st_mode & 0o777) == 0o640
+    assert verify_file(real).state is State.VALID

@@ -45,7 +45,7 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], mode: int = 0o644) -> Iterator[IO[bytes]]:
+def atomic_output(path: str | os.PathLike[str], mode: int | None = None) -> Iterator[IO[bytes]]:
     """Yield a read-write binary file that replaces ``path`` only if the block succeeds.
 
     The data goes to a temporary file in the destination folder (so the final
@@ -67,7 +67,9 @@ def atomic_output(path: str | os.PathLike[str], mode: int = 0o644) -> Iterator[I
         raise OutputError(f"{dest}: cannot write ({exc.strerror or exc})") from None
     tmp = Path(tmp_name)
     try:
-        os.fchmod(fd, mode)
+        # mkstemp makes 0600 files; outputs get the usual umask-derived mode
+        # unless the caller asks for a specific one (private keys: 0600).
+        os.fchmod(fd, mode if mode is not None else 0o666 & ~_umask())
         with os.fdopen(fd, "w+b") as handle:
             yield handle
             handle.flush()
@@ -84,7 +86,7 @@ def atomic_output(path: str | os.PathLike[str], mode: int = 0o644) -> Iterator[I
     _fsync_folder(folder)
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_output`)."""
     with atomic_output(path, mode) as handle:
         handle.write(data)
@@ -98,3 +100,10 @@ def _fsync_folder(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; restore it at once.
+    current = os.umask(0)
+    os.umask(current)
+    return current
