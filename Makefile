@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PROVENANCE_HOME ?= $(CURDIR)/.provenance-home
 
-.PHONY: demo test lint typecheck unit bench bench-watermark bench-stamp clean
+.PHONY: demo test lint typecheck unit bench bench-watermark bench-stamp bench-sign clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,13 +33,16 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $@
 
-bench: bench-watermark bench-stamp
+bench: bench-watermark bench-stamp bench-sign
 
 bench-watermark: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.watermark_bench
 
 bench-stamp: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.stamp_bench
+
+bench-sign: $(STAMP)
+	$(BIN)/python -m benchmarks.sign_bench
 
 clean:
 	rm -rf $(VENV) .provenance-home .pytest_cache .mypy_cache .ruff_cache build *.egg-info
