@@ -29,8 +29,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest
 
+# invisible-watermark declares torch (a multi-GB CUDA build) for rivaGan, whose
+# torch use is a tensor conversion the benchmark shims; install it without deps.
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet --no-deps 'invisible-watermark==0.2.0'
 	touch $@
 
 bench: bench-watermark bench-stamp bench-sign
