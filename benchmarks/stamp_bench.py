@@ -87,10 +87,13 @@ def timed_stages() -> Iterator[dict[str, float]]:
         originals.append((owner, attr, original))
         setattr(owner, attr, timed)
 
-    wrap(stamp_module, "load_image", "decode")
+    wrap(stamp_module, "_load", "decode")
     wrap(stamp_module.watermark, "embed", "watermark embed")
-    wrap(stamp_module, "sign_image", "encode + sign")
-    wrap(stamp_module, "fingerprint", "fingerprint")
+    wrap(stamp_module, "encode_image", "encode")
+    wrap(stamp_module, "_check_readable", "read-back check (decode + detect)")
+    wrap(stamp_module.c2pa_bridge, "has_credentials", "existing-credentials check")
+    wrap(stamp_module, "sign_encoded_image", "sign (thumbnail + C2PA)")
+    wrap(stamp_module.likeness, "reference", "fingerprint")
     wrap(stamp_module, "atomic_write", "write output")
     try:
         yield totals
