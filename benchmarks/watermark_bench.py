@@ -553,9 +553,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--rivagan-trials", type=int, default=1,
                     help="payloads per image for rivaGan (slow)")
-    ap.add_argument("--rivagan-max-mp", type=float, default=1.0,
+    ap.add_argument("--rivagan-max-mp", type=float, default=0.5,
                     help="skip rivaGan on images above this many megapixels (slow)")
     ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--no-robustness", action="store_true",
+                    help="skip the robustness table (false positives and speed only)")
+    ap.add_argument("--no-fp", action="store_true", help="skip the false-positive test")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     if args.quick:
@@ -592,21 +595,28 @@ def main(argv: list[str] | None = None) -> int:
          f"{args.rivagan_trials} per image on images <= {args.rivagan_max_mp} MP")
     emit()
 
-    stats, marked = run_robustness(images, [m for m in methods if m.name != "rivaGan"],
-                                   args.trials, ATTACKS, log)
-    riva = [m for m in methods if m.name == "rivaGan"]
-    if riva:
-        small = [(n, im) for n, im in images if im.size[0] * im.size[1] / 1e6 <= args.rivagan_max_mp]
-        rs, _ = run_robustness(small, riva, args.rivagan_trials, ATTACKS, log)
-        stats.update(rs)
-    emit("## Robustness, invisibility, speed (same images, payloads and attacks for all)")
-    emit(robustness_table(stats, methods, [a for a, _ in ATTACKS], len(REQUIRED)))
-    emit()
-    negatives = [load_skimage(n).convert("RGB") for n in SKIMAGE_NEGATIVES]
-    emit("## False positives (ours, default key)")
-    emit(run_false_positives([im for _, im in images] + negatives, marked, args.fp_samples,
-                             args.wrong_keys, log))
-    emit()
+    ours = methods[0]
+    if args.no_robustness:
+        marked = [(n, ours.embed(im, np.random.default_rng(i).integers(0, 2, 64)
+                                 .astype(np.uint8))) for i, (n, im) in enumerate(images)]
+    else:
+        stats, marked = run_robustness(images, [m for m in methods if m.name != "rivaGan"],
+                                       args.trials, ATTACKS, log)
+        riva = [m for m in methods if m.name == "rivaGan"]
+        if riva:
+            small = [(n, im) for n, im in images
+                     if im.size[0] * im.size[1] / 1e6 <= args.rivagan_max_mp]
+            rs, _ = run_robustness(small, riva, args.rivagan_trials, ATTACKS, log)
+            stats.update(rs)
+        emit("## Robustness, invisibility, speed (same images, payloads and attacks for all)")
+        emit(robustness_table(stats, methods, [a for a, _ in ATTACKS], len(REQUIRED)))
+        emit()
+    if not args.no_fp:
+        negatives = [load_skimage(n).convert("RGB") for n in SKIMAGE_NEGATIVES]
+        emit("## False positives (ours, default key)")
+        emit(run_false_positives([im for _, im in images] + negatives, marked,
+                                 args.fp_samples, args.wrong_keys, log))
+        emit()
     if not args.no_speed:
         sizes = [(384, 256), (768, 512), (1536, 1024), (3072, 2048), (7680, 4320)]
         if not args.quick:
