@@ -43,7 +43,13 @@ from manifests import (
 )
 from provenance._internal import c2pa_bridge
 from provenance._internal.files import atomic_output, read_input, same_file
-from provenance._internal.formats import MediaFormat, by_extension, by_mime, require_signable
+from provenance._internal.formats import (
+    MediaFormat,
+    by_extension,
+    by_mime,
+    check_complete,
+    require_signable,
+)
 from provenance._internal.images import THUMBNAIL_EDGE, encode_image, thumbnail_jpeg
 from provenance.errors import (
     ManifestDefinitionError as _DefinitionError,
@@ -287,6 +293,7 @@ def _sign_into(
     decoded: Image.Image | None = None,
 ) -> tuple[str, bytes]:
     identity.check_valid_now()
+    check_complete(data, fmt, name)
     parent_ing = _load_ingredient(parent, "parentOf", "parent") if parent is not None else None
     component_ings = [_load_ingredient(c, "componentOf", f"component-{i}") for i, c in enumerate(components)]
     labels = [c.label for c in component_ings]

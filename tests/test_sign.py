@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import provenance._internal.images  # noqa: F401  (registers the HEIF codec with Pillow)
 from manifests import Action, EditInfo, GenerationInfo
 from provenance.errors import (
     CorruptInputError,
@@ -58,6 +59,7 @@ FORMATS = {
     "tiff": (lambda: encode(SMALL, "TIFF"), "image/tiff"),
     "gif": (lambda: encode(SMALL.convert("P"), "GIF"), "image/gif"),
     "avif": (lambda: encode(SMALL, "AVIF", quality=60), "image/avif"),
+    "heic": (lambda: encode(SMALL, "HEIF", quality=80), "image/heic"),
     "wav": (_wav, "audio/wav"),
     "mp3": (lambda: (MEDIA / "tone.mp3").read_bytes(), "audio/mpeg"),
     "flac": (lambda: (MEDIA / "tone.flac").read_bytes(), "audio/flac"),
@@ -245,3 +247,11 @@ def test_in_place_keeps_permissions_and_symlinks(identity: Identity, tmp_path: P
     sign_file(link, None, identity, INFO, in_place=True)
     assert link.is_symlink() and (real.stat().st_mode & 0o777) == 0o640
     assert verify_file(real).state is State.VALID
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mov", "m4a", "mp3", "wav", "pdf", "avif"])
+def test_truncated_media_is_refused_not_signed(kind: str, identity: Identity) -> None:
+    make, _ = FORMATS[kind]
+    whole = make()
+    with pytest.raises(CorruptInputError, match=r"truncated|cannot parse"):
+        sign_bytes(whole[: len(whole) * 2 // 3], identity, INFO)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provenance.errors import UnsupportedFormatError
+from provenance.errors import CorruptInputError, UnsupportedFormatError
 
 
 @dataclass(frozen=True)
@@ -140,3 +140,82 @@ def by_extension(ext: str) -> MediaFormat | None:
     ext = ext.lower().lstrip(".")
     ext = _ALIASES.get(ext, ext)
     return next((f for f in SIGNABLE if f.extension == ext), None)
+
+
+_BMFF = {MP4, MOV, M4A, AVIF, HEIC, HEIF}
+
+
+def check_complete(data: bytes, fmt: MediaFormat, name: str) -> None:
+    """Refuse files whose own structure says bytes are missing.
+
+    The C2PA library hashes whatever bytes it is given, so a truncated video
+    or audio file would otherwise be signed as if it were whole. Images are
+    checked by decoding them; these checks cover the containers that are not.
+    """
+    problem = None
+    if fmt in _BMFF:
+        problem = _bmff_problem(data)
+    elif fmt is PDF and b"%%EOF" not in data[-2048:]:
+        problem = "no end-of-file marker"
+    elif fmt is MP3:
+        problem = _mp3_problem(data)
+    if problem:
+        raise CorruptInputError(f"{name}: file is truncated or corrupt ({problem})")
+
+
+def _bmff_problem(data: bytes) -> str | None:
+    pos, end = 0, len(data)
+    while pos < end:
+        if end - pos < 8:
+            return f"{end - pos} stray bytes after the last box"
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8].decode("latin-1")
+        if size == 1:
+            if end - pos < 16:
+                return f"box '{kind}' is cut short"
+            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
+        elif size == 0:
+            return None  # the last box runs to the end of the file by definition
+        if size < 8:
+            return f"box '{kind}' has an impossible size {size}"
+        if pos + size > end:
+            return f"box '{kind}' needs {size:,} bytes, {end - pos:,} remain"
+        pos += size
+    return None
+
+
+_MP3_BITRATES = {  # kbit/s for MPEG-1 Layer III and MPEG-2/2.5 Layer III, by index
+    1: [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0],
+    2: [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 0],
+}
+_MP3_RATES = {3: [44100, 48000, 32000], 2: [22050, 24000, 16000], 0: [11025, 12000, 8000]}
+
+
+def _mp3_problem(data: bytes) -> str | None:
+    pos = 0
+    if data.startswith(b"ID3") and len(data) >= 10:
+        tag = data[6:10]
+        pos = 10 + ((tag[0] << 21) | (tag[1] << 14) | (tag[2] << 7) | tag[3])
+    end = len(data)
+    if data[-128:-125] == b"TAG":
+        end -= 128
+    frames = 0
+    while pos + 4 <= end:
+        header = int.from_bytes(data[pos : pos + 4], "big")
+        if header >> 21 != 0x7FF:
+            break  # not a frame: trailing tags or junk, which decoders skip
+        version = (header >> 19) & 3
+        layer = (header >> 17) & 3
+        bitrate_index = (header >> 12) & 15
+        rate_index = (header >> 10) & 3
+        if version == 1 or layer != 1 or rate_index == 3 or bitrate_index in (0, 15):
+            break  # only Layer III frames are walked; anything else is left to decoders
+        bitrate = _MP3_BITRATES[1 if version == 3 else 2][bitrate_index] * 1000
+        rate = _MP3_RATES[version][rate_index]
+        padding = (header >> 9) & 1
+        length = (144 if version == 3 else 72) * bitrate // rate + padding
+        if pos + length > end:
+            return f"the last audio frame needs {length} bytes, {end - pos} remain"
+        pos += length
+        frames += 1
+    return None if frames else "no MPEG audio frames found"

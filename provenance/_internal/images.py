@@ -11,6 +11,13 @@ from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from provenance.errors import CorruptInputError, ImageTooLargeError, UnsupportedFormatError
 
+try:  # HEIC/HEIF decoding for thumbnails and watermark detection
+    from pillow_heif import register_heif_opener
+except ImportError:  # pragma: no cover - an optional plugin; signing still works without thumbnails
+    pass
+else:
+    register_heif_opener()
+
 
 def _max_pixels() -> int:
     raw = os.environ.get("PROVENANCE_MAX_PIXELS", "")
