@@ -4,11 +4,11 @@ The three-line version, inside a generation pipeline::
 
     >>> import provenance, tempfile, os
     >>> from PIL import Image
-    >>> os.environ["PROVENANCE_HOME"] = tempfile.mkdtemp()       # keep the doctest isolated
-    >>> _ = provenance.create_development_identity()
-    >>> identity = provenance.load_identity_dir()
+    >>> home = tempfile.mkdtemp()              # omit the folders to use the defaults
+    >>> _ = provenance.create_development_identity(os.path.join(home, "identity"))
+    >>> identity = provenance.load_identity_dir(os.path.join(home, "identity"))
     >>> image = Image.effect_mandelbrot((640, 480), (-2, -1.2, 1, 1.2), 100).convert("RGB")
-    >>> with provenance.open_store() as store:
+    >>> with provenance.open_store(os.path.join(home, "manifests.db")) as store:
     ...     stamped = provenance.stamp(image, identity, provenance.GenerationInfo(
     ...         generator="my-app", model="my-model"), store=store)
     ...     result = provenance.verify_bytes(stamped.data, store=store)

@@ -5,7 +5,7 @@ one-line message to show, and the process exit code the CLI uses for it::
 
     >>> from provenance.errors import InputNotFoundError
     >>> err = InputNotFoundError("photo.jpg: no such file")
-    >>> err.exit_code, str(err)
+    >>> int(err.exit_code), str(err)
     (4, 'photo.jpg: no such file')
 
 The CLI catches only ``ProvenanceError``: anything else is a bug and is reported
