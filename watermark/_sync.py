@@ -4,9 +4,11 @@ the autocorrelation, fold all tiles into one and find the translation with the p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
+from scipy import fft as sfft
 from scipy import ndimage
 
 from ._pattern import TILE
@@ -72,6 +74,20 @@ def fold(w: F32, lat: Lattice) -> F32:
     inv = np.linalg.inv(m).astype(np.float32)
     xs = np.arange(wd, dtype=np.float32)[None, :]
     ys = np.arange(h, dtype=np.float32)[:, None]
+    if inv[0, 1] == 0.0 and inv[1, 0] == 0.0:
+        # Axis-aligned lattice (the 2x-upsampled first attempt): the bin index is
+        # separable, so the fold is two small one-hot matrix products, not a bincount
+        # over every pixel. Same bins as below.
+        cu = np.rint(inv[0, 0] * xs[0]).astype(np.int32) & (TILE - 1)
+        rv = np.rint(inv[1, 1] * ys[:, 0]).astype(np.int32) & (TILE - 1)
+        col = np.zeros((wd, TILE), dtype=np.float64)
+        col[np.arange(wd), cu] = 1.0
+        row = np.zeros((h, TILE), dtype=np.float64)
+        row[np.arange(h), rv] = 1.0
+        sums = row.T @ (w.astype(np.float64) @ col)
+        cnt2 = np.outer(row.sum(axis=0), col.sum(axis=0))
+        sep: F32 = (sums / np.maximum(cnt2, 1.0)).astype(np.float32)
+        return sep
     # TILE is a power of two, so "& (TILE - 1)" is a modulo that is also right for
     # negative coordinates (two's complement).
     iu = np.rint(inv[0, 0] * xs + inv[0, 1] * ys).astype(np.int32) & (TILE - 1)
@@ -84,7 +100,7 @@ def fold(w: F32, lat: Lattice) -> F32:
 
 def align(folded: F32, pilot: F32) -> tuple[F32, float]:
     """Roll the folded tile so the pilot lines up; return it and the peak's z-score."""
-    corr = np.fft.irfft2(np.fft.rfft2(folded) * np.conj(np.fft.rfft2(pilot)), s=folded.shape)
+    corr = sfft.irfft2(sfft.rfft2(folded) * np.conj(sfft.rfft2(pilot)), s=folded.shape)
     k = int(np.argmax(corr))
     dy, dx = divmod(k, TILE)
     z = float((corr.flat[k] - corr.mean()) / (corr.std() + 1e-12))
@@ -102,14 +118,60 @@ MAX_ROTATION_DEG = 6.0
 N_SEARCH_CANDIDATES = 4
 
 
+def _box_response(n: int, size: int) -> npt.NDArray[np.float64]:
+    """DFT of a centred cyclic moving average of odd ``size`` over ``n`` samples."""
+    k = np.arange(n, dtype=np.float64)
+    h = np.ones(n, dtype=np.float64)
+    for d in range(1, size // 2 + 1):
+        h += 2.0 * np.cos(2.0 * np.pi * k * d / n)
+    out: npt.NDArray[np.float64] = h / size
+    return out
+
+
 def _autocorr(w: F32) -> npt.NDArray[np.float64]:
-    spec = np.fft.rfft2(w - w.mean())
-    ac = np.fft.irfft2(spec.real**2 + spec.imag**2, s=w.shape)
-    ac /= ac[0, 0] + 1e-12
+    x = w - w.mean()
+    # scipy.fft, not numpy.fft: same transform, several times faster on these sizes.
+    spec = sfft.rfft2(x)
+    power = spec.real**2 + spec.imag**2
     # Keep only sharp peaks: the tile's peaks are a cell wide, the photo's own
-    # correlation is broad.
-    sharp: npt.NDArray[np.float64] = ac - ndimage.uniform_filter(ac, 7, mode="wrap")
+    # correlation is broad. "ac - uniform_filter(ac, 7, mode='wrap')" is applied in
+    # the frequency domain (the cyclic box filter is a product there), which saves a
+    # full-size filter pass.
+    h, wd = w.shape
+    hy = _box_response(h, 7)[:, None]
+    hx = _box_response(wd, 7)[: wd // 2 + 1][None, :]
+    power *= (1.0 - hy * hx).astype(power.dtype)
+    sharp: npt.NDArray[np.float64] = sfft.irfft2(power, s=w.shape)
+    # Normalise by the zero-lag autocorrelation (Parseval: the signal's energy).
+    sharp /= float(np.dot(x.ravel().astype(np.float64), x.ravel().astype(np.float64))) + 1e-12
     return sharp
+
+
+_Points = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64],
+                npt.NDArray[np.bool_], npt.NDArray[np.intp]]
+
+
+def _lattice_points(h: int, w: int, periods: npt.NDArray[np.float64],
+                    angles: npt.NDArray[np.float64], ks: npt.NDArray[np.float64]) -> _Points:
+    """Wrapped (y, x) of the lattice points in ``ks`` that fit in an h x w
+    autocorrelation, for every (period, angle); their mask and count per candidate."""
+    per, ang = np.meshgrid(periods, angles, indexing="ij")
+    c = np.cos(ang)[..., None]
+    s = np.sin(ang)[..., None]
+    x = per[..., None] * (ks[:, 0] * c - ks[:, 1] * s)
+    y = per[..., None] * (ks[:, 0] * s + ks[:, 1] * c)
+    valid = (np.abs(x) < w / 2 - 2) & (np.abs(y) < h / 2 - 2)
+    # Only the lattice points that fit are interpolated (the score ignores the rest).
+    return np.mod(y[valid], h), np.mod(x[valid], w), valid, valid.sum(axis=-1)
+
+
+def _scores_at(ac: npt.NDArray[np.float64], pts: _Points) -> npt.NDArray[np.float64]:
+    yv, xv, valid, n = pts
+    vals = np.zeros(valid.shape, dtype=np.float64)
+    vals[valid] = ndimage.map_coordinates(ac, [yv, xv], order=1, mode="grid-wrap")
+    out: npt.NDArray[np.float64] = (vals * valid).sum(axis=-1) / np.sqrt(np.maximum(n, 1))
+    out[n < 2] = -np.inf
+    return out
 
 
 def _scores(ac: npt.NDArray[np.float64], periods: npt.NDArray[np.float64],
@@ -117,16 +179,45 @@ def _scores(ac: npt.NDArray[np.float64], periods: npt.NDArray[np.float64],
     """Lattice score for every (period, angle): the autocorrelation summed over the
     lattice points in ``ks`` that fit in the image, divided by sqrt(count)."""
     h, w = ac.shape
-    per, ang = np.meshgrid(periods, angles, indexing="ij")
-    c = np.cos(ang)[..., None]
-    s = np.sin(ang)[..., None]
-    x = per[..., None] * (ks[:, 0] * c - ks[:, 1] * s)
-    y = per[..., None] * (ks[:, 0] * s + ks[:, 1] * c)
-    valid = (np.abs(x) < w / 2 - 2) & (np.abs(y) < h / 2 - 2)
-    vals = ndimage.map_coordinates(ac, [np.mod(y, h).ravel(), np.mod(x, w).ravel()],
-                                   order=1, mode="grid-wrap").reshape(x.shape)
-    n = valid.sum(axis=-1)
-    out: npt.NDArray[np.float64] = (vals * valid).sum(axis=-1) / np.sqrt(np.maximum(n, 1))
+    return _scores_at(ac, _lattice_points(h, w, periods, angles, ks))
+
+
+_Bilinear = tuple[npt.NDArray[np.intp], npt.NDArray[np.float64], npt.NDArray[np.bool_],
+                  npt.NDArray[np.intp]]
+
+
+@lru_cache(maxsize=8)
+def _coarse_grid(h: int, w: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64],
+                                          _Bilinear]:
+    """The coarse search grid for an h x w working image and, for its lattice points,
+    the flat indices and weights of the 4 neighbours for periodic bilinear
+    interpolation (what map_coordinates(order=1, mode="grid-wrap") computes). It
+    depends only on the shape, so it is computed once per shape (read-only arrays)."""
+    max_p = min(MAX_PERIOD, 0.45 * min(h, w))
+    periods = MIN_PERIOD * np.exp(np.arange(0.0, np.log(max_p / MIN_PERIOD), 0.003))
+    angles = np.radians(np.arange(-MAX_ROTATION_DEG, MAX_ROTATION_DEG + 1e-9, 0.35))
+    yv, xv, valid, n = _lattice_points(h, w, periods, angles, _K_COARSE)
+    y0 = np.floor(yv)
+    x0 = np.floor(xv)
+    fy = yv - y0
+    fx = xv - x0
+    iy0 = y0.astype(np.intp) % h
+    ix0 = x0.astype(np.intp) % w
+    iy1 = (iy0 + 1) % h
+    ix1 = (ix0 + 1) % w
+    idx = np.stack([iy0 * w + ix0, iy0 * w + ix1, iy1 * w + ix0, iy1 * w + ix1])
+    wts = np.stack([(1.0 - fy) * (1.0 - fx), (1.0 - fy) * fx, fy * (1.0 - fx), fy * fx])
+    for a in (periods, angles, idx, wts, valid, n):
+        a.setflags(write=False)
+    return periods, angles, (idx, wts, valid, n)
+
+
+def _coarse_scores(ac: npt.NDArray[np.float64], bil: _Bilinear) -> npt.NDArray[np.float64]:
+    idx, wts, valid, n = bil
+    flat = ac.ravel().astype(np.float64)
+    vals = np.zeros(valid.shape, dtype=np.float64)
+    vals[valid] = (flat[idx] * wts).sum(axis=0)
+    out: npt.NDArray[np.float64] = vals.sum(axis=-1) / np.sqrt(np.maximum(n, 1))
     out[n < 2] = -np.inf
     return out
 
@@ -138,9 +229,8 @@ def lattice_candidates(w: F32) -> list[Lattice]:
     if max_p < MIN_PERIOD * 1.05:
         return []
     ac = _autocorr(w)
-    periods = MIN_PERIOD * np.exp(np.arange(0.0, np.log(max_p / MIN_PERIOD), 0.003))
-    angles = np.radians(np.arange(-MAX_ROTATION_DEG, MAX_ROTATION_DEG + 1e-9, 0.35))
-    score = _scores(ac, periods, angles, _K_COARSE)
+    periods, angles, bil = _coarse_grid(h, wd)
+    score = _coarse_scores(ac, bil)
     picked: list[tuple[float, float]] = []
     for flat in np.argsort(score, axis=None)[::-1][:2000]:
         a, b = np.unravel_index(flat, score.shape)
