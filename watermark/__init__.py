@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import warnings
 
 import numpy as np
@@ -40,6 +41,8 @@ from PIL import Image
 
 from . import _core, _ecc, _image, _mask
 from ._core import Detection
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "ALGORITHM",
@@ -150,7 +153,8 @@ def detect(image: Image.Image, key: bytes = DEFAULT_KEY) -> Detection:
         # Hostile float images (inf, 1e30) must not spray RuntimeWarnings either.
         with np.errstate(all="ignore"):
             return _core.detect_image(image, _check_key(key))
-    except Exception:
+    except Exception:  # by contract detect never raises; the cause stays visible at debug level
+        _log.debug("watermark detection failed; reporting not detected", exc_info=True)
         return _core.NOT_DETECTED
 
 
