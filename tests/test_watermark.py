@@ -17,7 +17,9 @@ from PIL import Image, ImageEnhance, ImageFilter
 from skimage import data
 
 import watermark
-from watermark import _core, _ecc
+from watermark import _core, _ecc, _image, _sync
+
+from .conftest import PUBLIC_JPEGS
 
 PAYLOAD = bytes.fromhex("0123456789abcdef")
 
@@ -171,6 +173,33 @@ def test_survives_attack(marked_coffee: Image.Image, attack: str) -> None:
     found = watermark.detect(ATTACKS[attack](marked_coffee))
     assert found.detected and found.payload == PAYLOAD
     assert found.p_value < 1e-12
+
+
+def test_straight_edges_do_not_hide_a_cropped_mark() -> None:
+    # The bookshelves in this camera photo correlate with themselves along whole rows
+    # and columns; before ridges were suppressed in the lattice search they outscored
+    # the mark after every crop (the search found a 30 px "lattice" instead of 71.6).
+    shelves = Image.open(PUBLIC_JPEGS / "truepic-20230212-library.jpg").convert("RGB")
+    shelves = shelves.reduce(2)
+    marked = watermark.embed(shelves, PAYLOAD)
+    found = watermark.detect(_crop80(marked))
+    assert found.payload == PAYLOAD
+    assert found.scale == pytest.approx(1 / math.sqrt(0.8), rel=0.01)
+
+
+def test_refinement_recovers_a_slightly_wrong_lattice(astronaut: Image.Image) -> None:
+    # Resized by 0.8 the tile period is 51.2 px. Start 0.25 px and 0.3 degrees off,
+    # which over eight tiles puts the far cells a whole cell out of place.
+    marked = watermark.embed(astronaut, PAYLOAD).resize((410, 410), Image.Resampling.BICUBIC)
+    w = _sync.whiten(_image.work_luma(marked))
+    pilot = _core._pilot_spectrum(watermark.DEFAULT_KEY)
+    off = _sync.Lattice((51.45, 0.27), (-0.27, 51.45))
+    _, z_off = _sync.align(_sync.fold(w, off), pilot)
+    z, lattice, aligned = _core._refine(w, off, z_off, pilot)
+    assert aligned is not None and z > z_off
+    assert abs(lattice.v1[0] - 51.25) < 0.15 and abs(lattice.v1[1]) < 0.15
+    found, _ = _core._decode_aligned(aligned, z, lattice, watermark.DEFAULT_KEY)
+    assert found is not None and found.payload == PAYLOAD
 
 
 # ----------------------------------------------------------------- bad input

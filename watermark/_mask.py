@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 F32 = npt.NDArray[np.float32]
 
@@ -23,15 +23,21 @@ CEILING = 5.0
 def amplitude(luma: F32, strength: float = 1.0) -> tuple[F32, npt.NDArray[np.bool_]]:
     """Per-pixel watermark amplitude (grey levels, 8-bit scale) for work-res luma, and
     the mask of flat pixels whose amplitude is only the floor."""
-    mean = ndimage.uniform_filter(luma, 5)
-    var = ndimage.uniform_filter(luma * luma, 5) - mean * mean
-    sd = np.sqrt(np.maximum(var, 0.0))
+    y = np.ascontiguousarray(luma, dtype=np.float32)
+    # OpenCV's box filter with mirrored borders is scipy.ndimage.uniform_filter
+    # (mode "reflect"), several times faster.
+    # In place where possible: at 0.4 MP fresh temporaries cost more than the maths.
+    mean = cv2.boxFilter(y, -1, (5, 5), borderType=cv2.BORDER_REFLECT)
+    var = cv2.boxFilter(y * y, -1, (5, 5), borderType=cv2.BORDER_REFLECT)
+    var -= np.multiply(mean, mean, out=mean)
+    sd = np.sqrt(np.maximum(var, 0.0, out=var), out=var)
     # Smooth so the amplitude does not switch on exactly at edges, where a halo
     # would outline the edge.
-    sd = ndimage.uniform_filter(sd, 7)
-    raw = TEXTURE_GAIN * sd
+    raw: F32 = np.asarray(cv2.boxFilter(sd, -1, (7, 7), borderType=cv2.BORDER_REFLECT),
+                          dtype=np.float32)
+    raw *= np.float32(TEXTURE_GAIN)
     flat = raw <= FLOOR
-    amp = np.clip(raw, FLOOR, CEILING).astype(np.float32)
+    amp: F32 = np.clip(raw, FLOOR, CEILING, out=raw)
     rms = float(np.sqrt(np.mean(amp * amp)))
     target = TARGET_RMS * strength
     if rms > target:

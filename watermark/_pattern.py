@@ -31,6 +31,8 @@ class KeyPattern:
     pilot_cells: npt.NDArray[np.bool_]  # N_CELLS
     cell_sign: npt.NDArray[np.float32]  # N_CELLS, keyed +-1 scrambling
     cell_bit: npt.NDArray[np.intp]  # N_CELLS, codeword bit index (-1 for pilot cells)
+    bit_cells: npt.NDArray[np.intp]  # CODE_BITS x CELLS_PER_BIT, the cells of each bit
+    bit_signs: npt.NDArray[np.float32]  # ... and their keyed signs
 
 
 def _upsample(cells: npt.NDArray[np.float32]) -> F32:
@@ -52,7 +54,10 @@ def key_pattern(key: bytes) -> KeyPattern:
     # a few bits a lot, which is what BCH handles best.
     cell_bit[order[N_PILOT_CELLS:]] = np.arange(N_DATA_CELLS) % CODE_BITS
     pilot = _upsample(np.where(pilot_cells, sign, 0.0).astype(np.float32))
-    return KeyPattern(pilot=pilot, pilot_cells=pilot_cells, cell_sign=sign, cell_bit=cell_bit)
+    data_cells = order[N_PILOT_CELLS:]
+    bit_cells = data_cells[np.argsort(cell_bit[data_cells], kind="stable")].reshape(CODE_BITS, CELLS_PER_BIT)
+    return KeyPattern(pilot=pilot, pilot_cells=pilot_cells, cell_sign=sign, cell_bit=cell_bit,
+                      bit_cells=bit_cells, bit_signs=sign[bit_cells])
 
 
 def tile_for(bits: npt.NDArray[np.uint8], key: bytes) -> F32:
@@ -67,9 +72,8 @@ def tile_for(bits: npt.NDArray[np.uint8], key: bytes) -> F32:
 def soft_bits(folded: F32, key: bytes) -> npt.NDArray[np.float64]:
     """Correlate an aligned folded tile with each bit's cells."""
     kp = key_pattern(key)
-    cells = folded.reshape(CELLS_PER_SIDE, CELL, CELLS_PER_SIDE, CELL).sum(axis=(1, 3)).ravel()
-    data = ~kp.pilot_cells
-    out: npt.NDArray[np.float64] = np.bincount(
-        kp.cell_bit[data], weights=(cells * kp.cell_sign)[data], minlength=CODE_BITS
-    ).astype(np.float64)
+    assert CELL == 2
+    # Strided adds: several times faster than a reshape with a two-axis sum.
+    cells = (folded[0::2, 0::2] + folded[1::2, 0::2] + folded[0::2, 1::2] + folded[1::2, 1::2]).ravel()
+    out: npt.NDArray[np.float64] = (cells[kp.bit_cells] * kp.bit_signs).sum(axis=1, dtype=np.float64)
     return out
