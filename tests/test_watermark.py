@@ -195,10 +195,10 @@ def test_refinement_recovers_a_slightly_wrong_lattice(astronaut: Image.Image) ->
     pilot = _core._pilot_spectrum(watermark.DEFAULT_KEY)
     off = _sync.Lattice((51.45, 0.27), (-0.27, 51.45))
     _, z_off = _sync.align(_sync.fold(w, off), pilot)
-    z, lattice, aligned = _core._refine(w, off, z_off, pilot)
+    z, lattice, aligned = _core._refine(_sync.Folder(w), off, z_off, pilot)
     assert aligned is not None and z > z_off
     assert abs(lattice.v1[0] - 51.25) < 0.15 and abs(lattice.v1[1]) < 0.15
-    found, _ = _core._decode_aligned(aligned, z, lattice, watermark.DEFAULT_KEY)
+    found = _core._decode_aligned(aligned, z, lattice, watermark.DEFAULT_KEY)
     assert found is not None and found.payload == PAYLOAD
 
 
