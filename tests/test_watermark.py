@@ -218,7 +218,10 @@ def _reference_fold(w: np.ndarray, lat: _sync.Lattice) -> np.ndarray:
 
 @pytest.mark.parametrize("lattice", [_sync.Lattice((51.3, 1.2), (-1.2, 51.3)),
                                      _sync.Lattice((90.7, -7.1), (7.1, 90.7)),
-                                     _sync.Lattice((128.0, 0.0), (0.0, 128.0), phase=0.0)])
+                                     _sync.Lattice((128.0, 0.0), (0.0, 128.0), phase=0.0),
+                                     # A regular split of the rows (even/odd) would fill
+                                     # only every fourth tile row here.
+                                     _sync.Lattice((32.0, 0.0), (0.0, 32.0))])
 def test_fold_matches_a_direct_computation(lattice: _sync.Lattice) -> None:
     w = np.random.default_rng(1).uniform(-3, 3, (301, 257)).astype(np.float32)
     folder = _sync.Folder(w)
@@ -228,9 +231,15 @@ def test_fold_matches_a_direct_computation(lattice: _sync.Lattice) -> None:
     # few bins that pixel moves between (3-4 % of the bins here); every other bin must
     # agree to float rounding.
     assert np.mean(np.abs(fast - slow) < 1e-4) > 0.95
-    # The even and the odd rows add up to exactly the full fold.
-    halves = folder.sums(lattice, parity=0) + folder.sums(lattice, parity=1)
+    # The two halves of the rows add up to exactly the full fold, and each half alone
+    # fills (nearly) every bin the full fold fills: a half fold verifies candidate
+    # lattices in detection.
+    half = folder.sums(lattice, 0)
+    halves = half + folder.sums(lattice, 1)
     np.testing.assert_allclose(folder.mean(halves), fast, atol=1e-5)
+    filled_by_half = np.rint(half / 2.0**20) > 0
+    filled = np.rint(halves / 2.0**20) > 0
+    assert filled_by_half.sum() > 0.9 * filled.sum()
 
 
 def test_fold_counts_survive_extreme_weights() -> None:
