@@ -252,6 +252,12 @@ def test_fold_counts_survive_extreme_weights() -> None:
     assert set(np.unique(folded).tolist()) == {-3.0, 3.0}
 
 
+def test_lattice_search_on_a_very_wide_working_image() -> None:
+    # OpenCV's remap takes maps under 32767 px a side; the search must not need one.
+    w = np.random.default_rng(0).standard_normal((120, 33000)).astype(np.float32)
+    assert len(_sync.lattice_candidates(w)) <= _sync.MAX_LATTICE_CANDIDATES
+
+
 # ----------------------------------------------------------------- bad input
 @pytest.mark.parametrize("size", [(1, 1), (10, 5000), (5000, 10), (255, 4000), (100, 100)])
 def test_too_small(size: tuple[int, int]) -> None:
