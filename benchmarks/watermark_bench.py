@@ -631,10 +631,9 @@ def run_speed_photos(images: list[Image.Image], shorts: list[int], log: Callable
                     watermark.detect(src)
                     acc[i] = min(acc[i], 1000 * (time.perf_counter() - t0) / mp)
         mps = [mp for _, _, mp in cases]
-        u, m = tu, tm
         lines.append(f"{short:>10d} {len(images):>6d} {min(mps):5.3f}-{max(mps):5.3f} "
-                     f"{np.median(u):18.0f} / {np.percentile(u, 90):4.0f} / {u.max():4.0f} "
-                     f"{np.median(m):16.0f} / {np.percentile(m, 90):4.0f} / {m.max():4.0f}")
+                     f"{np.median(tu):18.0f} / {np.percentile(tu, 90):4.0f} / {tu.max():4.0f} "
+                     f"{np.median(tm):16.0f} / {np.percentile(tm, 90):4.0f} / {tm.max():4.0f}")
         log("# speed " + lines[-1].strip())
     return "\n".join(lines)
 
