@@ -34,7 +34,7 @@ import watermark
 from watermark import _core, _ecc
 
 ROOT = Path(__file__).resolve().parent.parent
-JPEG_DIR = ROOT / ".." / "shared" / "c2pa-public-testfiles" / "image" / "jpeg"
+JPEG_DIR = ROOT / "tests" / "fixtures" / "c2pa" / "image" / "jpeg"
 RESULTS = ROOT / "benchmarks" / "results" / "watermark.txt"
 
 SKIMAGE_PHOTOS = [

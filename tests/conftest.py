@@ -18,7 +18,7 @@ from provenance.keys import Identity, create_development_identity, load_identity
 from provenance.trust import TrustPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
-PUBLIC = ROOT.parent / "shared" / "c2pa-public-testfiles"
+PUBLIC = Path(__file__).resolve().parent / "fixtures" / "c2pa"
 PUBLIC_JPEGS = PUBLIC / "image" / "jpeg"
 PUBLIC_PDF = PUBLIC / "pdf" / "adobe-20240110-single_manifest_store.pdf"
 MEDIA = Path(__file__).resolve().parent / "fixtures" / "media"

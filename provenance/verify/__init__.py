@@ -1,7 +1,7 @@
 """Check a file's Content Credentials and its whole chain of custody.
 
     >>> from provenance.verify import verify_file
-    >>> result = verify_file("../shared/c2pa-public-testfiles/image/jpeg/adobe-20220124-E-dat-CA.jpg")
+    >>> result = verify_file("tests/fixtures/c2pa/image/jpeg/adobe-20220124-E-dat-CA.jpg")
     >>> result.state.value
     'invalid'
     >>> result.summary
