@@ -68,7 +68,7 @@ def cli(verbose: bool) -> None:
 
 
 def _register() -> None:
-    from cli import keys, sign, stamp, store, verify, watermark
+    from cli import keys, serve, sign, stamp, store, verify, watermark
 
     cli.add_command(keys.keys)
     cli.add_command(sign.sign)
@@ -76,6 +76,7 @@ def _register() -> None:
     cli.add_command(stamp.command)
     cli.add_command(store.command)
     cli.add_command(watermark.command)
+    cli.add_command(serve.command)
 
 
 def main() -> None:
