@@ -9,6 +9,7 @@ import click
 
 from cli._common import run_per_file
 from provenance.errors import ExitCode
+from provenance.resolution import check_url, configured_resolvers
 from provenance.store import default_store_path, open_store
 from provenance.trust import TrustPolicy
 from provenance.verify import ManifestReport, State, VerificationResult, verify_file
@@ -48,6 +49,14 @@ _EXIT = {
     "--key-file", type=click.Path(path_type=Path), help="Watermark key file (default: the public key)."
 )
 @click.option(
+    "--resolver",
+    "resolvers",
+    multiple=True,
+    metavar="URL",
+    help="Soft Binding Resolution service to ask when the file has no credentials (repeatable; "
+    "also `resolvers` in $PROVENANCE_HOME/config.toml). Without one, verification stays offline.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -60,6 +69,7 @@ def verify(
     store_path: Path | None,
     no_watermark: bool,
     key_file: Path | None,
+    resolvers: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Verify the Content Credentials of FILES.
@@ -75,8 +85,10 @@ def verify(
     if store is not None:
         click.get_current_context().call_on_close(store.close)
 
+    remote = [check_url(url) for url in resolvers] or configured_resolvers()
+
     def check(path: Path) -> ExitCode:
-        result = verify_file(path, policy=policy, store=store, watermark_key=key)
+        result = verify_file(path, policy=policy, store=store, watermark_key=key, resolvers=remote)
         if as_json:
             click.echo(json.dumps({"file": str(path), **result.to_dict()}))
         else:
@@ -97,6 +109,8 @@ _MARK = {
 def render(name: str, result: VerificationResult) -> str:
     """The human-readable report: verdict, sentence, then the chain as a tree."""
     mark = _MARK[result.state] + (" (RECOVERED FROM WATERMARK)" if result.recovered else "")
+    if result.recovered and result.recovered_from not in (None, "store"):
+        mark = _MARK[result.state] + f" (RECOVERED FROM {result.recovered_from})"
     lines = [f"{name}: {mark}", f"  {result.summary}"]
     wm = result.watermark
     if wm is not None:

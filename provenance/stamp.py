@@ -37,7 +37,7 @@ from PIL import Image
 
 import watermark
 from manifests import Action, EditInfo, GenerationInfo
-from provenance._internal import c2pa_bridge, likeness
+from provenance._internal import c2pa_bridge, likeness, pdq
 from provenance._internal.files import atomic_write, read_input, same_file
 from provenance._internal.images import (
     STAMPABLE_FORMATS,
@@ -106,7 +106,7 @@ def stamp(
     except watermark.WatermarkError as exc:
         raise WatermarkFailure(f"{name}: cannot watermark ({exc})") from None
     encoded, mime = encode_image(marked, fmt, **preserving_save_options(image, fmt))
-    _check_readable(encoded, payload, key, name, fmt)
+    published = _check_readable(encoded, payload, key, name, fmt)
     value = watermark.soft_binding_value(payload)
     soft_binding = {
         "label": "c2pa.soft-binding",
@@ -127,6 +127,9 @@ def stamp(
     )
     assert signed.data is not None
     fingerprint = likeness.reference(marked)
+    # Fingerprint the pixels as published (after the watermark and the encoder):
+    # both move a perceptual hash, and copies in the wild descend from these.
+    pdq_hash = pdq.fingerprint(published)
     if output is not None:
         atomic_write(output, signed.data)
     recorded = store.record(
@@ -138,6 +141,7 @@ def stamp(
             soft_binding_alg=watermark.ALGORITHM,
             soft_binding_value=value,
             fingerprint_image=fingerprint,
+            pdq_hash=pdq_hash,
             source_sha256=hashlib.sha256(raw).hexdigest() if raw is not None else None,
             asset_sha256=hashlib.sha256(signed.data).hexdigest(),
             output_path=str(Path(output).resolve()) if output is not None else None,
@@ -171,14 +175,19 @@ def _load(
     return str(source), raw, load_image(raw, str(source))
 
 
-def _check_readable(encoded: bytes, payload: bytes, key: bytes, name: str, fmt: str) -> None:
-    """Refuse to issue credentials that declare a watermark the file does not carry."""
-    found = watermark.detect(load_image(encoded, name), key)
+def _check_readable(encoded: bytes, payload: bytes, key: bytes, name: str, fmt: str) -> Image.Image:
+    """Refuse to issue credentials that declare a watermark the file does not carry.
+
+    Returns the decoded published image.
+    """
+    published = load_image(encoded, name)
+    found = watermark.detect(published, key)
     if found.payload != payload:
         raise WatermarkFailure(
             f"{name}: the watermark does not survive encoding as {fmt} (the image is too flat, "
             "too noisy or too small to hold it); not stamped"
         )
+    return published
 
 
 def _fresh_payload(store: ManifestStore) -> bytes:

@@ -39,7 +39,10 @@ __all__ = [
     "open_store",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+_Fingerprints = list[tuple[bytes, bytes]]
+"""``(payload, pdq_hash)`` pairs."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class StoreEntry:
     soft_binding_alg: str | None = None
     soft_binding_value: str | None = None
     fingerprint_image: bytes | None = None
+    pdq_hash: bytes | None = None
+    """32-byte PDQ perceptual hash of the published image (provenance/_internal/pdq.py)."""
     source_sha256: str | None = None
     asset_sha256: str | None = None
     output_path: str | None = None
@@ -94,6 +99,24 @@ class ManifestStore(ABC):
     @abstractmethod
     def count(self) -> int:
         """How many entries there are."""
+
+    def fingerprints_after(self, cursor: int, limit: int = 10_000) -> tuple[int, _Fingerprints]:
+        """PDQ fingerprints recorded after position ``cursor`` (0: from the start).
+
+        Returns the new position and ``(payload, pdq_hash)`` for the entries
+        among the next ``limit`` that have a fingerprint. A resolution service
+        keeps the position and asks again for what was recorded since; a
+        returned position equal to ``cursor`` means it is up to date. This
+        generic version relies on :meth:`count` and :meth:`list` (stores only
+        ever append); backends override it with an indexed range query.
+        """
+        total = self.count()
+        n = min(limit, total - cursor)
+        if n <= 0:
+            return cursor, []
+        # list() is newest first: the n oldest unseen entries end at offset total - cursor.
+        entries = self.list(limit=n, offset=total - cursor - n)
+        return cursor + n, [(e.payload, e.pdq_hash) for e in reversed(entries) if e.pdq_hash is not None]
 
     def close(self) -> None:  # noqa: B027 - optional for backends without resources
         """Release connections."""
@@ -150,6 +173,12 @@ _MIGRATIONS: list[str] = [
     # tiny greyscale reference image can (see provenance/_internal/likeness.py).
     """
     ALTER TABLE manifests ADD COLUMN fingerprint_image BLOB;
+    """,
+    # v4: the PDQ perceptual hash (32 bytes) of the published image, for
+    # matching copies whose watermark was destroyed. Portable SQL: the
+    # PostgreSQL backend mirrors it as BYTEA.
+    """
+    ALTER TABLE manifests ADD COLUMN pdq_hash BLOB;
     """,
 ]
 assert len(_MIGRATIONS) == SCHEMA_VERSION
@@ -251,6 +280,19 @@ class SQLiteManifestStore(ManifestStore):
             return int(self._db.execute("SELECT COUNT(*) FROM manifests").fetchone()[0])
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot read the manifest store ({exc})") from None
+
+    def fingerprints_after(self, cursor: int, limit: int = 10_000) -> tuple[int, _Fingerprints]:
+        # The row id is the position: an indexed range scan, whatever the store's size.
+        try:
+            rows = self._db.execute(
+                "SELECT id, payload, pdq_hash FROM manifests WHERE id > ? ORDER BY id LIMIT ?",
+                (cursor, limit),
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot read the manifest store ({exc})") from None
+        if not rows:
+            return cursor, []
+        return int(rows[-1][0]), [(bytes(p), bytes(h)) for _, p, h in rows if h is not None]
 
     def close(self) -> None:
         self._db.close()
