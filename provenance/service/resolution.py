@@ -1,12 +1,10 @@
 """The C2PA Soft Binding Resolution API over a manifest store.
 
     >>> import tempfile, os
-    >>> from starlette.testclient import TestClient
     >>> from provenance.service import ServiceConfig, create_app
     >>> app = create_app(ServiceConfig(store=os.path.join(tempfile.mkdtemp(), "m.db")))
-    >>> with TestClient(app) as client:
-    ...     client.get("/services/supportedAlgorithms").json()["fingerprints"]
-    [{'alg': 'io.github.provenance-py.pdq.1'}]
+    >>> sorted(app.state.openapi["paths"])[:3]
+    ['/manifests', '/manifests/{manifestId}', '/matches/byBinding']
 
 The four operations of the API, at these paths from the server root:
 
