@@ -304,11 +304,14 @@ def false_matches(total_unrelated: int) -> list[str]:
         unrelated += [("photo crops/transforms", v) for v in [photo, *_variants(photo, rng, per_photo - 1)]]
     unrelated += [("synthetic", v) for v in _synthetic(rng, total_unrelated - len(unrelated))]
     counts: dict[str, list[int]] = {}
+    closest: list[int] = []
     started = time.perf_counter()
     for kind, image in unrelated:
         row = counts.setdefault(kind, [0, 0, 0])
         row[0] += 1
-        candidates = index.nearest(pdq.fingerprint(image), 10)
+        fingerprint = pdq.fingerprint(image)
+        closest.append(index.nearest(fingerprint, 1, max_distance=256)[0][1])
+        candidates = index.nearest(fingerprint, 10)
         row[1] += bool(candidates)
         row[2] += any(
             likeness.similarity(references[ref], image) >= likeness.SAME_CONTENT for ref, _ in candidates
@@ -381,7 +384,9 @@ def main() -> None:
         lines = [
             "Soft Binding Resolution service (benchmarks/resolution_bench.py)",
             f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-            "server pinned to core 0 (1 worker), load generator to core 1",
+            "server pinned to core 0 (1 worker), load generator to core 1; load average at start "
+            + " ".join(f"{x:.1f}" for x in os.getloadavg())
+            + " (the machine is shared: other work inflates the tails)",
             "",
         ]
         # A few real stamped photos first, then the synthetic million.

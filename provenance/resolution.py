@@ -22,6 +22,7 @@ streaming reads for the size cap).
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 from dataclasses import dataclass
@@ -32,14 +33,14 @@ from urllib.parse import quote
 import httpx
 
 import watermark
-from provenance.errors import UsageError
+from provenance.errors import StoreError, UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["MAX_MANIFEST_BYTES", "RemoteMatch", "check_url", "configured_resolvers", "resolve"]
+__all__ = ["MAX_MANIFEST_BYTES", "RemoteMatch", "check_url", "configured_resolvers", "register", "resolve"]
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 """Largest manifest store accepted from a service."""
@@ -122,6 +123,34 @@ def resolve(
     if warnings is not None:
         warnings.append(message)
     return None
+
+
+def register(
+    url: str, manifest_store: bytes, asset: bytes | None, token: str, *, timeout: float = 60.0
+) -> dict[str, Any]:
+    """``POST /manifests``: publish a recorded manifest (and its asset) to the service at ``url``.
+
+    Returns the service's answer (``manifestId``, ``softBindings``); a refusal
+    or a network failure is a :class:`~provenance.errors.StoreError`.
+    """
+    body: dict[str, str] = {"manifest": base64.b64encode(manifest_store).decode("ascii")}
+    if asset is not None:
+        body["asset"] = base64.b64encode(asset).decode("ascii")
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    base = check_url(url)
+    try:
+        with httpx.Client(timeout=httpx.Timeout(timeout), headers=headers, follow_redirects=False) as client:
+            response = client.post(f"{base}/manifests", json=body)
+    except httpx.TimeoutException:
+        raise StoreError(f"{base}: no answer within {timeout:g} s") from None
+    except httpx.HTTPError as exc:
+        raise StoreError(f"{base}: cannot reach it ({type(exc).__name__}: {exc})") from None
+    if response.status_code != 201:
+        raise StoreError(f"{base}: registration refused: {response.status_code}{_detail(response)}")
+    answer = response.json()
+    if not isinstance(answer, dict):
+        raise StoreError(f"{base}: registration answer is not a JSON object")
+    return answer
 
 
 def _resolve(

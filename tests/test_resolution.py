@@ -243,6 +243,39 @@ def test_tokens_scopes_and_registration(
             {"Content-Type": "image/jpeg", **read},
         )
         assert status == 200 and json.loads(body)["matches"][0]["manifestId"] == result.manifest_label
+        # The CLI way: `provenance store push`, the token from the environment.
+        pushed = tmp_path / "rocket.jpg"
+        with open_store(tmp_path / "other.db") as other:
+            second = stamp(
+                encode(photo("rocket"), "JPEG", quality=92), identity, INFO, store=other, output=pushed
+            )
+        runner = CliRunner()
+        args = [
+            "store",
+            "push",
+            second.identifier,
+            "--to",
+            service.url,
+            "--store",
+            str(tmp_path / "other.db"),
+        ]
+        refused = runner.invoke(cli, args)
+        assert refused.exit_code == 2 and "PROVENANCE_TOKEN" in refused.stderr
+        done = runner.invoke(cli, args, env={"PROVENANCE_TOKEN": "write-one"})
+        assert done.exit_code == 0, done.stderr
+        assert json.loads(done.stdout)["manifestId"] == second.manifest_label
+        again = runner.invoke(cli, args, env={"PROVENANCE_TOKEN": "write-one"})
+        assert again.exit_code == 8 and "409" in again.stderr and "Traceback" not in again.stderr
+        # verify against a service that checks reads: the token comes from the environment.
+        copy = tmp_path / "copy.jpg"
+        copy.write_bytes(stripped(second.data))
+        verify_args = ["verify", str(copy), "--json", "--resolver", service.url]
+        anonymous = runner.invoke(cli, verify_args)
+        assert anonymous.exit_code == 3
+        assert any("401" in w for w in json.loads(anonymous.stdout)["warnings"])
+        allowed = runner.invoke(cli, verify_args, env={"PROVENANCE_RESOLVER_TOKEN": "read-one"})
+        assert allowed.exit_code == 0, allowed.stdout
+        assert json.loads(allowed.stdout)["recovered_from"] == service.url
         garbage = {"manifest": base64.b64encode(b"not a manifest").decode()}
         assert service.json("POST", "/manifests", garbage, headers=write)[0] == 400
         # The asset must carry the watermark the manifest declares.

@@ -14,7 +14,7 @@
 PDQ (Meta's open perceptual hash, 256 bits) comes from the maintained ``pdqhash``
 bindings to the reference C++ code. The index is a packed ``(N, 4)`` uint64
 matrix searched by XOR and popcount: a linear scan, but one that numpy runs at
-memory speed (about 15 ms for 1,000,000 fingerprints on one core; see
+memory speed (tens of milliseconds for 1,000,000 fingerprints on one core; see
 ``benchmarks/results/resolution.txt``), so it needs no tuning, no training and
 no second copy of the data in the store.
 """
@@ -81,46 +81,51 @@ def score(hamming: int) -> int:
 class FingerprintIndex:
     """Fingerprints in one packed matrix, with an integer reference per row.
 
-    Thread-safe: rows are appended under a lock and a search works on a
-    consistent snapshot.
+    The matrix is column-major (four contiguous arrays of 64-bit words): each
+    XOR + popcount pass streams one array, about three times faster than
+    row-major rows of four words. Thread-safe: rows are appended under a lock
+    and a search works on a consistent snapshot.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._hashes: npt.NDArray[np.uint64] = np.zeros((0, 4), dtype=np.uint64)
+        self._words: npt.NDArray[np.uint64] = np.zeros((4, 0), dtype=np.uint64)
         self._refs: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._size = 0
 
     def __len__(self) -> int:
         return self._size
 
-    def add(self, refs: list[int], hashes: list[bytes]) -> None:
+    def add(self, refs: list[int] | npt.NDArray[np.int64], hashes: list[bytes]) -> None:
         """Append fingerprints; ``refs[i]`` is what a search returns for ``hashes[i]``."""
-        if not refs:
+        if len(refs) == 0:
             return
-        packed = np.frombuffer(b"".join(hashes), dtype=">u8").astype(np.uint64).reshape(-1, 4)
+        packed = np.frombuffer(b"".join(hashes), dtype=">u8").astype(np.uint64).reshape(-1, 4).T
         with self._lock:
             need = self._size + len(refs)
             if need > len(self._refs):
-                # Grow geometrically so appending one at a time stays amortised O(1).
+                # Grow geometrically so appending one at a time stays amortised O(1);
+                # a search holding the old arrays keeps a consistent snapshot.
                 capacity = max(need, 2 * len(self._refs), 1024)
-                hashes_grown = np.zeros((capacity, 4), dtype=np.uint64)
+                words = np.zeros((4, capacity), dtype=np.uint64)
                 refs_grown = np.zeros(capacity, dtype=np.int64)
-                hashes_grown[: self._size] = self._hashes[: self._size]
+                words[:, : self._size] = self._words[:, : self._size]
                 refs_grown[: self._size] = self._refs[: self._size]
-                self._hashes, self._refs = hashes_grown, refs_grown
-            self._hashes[self._size : need] = packed
+                self._words, self._refs = words, refs_grown
+            self._words[:, self._size : need] = packed
             self._refs[self._size : need] = np.asarray(refs, dtype=np.int64)
             self._size = need
 
     def nearest(self, query: bytes, k: int, max_distance: int = MATCH_DISTANCE) -> list[tuple[int, int]]:
         """Up to ``k`` ``(ref, distance)`` pairs within ``max_distance``, closest first."""
         with self._lock:
-            size, hashes, refs = self._size, self._hashes, self._refs
+            size, words, refs = self._size, self._words, self._refs
         if size == 0 or k <= 0:
             return []
         q = np.frombuffer(query, dtype=">u8").astype(np.uint64)
-        distances = np.bitwise_count(hashes[:size] ^ q).sum(axis=1, dtype=np.int32)
+        distances = np.bitwise_count(words[0, :size] ^ q[0]).astype(np.uint16)
+        for column in range(1, 4):
+            distances += np.bitwise_count(words[column, :size] ^ q[column])
         candidates = np.flatnonzero(distances <= max_distance)
         if len(candidates) > k:
             candidates = candidates[np.argpartition(distances[candidates], k - 1)[:k]]

@@ -34,7 +34,9 @@ import json
 import threading
 from typing import Any
 
+import numpy as np
 from PIL import Image
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -48,7 +50,7 @@ from provenance.service import ServiceConfig, ServiceHTTPError, read_body
 from provenance.service.auth import FETCH, REGISTER, Tokens, require
 from provenance.store import ManifestStore, StoreEntry, open_store
 
-__all__ = ["OPENAPI", "Resolver", "routes"]
+__all__ = ["OPENAPI", "Resolver", "routes", "startup"]
 
 _JSON_LIMIT = 64 * 1024  # a soft-binding query is a few hundred bytes
 _MAX_RESULTS = 100
@@ -81,9 +83,9 @@ class Resolver:
             while True:
                 cursor, rows = store.fingerprints_after(self._cursor, 100_000)
                 if rows:
-                    self.index.add(
-                        [int.from_bytes(p, "big", signed=True) for p, _ in rows], [h for _, h in rows]
-                    )
+                    # The watermark identifier is the row's reference: 8 bytes, one int64.
+                    refs = np.frombuffer(b"".join(p for p, _ in rows), dtype=">i8").astype(np.int64)
+                    self.index.add(refs, [h for _, h in rows])
                 if cursor == self._cursor:
                     return
                 self._cursor = cursor
@@ -247,11 +249,16 @@ def _known_alg(alg: str | None, what: str = "alg") -> str | None:
     return alg
 
 
+def startup(app: Starlette) -> None:
+    """Load the fingerprint index before the worker answers its first request."""
+    resolver = Resolver(app.state.config)
+    resolver.refresh()
+    app.state.resolver = resolver
+
+
 def _resolver(request: Request) -> Resolver:
-    # Made on the first request of each worker process (always on the event
-    # loop's thread, so never twice).
     resolver: Resolver | None = getattr(request.app.state, "resolver", None)
-    if resolver is None:
+    if resolver is None:  # an app run without its lifespan (e.g. a bare test client)
         resolver = request.app.state.resolver = Resolver(request.app.state.config)
     return resolver
 

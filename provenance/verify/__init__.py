@@ -476,7 +476,16 @@ def _recover_remotely(
     payload = bytes.fromhex(found.payload) if found is not None and found.payload else None
     warnings: list[str] = []
     for url in resolvers:
-        match = resolution.resolve(url, data, mime, payload, timeout=timeout, warnings=warnings)
+        match = resolution.resolve(
+            url,
+            data,
+            mime,
+            payload,
+            timeout=timeout,
+            warnings=warnings,
+            # A service that checks reads wants a fetch:manifests token; a secret, so never from argv.
+            token=os.environ.get("PROVENANCE_RESOLVER_TOKEN") or None,
+        )
         if match is None:
             continue
         entry = StoreEntry(
