@@ -100,6 +100,14 @@ class ManifestStore(ABC):
     def count(self) -> int:
         """How many entries there are."""
 
+    def label_for_payload(self, payload: bytes) -> str | None:
+        """The manifest label recorded for a watermark identifier (a resolution lookup).
+
+        Backends override it to read the label alone, not the whole entry.
+        """
+        entry = self.get_by_payload(payload)
+        return entry.manifest_label if entry is not None else None
+
     def fingerprints_after(self, cursor: int, limit: int = 10_000) -> tuple[int, _Fingerprints]:
         """PDQ fingerprints recorded after position ``cursor`` (0: from the start).
 
@@ -280,6 +288,15 @@ class SQLiteManifestStore(ManifestStore):
             return int(self._db.execute("SELECT COUNT(*) FROM manifests").fetchone()[0])
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot read the manifest store ({exc})") from None
+
+    def label_for_payload(self, payload: bytes) -> str | None:
+        try:
+            row = self._db.execute(
+                "SELECT manifest_label FROM manifests WHERE payload = ?", (payload,)
+            ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot read the manifest store ({exc})") from None
+        return str(row[0]) if row is not None else None
 
     def fingerprints_after(self, cursor: int, limit: int = 10_000) -> tuple[int, _Fingerprints]:
         # The row id is the position: an indexed range scan, whatever the store's size.

@@ -421,6 +421,9 @@ def test_fingerprints_after_is_incremental_on_any_backend(tmp_path: Path) -> Non
         cursor, rows = store.fingerprints_after(cursor, limit=10)
         assert [p[-1] for p, _ in rows] == [4, 5]  # 3 has no fingerprint
         assert store.fingerprints_after(cursor) == (cursor, [])
+    for store in stores:
+        assert store.label_for_payload((4).to_bytes(8, "big")) == "urn:c2pa:4"
+        assert store.label_for_payload(bytes(8)) is None
     before = [s.fingerprints_after(0)[0] for s in stores]
     add(6, with_hash=True)
     for store, cursor in zip(stores, before, strict=True):

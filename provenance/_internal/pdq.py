@@ -32,9 +32,11 @@ __all__ = [
     "ALGORITHM",
     "HASH_BYTES",
     "MATCH_DISTANCE",
+    "MIN_QUALITY",
     "FingerprintIndex",
     "distance",
     "fingerprint",
+    "fingerprint_and_quality",
     "score",
 ]
 
@@ -56,16 +58,26 @@ benchmark measures how many fall under 64."""
 _EDGE = 512  # PDQ works on a 64x64 reduction; a box-filtered 512 px copy keeps it fast for any size
 
 
+MIN_QUALITY = 50
+"""PDQ's own quality score (0-100) below which a hash is too unreliable to search
+with (flat or nearly featureless images); Meta's recommended cut-off."""
+
+
 def fingerprint(image: Image.Image) -> bytes:
     """The 32-byte PDQ hash of ``image`` (as published: after any watermark)."""
+    return fingerprint_and_quality(image)[0]
+
+
+def fingerprint_and_quality(image: Image.Image) -> tuple[bytes, int]:
+    """The PDQ hash and its quality (0-100; see :data:`MIN_QUALITY`)."""
     small = image
     if max(image.size) > _EDGE:
         scale = _EDGE / max(image.size)
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         small = image.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
     rgb = np.asarray(small.convert("RGB"))
-    bits, _quality = pdqhash.compute(rgb)
-    return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes()
+    bits, quality = pdqhash.compute(rgb)
+    return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes(), int(quality)
 
 
 def distance(a: bytes, b: bytes) -> int:

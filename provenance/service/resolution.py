@@ -98,16 +98,16 @@ class Resolver:
                 raise ServiceHTTPError(
                     400, f"value is not the base64 of a {watermark.PAYLOAD_SIZE}-byte identifier"
                 ) from None
-            entry = self.store().get_by_payload(payload)
-            return [{"manifestId": entry.manifest_label}] if entry is not None else []
+            label = self.store().label_for_payload(payload)
+            return [{"manifestId": label}] if label is not None else []
         if alg == pdq.ALGORITHM:
             query = _b64(value, pdq.HASH_BYTES, "a PDQ hash")
             self.refresh()
             found = []
             for ref, hamming in self.index.nearest(query, max_results):
-                entry = self.store().get_by_payload(ref.to_bytes(8, "big", signed=True))
-                if entry is not None:
-                    found.append({"manifestId": entry.manifest_label, "similarityScore": pdq.score(hamming)})
+                label = self.store().label_for_payload(ref.to_bytes(8, "big", signed=True))
+                if label is not None:
+                    found.append({"manifestId": label, "similarityScore": pdq.score(hamming)})
             return found
         raise ServiceHTTPError(
             400, f"unknown soft-binding algorithm {alg!r}; see /services/supportedAlgorithms"
@@ -148,9 +148,11 @@ class Resolver:
             return matches
         # No (known) watermark: the fingerprint, then the likeness check, since a
         # PDQ near-miss alone is not enough to hand out someone's credentials.
-        query = pdq.fingerprint(image)
+        query, quality = pdq.fingerprint_and_quality(image)
         if hint is not None and hint[0] == pdq.ALGORITHM:
-            query = _b64(hint[1], pdq.HASH_BYTES, "a PDQ hash")
+            query, quality = _b64(hint[1], pdq.HASH_BYTES, "a PDQ hash"), pdq.MIN_QUALITY
+        if quality < pdq.MIN_QUALITY:
+            return matches  # a featureless image: its hash would match anything flat
         self.refresh()
         for ref, _ in self.index.nearest(query, max(max_results, 10)):
             entry = self.store().get_by_payload(ref.to_bytes(8, "big", signed=True))
