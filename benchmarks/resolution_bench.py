@@ -73,8 +73,11 @@ def bulk_load(store_url: str, records: int) -> float:
     hashes = rng.integers(0, 256, size=(records, 32), dtype=np.uint8)
     db = sqlite3.connect(store_url, isolation_level=None)
     db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA cache_size=-1000000")  # 1 GB: the unique indexes stay in memory while they grow
     started = time.perf_counter()
     db.execute("BEGIN")
+    # Rows in payload order: the payload index then grows at its end instead of at random pages.
+    order = sorted(range(1, records + 1), key=synthetic_payload)
     rows = (
         (
             synthetic_payload(i),
@@ -86,7 +89,7 @@ def bulk_load(store_url: str, records: int) -> float:
             "2026-01-01T00:00:00+00:00",
             hashes[i - 1].tobytes(),
         )
-        for i in range(1, records + 1)
+        for i in order
     )
     db.executemany(
         "INSERT INTO manifests (payload, manifest_label, manifest_store, mime, soft_binding_alg, "
@@ -367,6 +370,11 @@ def false_matches(total_unrelated: int) -> list[str]:
     lines.append(
         f"{'all unrelated':<26} {total[0]:>7} {total[3]:>12} {total[1]:>14} {total[2]:>24}"
         f"   (false-match rate {total[2] / total[0]:.2e}; {elapsed:.0f} s)"
+    )
+    lines.append(
+        f"distance from an unrelated query to its nearest stored fingerprint: min {min(closest)}, "
+        f"1st percentile {np.percentile(closest, 1):.0f}, median {np.median(closest):.0f} "
+        f"(candidates: <= {pdq.MATCH_DISTANCE})"
     )
     lines.append(
         f"{'near-duplicates of stored':<26} {'n':>7} {'PDQ candidate':>14} {'confirmed (match)':>24}"

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
+from openapi_spec_validator import validate
 from PIL import Image, ImageFilter
 
 import watermark
@@ -70,6 +71,7 @@ def test_supported_algorithms_and_openapi(service: Service) -> None:
     )
     status, document = service.json("GET", "/openapi.json")
     assert status == 200
+    validate(document)  # a valid OpenAPI 3.0 document
     paths = document["paths"]
     assert set(paths["/matches/byBinding"]) == {"get", "post"}
     assert paths["/matches/byContent"]["post"]["operationId"] == "uploadFile"
