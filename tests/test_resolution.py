@@ -318,6 +318,8 @@ def test_verify_recovers_from_another_homes_service(
     result = runner.invoke(cli, ["verify", str(worn), "--json"])
     report = json.loads(result.stdout)
     assert report["recovered_from"] == service.url, report["summary"]
+    assert report["watermark"]["detected"] is False  # found by the fingerprint, confirmed by likeness
+    assert "fingerprint" in report["summary"] and report["fingerprint_similarity"] >= 0.8
     assert report["active_manifest"]["label"] == stamped["camera"].manifest_label
     assert result.exit_code == 0
 
