@@ -36,9 +36,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provenance._internal.files import atomic_write
 from provenance.errors import (
+    AlgorithmMismatchError,
     CertificateExpiredError,
     IdentityError,
     IdentityNotFoundError,
+    InvalidChoiceError,
     KeyMismatchError,
     UsageError,
     WrongPassphraseError,
@@ -78,13 +80,31 @@ _DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
 
 
 class SigningAlgorithm(str, Enum):
-    """COSE signature algorithms C2PA allows."""
+    """COSE signature algorithms C2PA allows, each tied to one key type.
+
+    ``SigningAlgorithm("ES256")`` works too; an unknown name raises
+    :class:`~provenance.errors.InvalidChoiceError` (a ``UsageError`` and a ``ValueError``).
+    """
 
     ES256 = "es256"
+    """ECDSA with SHA-256 on an EC P-256 key."""
     ES384 = "es384"
+    """ECDSA with SHA-384 on an EC P-384 key."""
     ES512 = "es512"
+    """ECDSA with SHA-512 on an EC P-521 key."""
     PS256 = "ps256"
+    """RSASSA-PSS with SHA-256 on an RSA key of 2048 bits or more."""
     ED25519 = "ed25519"
+    """EdDSA on an Ed25519 key."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> SigningAlgorithm:
+        if isinstance(value, str):
+            for member in cls:
+                if member.value == value.strip().lower():
+                    return member
+        names = ", ".join(a.value for a in cls)
+        raise InvalidChoiceError(f"unknown signing algorithm {value!r} (choose one of: {names})")
 
 
 SignCallback = Callable[[bytes], bytes]
@@ -131,10 +151,18 @@ class Identity:
         (the default) it signs one probe now and checks it against the
         certificate, so a callback wired to the wrong key fails here with
         :class:`~provenance.errors.KeyMismatchError` instead of producing
-        credentials no validator accepts.
+        credentials no validator accepts. The algorithm must be the one the
+        certificate's key signs with (ES256 for P-256, ES384 for P-384, ES512
+        for P-521, PS256 for RSA, Ed25519), else
+        :class:`~provenance.errors.AlgorithmMismatchError`.
         """
-        chain = _parse_chain(_as_bytes(certificate_chain_pem), "certificate chain")
+        if not callable(sign):
+            raise UsageError(f"sign must be a function that signs bytes, not {type(sign).__name__}")
+        chain = _parse_chain(_as_bytes(certificate_chain_pem, "certificate_chain_pem"), "certificate chain")
         alg = _parse_algorithm(algorithm)
+        # Checked even without the self-test: a key type the algorithm cannot
+        # describe makes every signature invalid, whatever the callback does.
+        check_algorithm_fits(chain[0].public_key(), alg)
         _check_timestamp_url(timestamp_url)
         identity = cls(chain, alg, sign, timestamp_url)
         if self_test:
@@ -209,6 +237,8 @@ def create_development_identity(
     """
     target = Path(folder) if folder is not None else default_identity_dir()
     alg = _parse_algorithm(algorithm)
+    if not isinstance(valid_days, int) or valid_days < 1:
+        raise UsageError(f"valid_days must be a whole number of days, at least 1 (got {valid_days!r})")
     key_path, chain_path, root_path = target / KEY_FILE, target / CHAIN_FILE, target / ROOT_FILE
     if key_path.exists() and not overwrite:
         raise IdentityError(f"{target}: an identity already exists (use --force to replace it)")
@@ -287,10 +317,25 @@ def load_identity(
     The key may be encrypted; pass its ``passphrase`` (the CLI reads it from
     :data:`PASSPHRASE_ENV` or a prompt). The algorithm defaults to the one the
     key type implies (ES256/384/512 by curve, PS256 for RSA, Ed25519). The key
-    must match the certificate and the certificate must be valid today.
+    must match the certificate, the algorithm must fit the key, and the
+    certificate must be valid today.
     """
-    key_pem = _read_identity_file(key_path, "private key")
+    key = _load_private_key(key_path, passphrase)
     chain = _parse_chain(_read_identity_file(chain_path, "certificate chain"), str(chain_path))
+    alg = _parse_algorithm(algorithm) if algorithm is not None else _algorithm_for_key(key.public_key())
+    _check_key_matches(key, chain[0], key_path, chain_path)
+    check_algorithm_fits(chain[0].public_key(), alg)
+    _check_timestamp_url(timestamp_url)
+    identity = Identity(chain, alg, _local_signer(key, alg), timestamp_url)
+    identity.check_valid_now()
+    return identity
+
+
+def _load_private_key(key_path: str | os.PathLike[str], passphrase: bytes | str | None) -> PrivateKey:
+    """A PEM private key C2PA can sign with, decrypted with ``passphrase`` if it is encrypted."""
+    if passphrase is not None and not isinstance(passphrase, str | bytes):
+        raise UsageError(f"the passphrase must be text or bytes, not {type(passphrase).__name__}")
+    key_pem = _read_identity_file(key_path, "private key")
     secret = passphrase.encode() if isinstance(passphrase, str) else passphrase
     try:
         key = serialization.load_pem_private_key(key_pem, password=secret)
@@ -309,12 +354,7 @@ def load_identity(
         raise IdentityError(f"{key_path}: unsupported private key type") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
         raise IdentityError(f"{key_path}: key type {type(key).__name__} cannot sign C2PA claims")
-    alg = _parse_algorithm(algorithm) if algorithm is not None else _algorithm_for_key(key)
-    _check_key_matches(key, chain[0], key_path, chain_path)
-    _check_timestamp_url(timestamp_url)
-    identity = Identity(chain, alg, _local_signer(key, alg), timestamp_url)
-    identity.check_valid_now()
-    return identity
+    return key
 
 
 def load_identity_dir(
@@ -343,24 +383,34 @@ def identity_paths(folder: str | os.PathLike[str] | None = None) -> IdentityPath
 # --- plumbing -----------------------------------------------------------------
 
 
-def _as_bytes(value: bytes | str) -> bytes:
-    return value.encode("ascii") if isinstance(value, str) else value
+def _as_bytes(value: object, what: str) -> bytes:
+    if isinstance(value, str):
+        # PEM is ASCII; anything else cannot be a certificate chain.
+        return value.encode("ascii", errors="replace")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise UsageError(f"{what} must be PEM text or bytes, not {type(value).__name__}")
 
 
-def _parse_algorithm(value: SigningAlgorithm | str) -> SigningAlgorithm:
-    try:
-        return SigningAlgorithm(str(value.value if isinstance(value, SigningAlgorithm) else value).lower())
-    except ValueError:
+def _parse_algorithm(value: object) -> SigningAlgorithm:
+    if isinstance(value, SigningAlgorithm):
+        return value
+    if not isinstance(value, str):
         names = ", ".join(a.value for a in SigningAlgorithm)
-        raise UsageError(f"unknown signing algorithm {value!r} (choose one of: {names})") from None
+        raise InvalidChoiceError(f"unknown signing algorithm {value!r} (choose one of: {names})")
+    return SigningAlgorithm(value)
 
 
-def _check_timestamp_url(url: str | None) -> None:
-    if url is not None and not url.startswith(("http://", "https://")):
+def _check_timestamp_url(url: object) -> None:
+    if url is None:
+        return
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise UsageError(f"timestamp authority URL must start with http:// or https://: {url!r}")
 
 
 def _read_identity_file(path: str | os.PathLike[str], what: str) -> bytes:
+    if not isinstance(path, str | os.PathLike):
+        raise UsageError(f"the {what} path must be a file path, not {type(path).__name__}")
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:
@@ -443,20 +493,66 @@ def _hash_for(alg: SigningAlgorithm) -> hashes.SHA256 | hashes.SHA384 | hashes.S
     return hashes.SHA256()
 
 
-def _algorithm_for_key(key: PrivateKey) -> SigningAlgorithm:
-    if isinstance(key, ed25519.Ed25519PrivateKey):
+_BY_CURVE = {
+    "secp256r1": SigningAlgorithm.ES256,
+    "secp384r1": SigningAlgorithm.ES384,
+    "secp521r1": SigningAlgorithm.ES512,
+}
+_CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+_MIN_RSA_BITS = 2048  # the C2PA certificate profile's floor
+
+
+def describe_key(public: object) -> str:
+    """``"an EC P-256 key"``, ``"an RSA 3072-bit key"``, ``"an Ed25519 key"``."""
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        return f"an EC {_CURVE_NAMES.get(public.curve.name, public.curve.name)} key"
+    if isinstance(public, rsa.RSAPublicKey):
+        return f"an RSA {public.key_size}-bit key"
+    if isinstance(public, ed25519.Ed25519PublicKey):
+        return "an Ed25519 key"
+    return f"a {type(public).__name__}"
+
+
+def _algorithm_for_key(public: object) -> SigningAlgorithm:
+    """The one C2PA algorithm ``public`` signs with; refuses keys C2PA does not allow."""
+    if isinstance(public, ed25519.Ed25519PublicKey):
         return SigningAlgorithm.ED25519
-    if isinstance(key, rsa.RSAPrivateKey):
+    if isinstance(public, rsa.RSAPublicKey):
+        if public.key_size < _MIN_RSA_BITS:
+            raise IdentityError(
+                f"{describe_key(public)} is too short for C2PA (at least {_MIN_RSA_BITS} bits)"
+            )
         return SigningAlgorithm.PS256
-    curve = key.curve.name
-    by_curve = {
-        "secp256r1": SigningAlgorithm.ES256,
-        "secp384r1": SigningAlgorithm.ES384,
-        "secp521r1": SigningAlgorithm.ES512,
-    }
-    if curve not in by_curve:
-        raise IdentityError(f"elliptic curve {curve} is not allowed by C2PA")
-    return by_curve[curve]
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        if public.curve.name not in _BY_CURVE:
+            raise IdentityError(
+                f"elliptic curve {public.curve.name} is not allowed by C2PA (P-256, P-384 or P-521)"
+            )
+        return _BY_CURVE[public.curve.name]
+    raise IdentityError(f"{describe_key(public)} cannot sign C2PA claims (EC, RSA or Ed25519 only)")
+
+
+def check_algorithm_fits(public: object, algorithm: SigningAlgorithm) -> None:
+    """Refuse an algorithm the certificate's key does not sign with.
+
+    COSE ties each algorithm to one key type (ES256 is ECDSA on P-256 with
+    SHA-256, and so on); a mismatch makes every signature invalid, so it is
+    refused before anything is signed.
+
+        >>> from cryptography.hazmat.primitives.asymmetric import ec
+        >>> key = ec.generate_private_key(ec.SECP256R1()).public_key()
+        >>> check_algorithm_fits(key, SigningAlgorithm.ES256)
+        >>> check_algorithm_fits(key, SigningAlgorithm.PS256)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        provenance.errors.AlgorithmMismatchError: ... an EC P-256 key, which signs with ES256, not PS256
+    """
+    expected = _algorithm_for_key(public)
+    if algorithm is not expected:
+        raise AlgorithmMismatchError(
+            f"the certificate holds {describe_key(public)}, which signs with "
+            f"{expected.value.upper()}, not {algorithm.value.upper()}"
+        )
 
 
 def _check_key_matches(
@@ -482,8 +578,7 @@ def _local_signer(key: PrivateKey, alg: SigningAlgorithm) -> SignCallback:
             return key.sign(data, pss, hashes.SHA256())
 
         return sign_rsa
-    digest = _hash_for(alg)
-    assert digest is not None
+    digest = _hash_for(alg) or hashes.SHA256()  # never None here: the algorithm fits the EC key
 
     def sign_ec(data: bytes) -> bytes:
         return key.sign(data, ec.ECDSA(digest))
@@ -498,13 +593,14 @@ def verify_signature_roundtrip(identity: Identity) -> None:
     credentials no validator accepts.
     """
     probe = b"provenance-kit identity self-test"
+    public = identity.certificate.public_key()
+    check_algorithm_fits(public, identity.algorithm)
     try:
         signature = identity.sign(probe)
     except Exception as exc:  # the callback is user code: report what it raised
         raise IdentityError(f"the signer callback failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(signature, bytes | bytearray) or not signature:
         raise IdentityError(f"the signer callback returned {type(signature).__name__}, not signature bytes")
-    public = identity.certificate.public_key()
     try:
         if isinstance(public, ed25519.Ed25519PublicKey):
             public.verify(signature, probe)
@@ -516,8 +612,7 @@ def verify_signature_roundtrip(identity: Identity) -> None:
                 hashes.SHA256(),
             )
         elif isinstance(public, ec.EllipticCurvePublicKey):
-            digest = _hash_for(identity.algorithm)
-            assert digest is not None
+            digest = _hash_for(identity.algorithm) or hashes.SHA256()  # the algorithm fits: ES*
             public.verify(_der_ecdsa(bytes(signature), public), probe, ec.ECDSA(digest))
         else:
             raise IdentityError(f"unsupported certificate key type {type(public).__name__}")
