@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -65,6 +66,8 @@ DEVELOPMENT_MARKER = "DEVELOPMENT IDENTITY - NOT FOR PRODUCTION"
 DEVELOPMENT_ORGANIZATION = "provenance-kit development identity"
 """Organisation of every development certificate: C2PA reports show the issuer's
 organisation and the signer's common name, so the label travels with the file."""
+
+_log = logging.getLogger(__name__)
 
 PASSPHRASE_ENV = "PROVENANCE_KEY_PASSPHRASE"
 """Environment variable the CLI reads a key passphrase from (never from argv)."""
@@ -328,6 +331,14 @@ def load_identity(
     _check_timestamp_url(timestamp_url)
     identity = Identity(chain, alg, _local_signer(key, alg), timestamp_url)
     identity.check_valid_now()
+    _log.debug(
+        "identity %s: %s, %s, %d certificate(s), valid until %s",
+        identity.subject,
+        alg.value,
+        "development" if identity.is_development else "production",
+        len(chain),
+        identity.certificate.not_valid_after_utc.date(),
+    )
     return identity
 
 

@@ -33,6 +33,7 @@ modified unless ``in_place=True``), ``sign_bytes`` signs bytes. Pass
 from __future__ import annotations
 
 import io
+import logging
 import os
 import uuid
 import warnings
@@ -80,6 +81,8 @@ __all__ = [
     "sign_image",
     "signing_settings",
 ]
+
+_log = logging.getLogger(__name__)
 
 Source = bytes | str | os.PathLike[str]
 _THUMBNAIL_URI = "provenance-thumbnail.jpg"
@@ -376,6 +379,15 @@ def _sign_into(
         for ing, rel in ([(parent_ing, "parentOf")] if parent_ing else [])
         + [(c, "componentOf") for c in component_ings]
     ]
+    _log.debug(
+        "signing %s (%s, %d bytes) as %s with %s, %d ingredient(s)",
+        name,
+        fmt.mime,
+        len(data),
+        label,
+        identity.algorithm.value,
+        len(ingredients),
+    )
     store = c2pa_bridge.sign_stream(
         definition,
         signing_settings(),

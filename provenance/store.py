@@ -253,6 +253,7 @@ class SQLiteManifestStore(ManifestStore):
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             self._migrate()
+            _log.debug("manifest store %s (schema v%d)", self.path, self.schema_version)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open the manifest store ({exc})") from None
         except OSError as exc:
