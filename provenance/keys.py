@@ -33,12 +33,15 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
+from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from provenance._internal import cert_profile
 from provenance._internal.files import atomic_write
 from provenance.errors import (
     AlgorithmMismatchError,
     CertificateExpiredError,
+    CertificateProfileError,
     IdentityError,
     IdentityNotFoundError,
     InvalidChoiceError,
@@ -53,9 +56,14 @@ __all__ = [
     "PASSPHRASE_ENV",
     "Identity",
     "IdentityPaths",
+    "ImportedIdentity",
     "SigningAlgorithm",
+    "SigningRequest",
+    "check_algorithm_fits",
     "create_development_identity",
+    "create_signing_request",
     "default_identity_dir",
+    "import_certificate_chain",
     "load_identity",
     "load_identity_dir",
 ]
@@ -76,10 +84,12 @@ KEY_FILE = "signing-key.pem"
 CHAIN_FILE = "signing-chain.pem"
 ROOT_FILE = "root-ca.pem"
 META_FILE = "identity.json"
+CSR_FILE = "signing-request.csr"
+_IDENTITY_FILES = {KEY_FILE, CHAIN_FILE, ROOT_FILE, META_FILE, CSR_FILE}
 
 # documentSigning is what C2PA 2.x asks of claim signers; emailProtection keeps
 # older validators (and the reference implementation's default EKU list) happy.
-_DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+_DOCUMENT_SIGNING = cert_profile.DOCUMENT_SIGNING
 
 
 class SigningAlgorithm(str, Enum):
@@ -243,15 +253,7 @@ def create_development_identity(
     if not isinstance(valid_days, int) or valid_days < 1:
         raise UsageError(f"valid_days must be a whole number of days, at least 1 (got {valid_days!r})")
     key_path, chain_path, root_path = target / KEY_FILE, target / CHAIN_FILE, target / ROOT_FILE
-    if key_path.exists() and not overwrite:
-        raise IdentityError(f"{target}: an identity already exists (use --force to replace it)")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Everything is written into a fresh sibling folder and renamed into
-        # place, so a crash never leaves a key beside a chain it does not match.
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    except OSError as exc:
-        raise IdentityError(f"{target}: cannot create folder ({exc.strerror or exc})") from None
+    staging = _staging_folder(target, overwrite)
 
     now = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(minutes=5)
     root_key = _generate_key(alg)
@@ -295,6 +297,32 @@ def create_development_identity(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return IdentityPaths(target, key_path, chain_path, root_path)
+
+
+def _staging_folder(target: Path, overwrite: bool) -> Path:
+    """A fresh sibling of ``target`` to write a new identity into, then swap into place.
+
+    Writing beside and renaming means a crash never leaves a key next to a
+    chain it does not match. The swap replaces the whole folder, so a folder
+    holding anything but identity files is refused: ``--dir ~/Documents``
+    must never delete documents.
+    """
+    if (target / KEY_FILE).exists() and not overwrite:
+        raise IdentityError(f"{target}: an identity already exists (use --force to replace it)")
+    if target.exists() and not target.is_dir():
+        raise IdentityError(f"{target}: exists and is not a folder")
+    if target.is_dir():
+        others = sorted(p.name for p in target.iterdir() if p.name not in _IDENTITY_FILES)
+        if others:
+            raise IdentityError(
+                f"{target}: the folder holds other files ({', '.join(others[:3])}); "
+                "choose an empty or new folder for the identity"
+            )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        raise IdentityError(f"{target}: cannot create folder ({exc.strerror or exc})") from None
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:
@@ -380,6 +408,11 @@ def load_identity_dir(
         raise IdentityNotFoundError(
             f"no signing identity in {target}; create one with 'provenance keys init'"
         )
+    if not (target / CHAIN_FILE).exists() and (target / CSR_FILE).exists():
+        raise IdentityNotFoundError(
+            f"{target} holds a key and a certificate request ({CSR_FILE}) but no certificate yet: "
+            f"have a CA sign the request, then run 'provenance keys import CHAIN.pem --dir {target}'"
+        )
     return load_identity(
         target / KEY_FILE, target / CHAIN_FILE, passphrase=passphrase, timestamp_url=timestamp_url
     )
@@ -389,6 +422,291 @@ def identity_paths(folder: str | os.PathLike[str] | None = None) -> IdentityPath
     target = Path(folder) if folder is not None else default_identity_dir()
     root = target / ROOT_FILE
     return IdentityPaths(target, target / KEY_FILE, target / CHAIN_FILE, root if root.exists() else None)
+
+
+# --- production identities: a key and a CSR, then the CA's chain ------------------
+
+
+@dataclass(frozen=True)
+class SigningRequest:
+    """What :func:`create_signing_request` wrote."""
+
+    folder: Path
+    key: Path
+    csr: Path
+    encrypted: bool
+    pem: bytes
+    """The certificate signing request (PEM), to send to the CA."""
+
+
+def create_signing_request(
+    folder: str | os.PathLike[str] | None = None,
+    *,
+    common_name: str,
+    organization: str,
+    country: str | None = None,
+    organizational_unit: str | None = None,
+    email: str | None = None,
+    algorithm: SigningAlgorithm | str = SigningAlgorithm.ES256,
+    passphrase: bytes | str | None = None,
+    overwrite: bool = False,
+) -> SigningRequest:
+    """Make a private key and a certificate signing request for a C2PA claim signer.
+
+    The request asks for what the C2PA certificate profile requires: key
+    usage digitalSignature (critical), extended key usage documentSigning and
+    c2pa-kp-claimSigning (plus emailProtection and the address as a subject
+    alternative name when ``email`` is given), an end-entity certificate, and
+    a subject naming the organisation (O) and signer (CN); validators show
+    the organisation as who signed. The key is written with mode 0600,
+    encrypted when ``passphrase`` is given. Install the chain the CA returns
+    with :func:`import_certificate_chain`.
+    """
+    target = Path(folder) if folder is not None else default_identity_dir()
+    alg = _parse_algorithm(algorithm)
+    subject = _production_subject(common_name, organization, country, organizational_unit, email)
+    if passphrase is not None and (not isinstance(passphrase, str | bytes) or not passphrase):
+        raise UsageError("the passphrase must be non-empty text or bytes")
+    secret = passphrase.encode() if isinstance(passphrase, str) else passphrase
+    purposes = [_DOCUMENT_SIGNING, cert_profile.C2PA_CLAIM_SIGNING]
+    if email:
+        purposes.append(ExtendedKeyUsageOID.EMAIL_PROTECTION)
+    key = _generate_key(alg)
+    builder = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(subject)
+        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+    )
+    if email:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=False
+        )
+    csr = builder.sign(key, _hash_for(alg))
+    csr_pem = csr.public_bytes(serialization.Encoding.PEM)
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(secret) if secret else serialization.NoEncryption()
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    meta = {
+        "algorithm": alg.value,
+        "development": False,
+        "state": "awaiting certificate",
+        "subject": subject.rfc4514_string(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    staging = _staging_folder(target, overwrite)
+    try:
+        atomic_write(staging / KEY_FILE, key_pem, mode=0o600)
+        atomic_write(staging / CSR_FILE, csr_pem)
+        atomic_write(staging / META_FILE, json.dumps(meta, indent=2).encode())
+        _swap_into_place(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _log.debug("certificate request for %s (%s) in %s", subject.rfc4514_string(), alg.value, target)
+    return SigningRequest(target, target / KEY_FILE, target / CSR_FILE, secret is not None, csr_pem)
+
+
+def _production_subject(
+    common_name: object,
+    organization: object,
+    country: object,
+    organizational_unit: object,
+    email: object,
+) -> x509.Name:
+    for value, what in [(common_name, "common name (CN)"), (organization, "organization (O)")]:
+        if not isinstance(value, str) or not value.strip():
+            raise UsageError(f"the {what} is required")
+        if len(value) > 64:
+            raise UsageError(f"the {what} is longer than 64 characters")
+    attributes = []
+    if country is not None:
+        if not isinstance(country, str) or len(country) != 2 or not country.isalpha():
+            raise UsageError(f"country must be a two-letter ISO 3166 code such as 'DE', not {country!r}")
+        attributes.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country.upper()))
+    attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, str(organization).strip()))
+    if organizational_unit is not None:
+        if not isinstance(organizational_unit, str) or not organizational_unit.strip():
+            raise UsageError("the organizational unit (OU) must be non-empty text")
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, organizational_unit.strip()))
+    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, str(common_name).strip()))
+    if email is not None and (not isinstance(email, str) or "@" not in email or " " in email):
+        raise UsageError(f"not an email address: {email!r}")
+    return x509.Name(attributes)
+
+
+@dataclass(frozen=True)
+class ImportedIdentity:
+    """What :func:`import_certificate_chain` installed, and what it noticed."""
+
+    paths: IdentityPaths
+    subject: str
+    issuer: str
+    algorithm: SigningAlgorithm
+    not_after: _dt.datetime
+    certificates: int
+    """Certificates in the signing chain (leaf and intermediates; the root is kept apart)."""
+    root_included: bool
+    reordered: bool
+    notes: tuple[str, ...]
+
+
+def import_certificate_chain(
+    chain: str | os.PathLike[str] | bytes,
+    folder: str | os.PathLike[str] | None = None,
+    *,
+    passphrase: bytes | str | None = None,
+    now: _dt.datetime | None = None,
+) -> ImportedIdentity:
+    """Check a CA-issued chain against the folder's private key and install it.
+
+    ``chain`` is a file (PEM certificates, or PKCS#7 in PEM or DER, as CAs
+    deliver them) or its bytes. The chain must contain the certificate for
+    the key made by :func:`create_signing_request` (the order does not
+    matter: it is rebuilt leaf first, each certificate verified against its
+    issuer), every certificate must be valid now, and the leaf must meet the
+    C2PA certificate profile (see :mod:`provenance._internal.cert_profile`).
+    A self-signed root, if present, is written to ``root-ca.pem`` (for
+    verifiers to trust) and left out of the signing chain, as C2PA asks.
+    The folder is then usable with ``--identity`` / :func:`load_identity_dir`.
+    """
+    target = Path(folder) if folder is not None else default_identity_dir()
+    moment = now or _dt.datetime.now(_dt.timezone.utc)
+    if not (target / KEY_FILE).exists():
+        raise IdentityNotFoundError(
+            f"no private key in {target}; make one with 'provenance keys csr' first"
+        )
+    key = _load_private_key(target / KEY_FILE, passphrase)
+    if isinstance(chain, bytes | bytearray):
+        data, name = bytes(chain), "<certificate chain>"
+    else:
+        data, name = _read_identity_file(chain, "certificate chain"), str(chain)
+    certs = _read_certificates(data, name)
+    ordered, root, reordered = _build_chain(certs, key, name, target)
+    for cert in (*ordered, *([root] if root else [])):
+        cert_profile.check_validity(cert, moment)
+    leaf = ordered[0]
+    notes = cert_profile.check_signing_certificate(leaf)
+    for ca in ordered[1:] + ([root] if root else []):
+        cert_profile.check_ca_certificate(ca)
+    alg = _algorithm_for_key(leaf.public_key())
+    identity = Identity(tuple(ordered), alg, _local_signer(key, alg))
+    verify_signature_roundtrip(identity)
+    if root is None:
+        notes.append(
+            f"the chain stops at '{cert_profile.label(ordered[-1])}'; verifiers need its issuer "
+            f"'{ordered[-1].issuer.rfc4514_string()}' as a trust anchor"
+        )
+    _install_chain(target, ordered, root, alg)
+    return ImportedIdentity(
+        paths=identity_paths(target),
+        subject=leaf.subject.rfc4514_string(),
+        issuer=leaf.issuer.rfc4514_string(),
+        algorithm=alg,
+        not_after=leaf.not_valid_after_utc,
+        certificates=len(ordered),
+        root_included=root is not None,
+        reordered=reordered,
+        notes=tuple(notes),
+    )
+
+
+def _read_certificates(data: bytes, name: str) -> list[x509.Certificate]:
+    try:
+        if b"-----BEGIN PKCS7-----" in data:
+            certs = pkcs7.load_pem_pkcs7_certificates(data)
+        elif b"-----BEGIN" in data:
+            certs = x509.load_pem_x509_certificates(data)
+        else:
+            try:
+                certs = [x509.load_der_x509_certificate(data)]
+            except ValueError:
+                certs = pkcs7.load_der_pkcs7_certificates(data)
+    except ValueError:
+        raise IdentityError(
+            f"{name}: not a certificate chain (PEM certificates or PKCS#7 are accepted)"
+        ) from None
+    if not certs:
+        raise IdentityError(f"{name}: contains no certificate")
+    return list(certs)
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _build_chain(
+    certs: list[x509.Certificate], key: PrivateKey, name: str, folder: Path
+) -> tuple[list[x509.Certificate], x509.Certificate | None, bool]:
+    """Leaf first, each followed by its verified issuer; the self-signed root apart."""
+    fmt = serialization.PublicFormat.SubjectPublicKeyInfo
+    mine = key.public_key().public_bytes(serialization.Encoding.DER, fmt)
+    leaves = [c for c in certs if c.public_key().public_bytes(serialization.Encoding.DER, fmt) == mine]
+    if not leaves:
+        raise KeyMismatchError(
+            f"{name}: none of its {len(certs)} certificate(s) is for the private key in {folder} "
+            "(was the request made with another key?)"
+        )
+    path = [leaves[0]]
+    unused = [c for c in certs if c is not leaves[0]]
+    while path[-1].subject != path[-1].issuer:
+        issuer = next((c for c in unused if _issued_by(path[-1], c)), None)
+        if issuer is None:
+            break
+        path.append(issuer)
+        unused.remove(issuer)
+    stray = [c for c in unused if c not in path]  # a certificate given twice is not stray
+    if stray:
+        raise CertificateProfileError(
+            f"{name}: certificate '{cert_profile.label(stray[0])}' is not part of the signing "
+            f"certificate's chain ({' <- '.join(cert_profile.label(c) for c in path)})"
+        )
+    distinct: list[x509.Certificate] = []
+    for cert in certs:
+        if cert not in distinct:
+            distinct.append(cert)
+    reordered = distinct != path
+    root = None
+    if len(path) > 1 and path[-1].subject == path[-1].issuer and _issued_by(path[-1], path[-1]):
+        root = path.pop()
+    return path, root, reordered
+
+
+def _install_chain(
+    target: Path, ordered: list[x509.Certificate], root: x509.Certificate | None, alg: SigningAlgorithm
+) -> None:
+    meta_path = target / META_FILE
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    except (OSError, ValueError):
+        meta = {}
+    meta.update(
+        {
+            "algorithm": alg.value,
+            "development": False,
+            "state": "ready",
+            "subject": ordered[0].subject.rfc4514_string(),
+            "imported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+    )
+    pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in ordered)
+    atomic_write(meta_path, json.dumps(meta, indent=2).encode())
+    if root is not None:
+        atomic_write(target / ROOT_FILE, root.public_bytes(serialization.Encoding.PEM))
+    else:
+        # A root from an earlier chain would mislead whoever trusts it.
+        (target / ROOT_FILE).unlink(missing_ok=True)
+    # The chain goes last: its presence is what makes the folder a usable identity.
+    atomic_write(target / CHAIN_FILE, pem)
+    _log.debug("installed %d certificate(s) for %s in %s", len(ordered), ordered[0].subject, target)
 
 
 # --- plumbing -----------------------------------------------------------------
