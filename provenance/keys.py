@@ -182,6 +182,18 @@ class Identity:
             verify_signature_roundtrip(identity)
         return identity
 
+    def __post_init__(self) -> None:
+        # Built directly (not through the loaders) the same rules hold: a chain,
+        # a known algorithm that fits the certificate's key, a callable signer.
+        if not self.certificate_chain or not all(
+            isinstance(c, x509.Certificate) for c in self.certificate_chain
+        ):
+            raise UsageError("certificate_chain must be a non-empty tuple of x509 certificates")
+        object.__setattr__(self, "algorithm", _parse_algorithm(self.algorithm))
+        if not callable(self.sign):
+            raise UsageError(f"sign must be a function that signs bytes, not {type(self.sign).__name__}")
+        check_algorithm_fits(self.certificate_chain[0].public_key(), self.algorithm)
+
     @property
     def certificate(self) -> x509.Certificate:
         """The signing (end-entity) certificate."""

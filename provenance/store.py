@@ -315,7 +315,9 @@ class SQLiteManifestStore(ManifestStore):
         self._db.execute("COMMIT")
 
     def record(self, entry: StoreEntry) -> bool:
-        if len(entry.payload) != 8:
+        if not isinstance(entry, StoreEntry):
+            raise UsageError(f"record takes a StoreEntry, not {type(entry).__name__}")
+        if not isinstance(entry.payload, bytes) or len(entry.payload) != 8:
             raise StoreError("a watermark payload is exactly 8 bytes")
         placeholders = ", ".join("?" for _ in _COLUMNS)
         values = [getattr(entry, c) for c in _COLUMNS]

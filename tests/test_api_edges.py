@@ -187,7 +187,10 @@ def test_ec_signer_declared_ps256_used_to_sign_invalid_files(
     # What the check prevents: the same mismatch, built without the check, signs
     # a file the reference implementation rejects.
     real = identities["es256"]
-    unchecked = Identity(real.certificate_chain, SigningAlgorithm.PS256, real.sign)
+    with pytest.raises(AlgorithmMismatchError):  # the dataclass itself refuses it
+        Identity(real.certificate_chain, SigningAlgorithm.PS256, real.sign)
+    unchecked = Identity(real.certificate_chain, SigningAlgorithm.ES256, real.sign)
+    object.__setattr__(unchecked, "algorithm", SigningAlgorithm.PS256)  # forced past every check
     image = Image.new("RGB", (64, 64), "teal")
     signed = sign_image(image, unchecked, INFO)
     assert signed.data is not None
