@@ -13,7 +13,10 @@ Create a development identity and sign with it::
 A production identity is a PEM private key (optionally encrypted) and its PEM
 certificate chain, loaded with :func:`load_identity`; a key that lives in an
 HSM or a cloud KMS is used through :meth:`Identity.from_callback`, which only
-needs a function that signs bytes.
+needs a function that signs bytes. :func:`create_signing_request` makes a key
+and a certificate signing request with what the C2PA certificate profile asks
+for, and :func:`import_certificate_chain` checks the chain a CA returns
+against the key and the profile before installing it as an identity folder.
 """
 
 from __future__ import annotations

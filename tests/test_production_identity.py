@@ -349,3 +349,38 @@ def test_every_algorithm_goes_from_request_to_trusted_credentials(
     assert signed.data is not None
     policy = TrustPolicy.from_files([tmp_path / "root-ca.pem"])
     assert verify_bytes(signed.data, policy=policy).state is State.TRUSTED
+
+
+def test_import_cli_errors_are_one_line_with_the_identity_code(ca: CA, tmp_path: Path) -> None:
+    _request(tmp_path / "mine")
+    other = _request(tmp_path / "other")
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(ca.chain_pem(ca.issue(other)))
+    result = CliRunner().invoke(cli, ["keys", "import", str(chain), "--dir", str(tmp_path / "mine")])
+    assert result.exit_code == ExitCode.IDENTITY_ERROR
+    assert result.stdout == "" and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: ") and "another key" in result.stderr
+    missing = CliRunner().invoke(
+        cli, ["keys", "import", str(tmp_path / "nope.pem"), "--dir", str(tmp_path / "mine")]
+    )
+    assert missing.exit_code == ExitCode.IDENTITY_ERROR and "not found" in missing.stderr
+
+
+def test_a_self_signed_leaf_is_refused(tmp_path: Path) -> None:
+    csr = _request(tmp_path)
+    key = serialization.load_pem_private_key((tmp_path / "signing-key.pem").read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    own = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(csr.subject)
+        .public_key(csr.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=30))
+        .add_extension(_ku(), True)
+        .add_extension(x509.ExtendedKeyUsage([DOCUMENT_SIGNING]), False)
+        .sign(key, hashes.SHA256())
+    )
+    with pytest.raises(CertificateProfileError, match="self-signed"):
+        import_certificate_chain(_pem(own), tmp_path)

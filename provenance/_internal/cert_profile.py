@@ -118,6 +118,8 @@ def check_signing_certificate(cert: x509.Certificate) -> list[str]:
     notes: list[str] = []
     _common(cert)
     who = label(cert)
+    if cert.subject == cert.issuer:
+        raise CertificateProfileError(f"'{who}' is self-signed; C2PA needs a certificate issued by a CA")
     if _is_ca(cert):
         raise CertificateProfileError(f"'{who}' is a CA certificate; C2PA claims are signed by an end entity")
     usage = _extension(cert, x509.KeyUsage)
@@ -149,8 +151,6 @@ def check_signing_certificate(cert: x509.Certificate) -> list[str]:
         )
     if _extension(cert, x509.AuthorityKeyIdentifier) is None:
         raise CertificateProfileError(f"'{who}' has no authority key identifier, which C2PA requires")
-    if cert.subject == cert.issuer:
-        raise CertificateProfileError(f"'{who}' is self-signed; C2PA needs a certificate issued by a CA")
     if not cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME):
         notes.append("the subject has no organization (O); validators show it as the signer's name")
     return notes
