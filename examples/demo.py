@@ -15,8 +15,8 @@ from pathlib import Path
 from PIL import Image
 
 import provenance
-from cli.verify import render
 from provenance.keys import default_identity_dir
+from provenance.verify import to_text as render
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "output"
