@@ -333,7 +333,7 @@ def ai_answer(root: ManifestReport) -> str:
     made_with = _tool_and_model(facts.generator, facts.model)
     if facts.ai_generated:
         what = source_phrase(facts.digital_source_type or "trainedAlgorithmicMedia")
-        where = "" if facts.manifest == root.label else " (recorded in an earlier step of its history)"
+        where = "" if facts.manifest == root.label else ", as recorded in an earlier step of its history"
         return f"Yes, its credentials say it was {what}{made_with}{where}."
     if facts.ai_generated is False:
         what = source_phrase(facts.digital_source_type or "")
@@ -580,8 +580,10 @@ def _history(root: ManifestReport) -> list[tuple[int, str]]:
     out = []
     for node in root.walk():
         relation = _RELATIONSHIPS.get(node.relationship, node.relationship)
-        title = node.title or node.format or "(untitled)"
-        text = f"{relation}: {title}" if node.relationship != "active" else f"{relation} ({title})"
+        if node.relationship == "active":
+            text = f"{relation} ({node.title})" if node.title else relation
+        else:
+            text = f"{relation}: {node.title or 'an earlier file'}"
         if node.state is State.NONE:
             out.append((node.depth, f"{text}, without Content Credentials"))
             continue
