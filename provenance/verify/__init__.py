@@ -50,6 +50,7 @@ from provenance.verify._core import (
 )
 from provenance.verify._explain import (
     NO_CREDENTIALS_MEANING,
+    RECOVERED_NOTE,
     Explanation,
     declared_soft_bindings,
     explain,
@@ -395,7 +396,7 @@ def _recovered(
         root = replace(
             root, state=state, failures=tuple(f for f in root.failures if f.code not in _HARD_BINDING)
         )
-    notes = ["the file itself carries no credentials; they come from the manifest store"]
+    notes = [RECOVERED_NOTE]
     similarity = None
     if entry.fingerprint_image:
         similarity = round(likeness.similarity(entry.fingerprint_image, image), 3)

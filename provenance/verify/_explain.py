@@ -178,6 +178,9 @@ NO_CREDENTIALS_MEANING = (
     "made is attached."
 )
 
+RECOVERED_NOTE = "the file itself carries no credentials; they come from the manifest store"
+"""The warning recovered results carry (said in plain words by the recovered line)."""
+
 _EXPIRED = (
     "the certificate that signed its Content Credentials has expired, and no trusted timestamp "
     "shows it was signed while it was valid"
@@ -304,12 +307,17 @@ def explain(result: VerificationResult) -> Explanation:
             "Content Credentials recovered from the invisible watermark: the file itself carries none; "
             "they come from the manifest store."
         )
+        if result.fingerprint_similarity is not None:
+            details.append(
+                "Likeness to the picture they were issued for: "
+                f"{result.fingerprint_similarity:.0%} (0.8 or more is the same picture)."
+            )
     details += _time_lines(root)
     edits = edit_summary(root)
     if edits:
         details.append(f"Changes recorded: {edits}.")
     details += _watermark_lines(result)
-    details += [f"Note: {w}" for w in result.warnings]
+    details += [f"Note: {w}" for w in result.warnings if not (result.recovered and w == RECOVERED_NOTE)]
     if result.remote_manifest_url:
         details.append(f"Its credentials are stored at {result.remote_manifest_url}.")
     return Explanation(
