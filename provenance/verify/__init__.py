@@ -20,7 +20,9 @@ Verification follows these steps (tagged ``[n]`` in the code):
    soft binding they declare matches the watermark found in the pixels.
 7. With no credentials but a watermark, look its identifier up in the
    manifest store and validate the recovered manifest.
-8. Say it in one plain sentence.
+8. Say it in one plain sentence (``summary``); :func:`explain` gives the
+   plain-language answers (AI? altered? who signed it?) that the command
+   line prints and a web page can reuse.
 """
 
 from __future__ import annotations

@@ -372,8 +372,8 @@ def altered_answer(result: VerificationResult) -> str:
                 if code.startswith("signingCredential.") and not _HASH_MISMATCHES & set(codes):
                     sentence += " The content itself still matches what was signed."
                 return sentence
-        shown = ", ".join(sorted(set(codes))) or "unknown reasons"
-        return f"Cannot be relied on: its Content Credentials failed validation ({shown})."
+        # The codes themselves are for -v and the JSON.
+        return "Cannot be relied on: its Content Credentials failed validation (run with -v for the details)."
     if result.recovered:
         return (
             "The picture matches the one its credentials were issued for; the file itself was "
