@@ -289,10 +289,19 @@ def test_every_iptc_source_type_has_words() -> None:
     )
 
 
-def test_watermark_line_says_the_false_alarm_chance(identity: Identity, tmp_path: Path) -> None:
-    with open_store(tmp_path / "m.db") as store:
-        stamped = stamp(encode(photo("coffee"), "JPEG", quality=90), identity, CHATGPT, store=store)
-        result = verify_bytes(stamped.data, store=store)
+@pytest.fixture(scope="module")
+def stamped(identity: Identity, tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, Path]:
+    """One stamped JPEG and the store that records it, shared by the tests below."""
+    db = tmp_path_factory.mktemp("stamped") / "m.db"
+    with open_store(db) as store:
+        result = stamp(encode(photo("coffee"), "JPEG", quality=90), identity, CHATGPT, store=store)
+    return result.data, db
+
+
+def test_watermark_line_says_the_false_alarm_chance(stamped: tuple[bytes, Path]) -> None:
+    data, db = stamped
+    with open_store(db) as store:
+        result = verify_bytes(data, store=store)
     line = next(d for d in explain(result).details if d.startswith("Invisible watermark"))
     assert "chance of a false alarm below 1 in a" in line and "it matches the credentials" in line
     assert "p-value" not in line
@@ -379,13 +388,12 @@ def test_other_soft_bindings_are_named_not_ignored(
 
 
 def test_stamp_declares_the_bound_watermark_and_the_reference_implementation_accepts_it(
-    identity: Identity, tmp_path: Path
+    stamped: tuple[bytes, Path],
 ) -> None:
     from .conftest import reference_state, reference_store
 
-    with open_store(tmp_path / "m.db") as store:
-        stamped = stamp(encode(photo("coffee"), "JPEG", quality=90), identity, CHATGPT, store=store)
-    raw = reference_store(stamped.data, "image/jpeg")
+    data = stamped[0]
+    raw = reference_store(data, "image/jpeg")
     active = raw["manifests"][raw["active_manifest"]]
     actions = next(a for a in active["assertions"] if a["label"].startswith("c2pa.actions"))["data"][
         "actions"
@@ -394,7 +402,7 @@ def test_stamp_declares_the_bound_watermark_and_the_reference_implementation_acc
     assert WATERMARK_ACTION == "c2pa.watermarked.bound" and len(bound) == 1
     assert bound[0]["parameters"]["soft_binding_alg"] == watermark.ALGORITHM
     assert any(a["label"] == "c2pa.soft-binding" for a in active["assertions"])
-    assert reference_state(stamped.data, "image/jpeg") == "valid"
+    assert reference_state(data, "image/jpeg") == "valid"
     failures = raw["validation_results"]["activeManifest"].get("failure", [])
     assert "assertion.action.softBindingMissing" not in {f["code"] for f in failures}
 
