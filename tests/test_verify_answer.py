@@ -31,7 +31,7 @@ from manifests import Action, EditInfo, GenerationInfo
 from provenance._internal import c2pa_bridge
 from provenance.keys import Identity
 from provenance.sign import sign_bytes
-from provenance.stamp import WATERMARK_ACTION, stamp
+from provenance.stamp import WATERMARK_ACTION, stamp, watermark_action
 from provenance.store import open_store
 from provenance.trust import TrustPolicy
 from provenance.verify import State, explain, verify_bytes, verify_file
@@ -405,6 +405,16 @@ def test_stamp_declares_the_bound_watermark_and_the_reference_implementation_acc
     assert reference_state(data, "image/jpeg") == "valid"
     failures = raw["validation_results"]["activeManifest"].get("failure", [])
     assert "assertion.action.softBindingMissing" not in {f["code"] for f in failures}
+
+
+def test_the_bound_action_is_tied_to_the_soft_binding_assertion(identity: Identity) -> None:
+    # Without the c2pa.soft-binding assertion the reference implementation refuses the action.
+    info = GenerationInfo(generator="g").with_actions(watermark_action())
+    lone = sign_bytes(encode(photo("astronaut", (100, 100)), "PNG"), identity, info)
+    assert lone.data is not None
+    result = verify_bytes(lone.data)
+    assert result.state is State.INVALID
+    assert [f.code for f in result.failures] == ["assertion.action.softBindingMissing"]
 
 
 def test_the_older_watermarked_action_is_still_understood(
