@@ -11,8 +11,15 @@ from cli._common import run_per_file
 from provenance.errors import ExitCode, ProvenanceError, UnsupportedFormatError, UsageError
 from provenance.store import default_store_path, open_store
 from provenance.trust import TrustPolicy
-from provenance.verify import State, VerificationResult, to_text, verify_file
-from provenance.verify._batch import Tally, expand_inputs, outcome_of
+from provenance.verify import (
+    State,
+    Tally,
+    VerificationResult,
+    expand_inputs,
+    outcome_of,
+    to_text,
+    verify_file,
+)
 from provenance.watermarks import read_key_file
 
 _EXIT = {

@@ -494,6 +494,7 @@ def test_verify_against_a_sidecar_manifest(runner: CliRunner, identity: Identity
     assert paired.exit_code == 0, paired.stderr
     doc = json.loads(paired.stdout)
     assert doc["state"] == "valid" and doc["embedded"] is False and doc["model"] == "GPT-4o"
+    assert any("kept outside the file" in d for d in doc["explanation"]["details"])
     wrong = runner.invoke(
         cli, ["verify", str(tmp_path / "other.jpg"), "--manifest", str(tmp_path / "gen.c2pa")]
     )

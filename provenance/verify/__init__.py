@@ -40,6 +40,7 @@ from provenance._internal.images import load_image
 from provenance.errors import CorruptInputError, ImageTooLargeError, UnsupportedFormatError
 from provenance.store import ManifestStore
 from provenance.trust import TrustPolicy
+from provenance.verify._batch import Tally, expand_inputs, outcome_of
 from provenance.verify._core import (
     SCHEMA_VERSION,
     Generation,
@@ -67,9 +68,12 @@ __all__ = [
     "SignerInfo",
     "State",
     "StatusCode",
+    "Tally",
     "VerificationResult",
     "WatermarkReport",
+    "expand_inputs",
     "explain",
+    "outcome_of",
     "to_text",
     "verify_bytes",
     "verify_file",

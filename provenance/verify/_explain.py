@@ -320,6 +320,8 @@ def explain(result: VerificationResult) -> Explanation:
     details += [f"Note: {w}" for w in result.warnings if not (result.recovered and w == RECOVERED_NOTE)]
     if result.remote_manifest_url:
         details.append(f"Its credentials are stored at {result.remote_manifest_url}.")
+    elif not result.embedded and not result.recovered:
+        details.append("Checked against a manifest store kept outside the file (a sidecar or an export).")
     return Explanation(
         verdict,
         headline,
