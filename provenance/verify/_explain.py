@@ -325,7 +325,7 @@ def explain(result: VerificationResult) -> Explanation:
     return Explanation(
         verdict,
         headline,
-        ai=ai_answer(root),
+        ai=ai_answer(root, relied_on=result.state is not State.INVALID),
         altered=altered_answer(result),
         signer=signer_answer(root),
         details=tuple(details),
@@ -337,17 +337,24 @@ def explain(result: VerificationResult) -> Explanation:
 # --- the three answers ---------------------------------------------------------
 
 
-def ai_answer(root: ManifestReport) -> str:
-    """Q1: made or changed by AI, with what tool and model (a claim of the credentials)."""
+def ai_answer(root: ManifestReport, *, relied_on: bool = True) -> str:
+    """Q1: made or changed by AI, with what tool and model (a claim of the credentials).
+
+    With invalid credentials the claim is still reported (a generator's label
+    does not stop being informative because a certificate ran out), as a claim.
+    """
     facts = generation_facts(root)
     made_with = _tool_and_model(facts.generator, facts.model)
+    caveat = "" if relied_on else " (a claim that cannot be relied on, see below)"
     if facts.ai_generated:
         what = source_phrase(facts.digital_source_type or "trainedAlgorithmicMedia")
         where = "" if facts.manifest == root.label else ", as recorded in an earlier step of its history"
-        return f"Yes, its credentials say it was {what}{made_with}{where}."
+        verb = "say" if relied_on else "claim"
+        return f"Yes, its credentials {verb} it was {what}{made_with}{where}{caveat}."
     if facts.ai_generated is False:
         what = source_phrase(facts.digital_source_type or "")
-        return f"No, its credentials say it was {what}{made_with}, with no AI step recorded."
+        verb = "say" if relied_on else "claim"
+        return f"No, its credentials {verb} it was {what}{made_with}, with no AI step recorded{caveat}."
     if edit_summary(root):
         return "Not stated: its credentials record changes (listed below) but do not say whether AI was used."
     return "Not stated: its credentials do not say how it was made or whether AI was used."
