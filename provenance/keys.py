@@ -401,6 +401,12 @@ def _load_private_key(key_path: str | os.PathLike[str], passphrase: bytes | str 
             ) from None
         raise IdentityError(f"{key_path}: the private key is not encrypted; drop the passphrase") from None
     except ValueError as exc:
+        # A wrong passphrase sometimes decrypts to valid padding (about 1 in 256 for
+        # AES-CBC) and then fails as undecodable key data: for an encrypted PEM any
+        # failure with a passphrase given is a wrong passphrase.
+        encrypted = b"ENCRYPTED PRIVATE KEY" in key_pem or b"Proc-Type: 4,ENCRYPTED" in key_pem
+        if secret is not None and encrypted:
+            raise WrongPassphraseError(f"{key_path}: wrong passphrase for the private key") from None
         if (secret is not None and "password" in str(exc).lower()) or "decrypt" in str(exc).lower():
             raise WrongPassphraseError(f"{key_path}: wrong passphrase for the private key") from None
         raise IdentityError(f"{key_path}: not a PEM private key") from None
