@@ -206,7 +206,9 @@ def _route_modules() -> list[ModuleType]:
     Each has ``routes(config: ServiceConfig) -> list[BaseRoute]`` and may have
     ``OPENAPI``, a dict with the ``paths`` (and ``components``) it serves.
     """
-    return []
+    from provenance.service import page
+
+    return [page]
 
 
 def _openapi_document(routes_openapi: list[dict[str, Any]]) -> dict[str, Any]:
