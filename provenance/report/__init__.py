@@ -252,9 +252,10 @@ class _Renderer:
         actions = "".join(f"<li>{escape(action_phrase(a))}</li>" for a in node.actions)
         children = "".join(self.node(c, thumbs, counter) for c in node.ingredients)
         state = "invalid" if node.state is State.INVALID else node.state.value
+        relation = relationship_phrase(node.relationship, recovered=self.r.recovered)
         return (
             f'<li><div class="cr-node cr-node-{state}">{image}<div class="cr-node-body">'
-            f'<p class="cr-rel">{escape(relationship_phrase(node.relationship, recovered=self.r.recovered))}</p>'
+            f'<p class="cr-rel">{escape(relation)}</p>'
             + self.heading(2, escape(title))
             + f'<p class="cr-badge">{escape(node_verdict(node))}</p>'
             + (f'<ul class="cr-actions" aria-label="Recorded actions">{actions}</ul>' if actions else "")
