@@ -17,7 +17,9 @@ def test_api_verify_answers_like_verify_json_and_stores_nothing(tmp_path: Path, 
     anchors = identity_dir / "root-ca.pem"
     path = PUBLIC_JPEGS / "adobe-20220124-E-dat-CA.jpg"
     with running_service(["--store", str(store), "--trust-anchors", str(anchors)]) as service:
-        status, answer = service.json("POST", "/api/verify?name=../../etc/E-dat-CA.jpg", raw=path.read_bytes())
+        status, answer = service.json(
+            "POST", "/api/verify?name=../../etc/E-dat-CA.jpg", raw=path.read_bytes()
+        )
         assert status == 200
         expected = verify_file(path, policy=TrustPolicy.from_files([anchors])).to_dict()
         document = {k: v for k, v in answer.items() if k not in ("headline", "thumbnails", "html")}
@@ -27,7 +29,9 @@ def test_api_verify_answers_like_verify_json_and_stores_nothing(tmp_path: Path, 
         assert len(answer["thumbnails"]["chain"]) == len(expected["chain"])
         assert answer["html"].startswith('<article class="cr-report cr-invalid"')
         before = sorted(p.name for p in tmp_path.iterdir())
-        service.json("POST", "/api/verify?name=x.jpg", raw=(PUBLIC_JPEGS / "adobe-20220124-A.jpg").read_bytes())
+        service.json(
+            "POST", "/api/verify?name=x.jpg", raw=(PUBLIC_JPEGS / "adobe-20220124-A.jpg").read_bytes()
+        )
         assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written next to the store
 
 

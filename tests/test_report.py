@@ -99,7 +99,9 @@ def test_recovered_report_names_the_original_and_its_thumbnail(identity: Identit
     from provenance.stamp import stamp
 
     with open_store(tmp_path / "m.db") as store:
-        stamped = stamp(encode(photo("coffee"), "JPEG", quality=90), identity, GenerationInfo(generator="g"), store=store)
+        stamped = stamp(
+            encode(photo("coffee"), "JPEG", quality=90), identity, GenerationInfo(generator="g"), store=store
+        )
         stripped = _reencode(stamped.data)
         result = verify_bytes(stripped, store=store)
         assert result.recovered and result.state is State.VALID

@@ -94,9 +94,7 @@ def collect_file(
     trust_anchor_count: int | None = None,
 ) -> Evidence:
     """:func:`collect` for a file on disk."""
-    return collect(
-        str(path), read_input(path), result, store=store, trust_anchor_count=trust_anchor_count
-    )
+    return collect(str(path), read_input(path), result, store=store, trust_anchor_count=trust_anchor_count)
 
 
 def result_document(evidence: Evidence) -> dict[str, Any]:

@@ -252,8 +252,7 @@ def watermark_words(result: VerificationResult) -> str:
         return f"Found ({ident}), and it matches the credentials: they belong to this picture."
     if wm.matches_manifest is False:
         return (
-            f"Found ({ident}), but it does NOT match the credentials: they were taken from "
-            "another picture."
+            f"Found ({ident}), but it does NOT match the credentials: they were taken from another picture."
         )
     if wm.known_to_store is False:
         return (
