@@ -81,9 +81,14 @@ class Shots:
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
 
-    def take(self, page: Any, name: str) -> None:
-        if self.folder is not None:
-            page.screenshot(path=str(self.folder / f"{name}.png"), full_page=True)
+    def take(self, page: Any, name: str, *, desktop: bool = False) -> None:
+        if self.folder is None:
+            return
+        page.screenshot(path=str(self.folder / f"{name}.png"), full_page=True)
+        if desktop:
+            page.set_viewport_size({"width": 1100, "height": 900})
+            page.screenshot(path=str(self.folder / f"{name}-desktop.png"), full_page=True)
+            page.set_viewport_size(PHONE)
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +231,7 @@ def test_each_kind_of_file_gets_a_plain_answer(
     # The file's own thumbnail, decoded by the browser.
     assert page.evaluate("document.querySelector('#result img.cr-thumb').naturalWidth") > 0
     assert session.fits(), "the answer scrolls sideways on a 390 px phone"
-    shots.take(page, f"page-{shot}")
+    shots.take(page, f"page-{shot}", desktop=shot == "recovered")
     assert session.errors == []
     assert all(u.startswith((setup.service.url, "data:")) for u in session.requests), session.requests
 

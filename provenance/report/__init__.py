@@ -235,7 +235,7 @@ class _Renderer:
 
     def node(self, node: ManifestReport, thumbs: list[bytes | None], counter: Any) -> str:
         position = next(counter)
-        title = node.title or _format_label(node.format)
+        title = node.title or _untitled(node, self.e.name, self.r.recovered)
         thumb = thumbs[position] if position < len(thumbs) else None
         image = _image(thumb, f"Thumbnail of {title}", "cr-node-thumb")
         if image is None:
@@ -338,6 +338,12 @@ def _code_row(where: str, kind: str, code: StatusCode) -> str:
 def _image(jpeg: bytes | None, alt: str, cls: str) -> str | None:
     url = _thumbnails.data_url(jpeg)
     return f'<img class="{cls}" src="{url}" alt="{escape(alt)}">' if url else None
+
+
+def _untitled(node: ManifestReport, name: str, recovered: bool) -> str:
+    if node.relationship == "active":
+        return "The original" if recovered else Path(name).name
+    return f"Untitled {_format_label(node.format)}"
 
 
 def _format_label(mime: str | None) -> str:
