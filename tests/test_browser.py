@@ -248,6 +248,21 @@ def test_a_file_that_is_not_media_gets_a_clear_error(session: Session, setup: Se
     assert session.errors == []
 
 
+def test_a_file_over_the_limit_is_refused_before_uploading(session: Session, setup: Setup) -> None:
+    page = session.page
+    path = setup.files["holiday.jpg"]
+    kilobytes = -(-path.stat().st_size // 1024)
+    page.evaluate("document.getElementById('form').dataset.maxBytes = '1000'")  # as --max-body would
+    try:
+        session.upload(path)
+        assert page.inner_text("#error h2") == "This file is too large for this checker"
+        expected = f"holiday.jpg is {kilobytes} KB; this checker accepts files up to 1 KB."
+        assert expected in page.inner_text("#error")
+        assert not any("/api/verify" in u for u in session.requests)
+    finally:
+        page.reload()
+
+
 def test_the_tree_shows_every_ingredient_with_its_thumbnail_and_verdict(
     session: Session, setup: Setup
 ) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 from provenance.trust import TrustPolicy
 from provenance.verify import verify_file
@@ -42,12 +45,26 @@ def test_api_verify_errors_are_clear_json(tmp_path: Path) -> None:
         assert error["error"]["message"].startswith("notes.txt: not a supported media format")
         status, error = service.json("POST", "/api/verify", raw=b"")
         assert status == 400 and "no file was sent" in error["error"]["message"]
-        status, error = service.json("POST", "/api/verify", raw=b"\xff\xd8" + bytes(2 * 1024 * 1024))
-        assert status == 413 and error["error"]["status"] == 413
+        status, error = _announce_only(service.url, 2 * 1024 * 1024)
+        assert status == 413 and "accepts at most 1048576" in error["error"]["message"]
         status, error = service.json("POST", "/api/verify?name=cut.jpg", raw=b"\xff\xd8\xff\xe0\x00\x10JFIF")
         assert status in (415, 422) and error["error"]["message"].startswith("cut.jpg")
         assert service.json("GET", "/assets/../../pyproject.toml")[0] == 404
         assert service.json("GET", "/assets/secret.py")[0] == 404
+
+
+def _announce_only(url: str, size: int) -> tuple[int, Any]:
+    """Announce a body of ``size`` bytes but send none: the refusal must not wait for it."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.putrequest("POST", "/api/verify?name=big.jpg")
+        connection.putheader("Content-Length", str(size))
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
 
 
 def test_page_is_self_contained_and_says_files_are_not_stored(tmp_path: Path) -> None:
@@ -58,6 +75,7 @@ def test_page_is_self_contained_and_says_files_are_not_stored(tmp_path: Path) ->
         assert "script-src 'self'" in headers["content-security-policy"]
         assert "checked in memory on this server and never stored" in page
         assert "This checker has no trust list" in page and "{{" not in page
+        assert 'data-max-bytes="67108864"' in page
         assets = re.findall(r'(?:src|href)="([^"]+)"', page)
         assert assets and all(a.startswith(("/", "#", "data:")) for a in assets)  # no CDN, no web font
         for asset in ("/assets/page.js", "/assets/page.css", "/assets/report.css"):

@@ -130,7 +130,8 @@ def _index(anchors: int, max_body: int) -> str:
         trust = "This checker has no trust list: every signer shows as unknown, which is not a failure."
     limit = f"{max_body / (1024 * 1024):g} MB"
     page = _asset("index.html")
-    return page.replace("{{trust}}", escape(trust)).replace("{{limit}}", escape(limit))
+    filled = page.replace("{{trust}}", escape(trust)).replace("{{limit}}", escape(limit))
+    return filled.replace("{{max_bytes}}", str(max_body))
 
 
 OPENAPI: dict[str, Any] = {

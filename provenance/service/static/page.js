@@ -9,6 +9,12 @@
   const status = document.getElementById("status");
   const error = document.getElementById("error");
   const result = document.getElementById("result");
+  const form = document.getElementById("form");
+
+  function size(bytes) {
+    if (bytes < 1024 * 1024) return Math.ceil(bytes / 1024) + " KB";
+    return (bytes / (1024 * 1024)).toFixed(1).replace(/\.0$/, "") + " MB";
+  }
 
   function showError(title, detail) {
     const heading = document.createElement("h2");
@@ -23,6 +29,14 @@
     error.hidden = true;
     error.replaceChildren();
     result.replaceChildren();
+    const maxBytes = Number(form.dataset.maxBytes);
+    if (maxBytes > 0 && file.size > maxBytes) {
+      // Refused here: the server would cut the upload off, which a browser reports as a network error.
+      status.textContent = "";
+      showError("This file is too large for this checker",
+        file.name + " is " + size(file.size) + "; this checker accepts files up to " + size(maxBytes) + ".");
+      return;
+    }
     result.setAttribute("aria-busy", "true");
     status.textContent = "Checking " + file.name + "…";
     let response;
@@ -79,5 +93,5 @@
   // A file dropped outside the zone would otherwise replace the page.
   window.addEventListener("dragover", (event) => event.preventDefault());
   window.addEventListener("drop", (event) => event.preventDefault());
-  document.getElementById("form").addEventListener("submit", (event) => event.preventDefault());
+  form.addEventListener("submit", (event) => event.preventDefault());
 })();
