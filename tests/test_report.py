@@ -159,3 +159,14 @@ def test_cli_html_with_json_keeps_json_on_stdout(tmp_path: Path) -> None:
     assert [d["state"] for d in docs] == ["valid", "none"]
     page = out.read_text(encoding="utf-8")
     assert page.count('<article class="cr-report') == 2 and "No Content Credentials" in page
+
+
+def test_sound_file_report_says_the_watermark_is_for_pictures(identity: Identity) -> None:
+    from .conftest import MEDIA
+
+    signed = sign_bytes((MEDIA / "tone.mp3").read_bytes(), identity, GenerationInfo(generator="voice-app"))
+    result = verify_bytes(signed.data, name="call.mp3")
+    html = render_fragment(collect("call.mp3", signed.data, result))
+    assert "Content Credentials intact, signer unknown" in html
+    assert "Not checked: only pictures carry this invisible watermark." in html
+    assert '<div class="cr-thumb cr-nothumb" aria-hidden="true">audio (MPEG)</div>' in html
