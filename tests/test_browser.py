@@ -45,6 +45,20 @@ ARGS = [
     "--no-first-run",
 ]
 PHONE = {"width": 390, "height": 844}
+TEXTS = [
+    "#result h2",
+    "#result .cr-file",
+    "#result .cr-lead",
+    "#result dt",
+    "#result dd",
+    "#result .cr-rel",
+    "#result .cr-badge",
+    "#result .cr-meta",
+    "#result .cr-muted",
+    "#result .cr-download",
+    ".drop-title",
+    ".drop-hint",
+]
 
 
 def _require_browser() -> None:
@@ -136,6 +150,23 @@ def setup(
         yield Setup(service, files, store_path, TrustPolicy.from_files([anchors]))
 
 
+# WCAG 2 relative luminance and contrast ratio, computed on the rendered styles.
+_CONTRAST = """(selector) => {
+  const parse = (c) => c.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const el = document.querySelector(selector);
+  if (el === null) return null;
+  let bg = el;
+  while (bg && (getComputedStyle(bg).backgroundColor === "rgba(0, 0, 0, 0)")) bg = bg.parentElement;
+  const back = parse(bg ? getComputedStyle(bg).backgroundColor : "rgb(255, 255, 255)");
+  const [a, b] = [lum(parse(getComputedStyle(el).color)), lum(back)];
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}"""
+
+
 class Session:
     """One phone-sized tab on the page, recording script errors and every request."""
 
@@ -162,6 +193,15 @@ class Session:
     def upload(self, path: Path) -> None:
         self.page.set_input_files("#file", str(path))
         self.page.wait_for_selector(f'#status:has-text("Checked {path.name}"), #error:not([hidden])')
+
+    def low_contrast(self, selectors: list[str]) -> list[tuple[str, float]]:
+        """Elements whose text is below WCAG AA contrast (4.5:1) on their opaque background."""
+        low = []
+        for selector in selectors:
+            ratio: float | None = self.page.evaluate(_CONTRAST, selector)
+            if ratio is not None and ratio < 4.5:
+                low.append((selector, round(ratio, 2)))
+        return low
 
     def fits(self) -> bool:
         width: int = self.page.evaluate("document.scrollingElement.scrollWidth")
@@ -231,6 +271,7 @@ def test_each_kind_of_file_gets_a_plain_answer(
     # The file's own thumbnail, decoded by the browser.
     assert page.evaluate("document.querySelector('#result img.cr-thumb').naturalWidth") > 0
     assert session.fits(), "the answer scrolls sideways on a 390 px phone"
+    assert session.low_contrast(TEXTS) == []
     shots.take(page, f"page-{shot}", desktop=shot == "recovered")
     assert session.errors == []
     assert all(u.startswith((setup.service.url, "data:")) for u in session.requests), session.requests
@@ -322,6 +363,7 @@ def test_dark_mode_answer(browser: Any, setup: Setup, shots: Shots) -> None:
         dark.upload(setup.files["coffee-screenshot.jpg"])
         background = dark.page.evaluate("getComputedStyle(document.body).backgroundColor")
         assert background == "rgb(21, 22, 26)"
+        assert dark.low_contrast(TEXTS) == []
         assert dark.fits() and dark.errors == []
         shots.take(dark.page, "page-recovered-dark")
     finally:

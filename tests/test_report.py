@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from cli.main import cli
 from manifests import GenerationInfo
@@ -170,3 +171,13 @@ def test_sound_file_report_says_the_watermark_is_for_pictures(identity: Identity
     assert "Content Credentials intact, signer unknown" in html
     assert "Not checked: only pictures carry this invisible watermark." in html
     assert '<div class="cr-thumb cr-nothumb" aria-hidden="true">audio (MPEG)</div>' in html
+
+
+def test_an_oversized_manifest_thumbnail_is_not_decoded(identity: Identity) -> None:
+    from provenance.report import _thumbnails
+
+    # A tiny PNG that declares 8000x8000 pixels: only its header may be read.
+    huge = encode(Image.new("L", (8000, 8000)), "PNG")
+    assert len(huge) < 200_000
+    assert _thumbnails._small(huge, "thumbnail") is None
+    assert _thumbnails._small(encode(photo("camera"), "PNG"), "thumbnail") is not None

@@ -7,13 +7,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from provenance._internal import c2pa_bridge
-from provenance._internal.images import thumbnail_jpeg
+from provenance._internal.images import open_image, thumbnail_jpeg
 from provenance.errors import ProvenanceError
 from provenance.store import ManifestStore
 from provenance.verify import ManifestReport, VerificationResult
 
 EDGE = 320
 """Long edge of every thumbnail shown, in pixels: small enough to embed, big enough to recognise."""
+
+MAX_THUMBNAIL_PIXELS = 40_000_000
+"""A manifest "thumbnail" larger than this is not decoded (a few MB of PNG can hide a huge image)."""
 
 
 def data_url(jpeg: bytes | None) -> str | None:
@@ -24,6 +27,9 @@ def _small(data: bytes, name: str) -> bytes | None:
     # Thumbnails inside a manifest are attacker-controlled bytes: decode them
     # under the pixel limit and re-encode, so only a plain JPEG is ever shown.
     try:
+        width, height = open_image(data, name).size  # lazy: reads the header only
+        if width * height > MAX_THUMBNAIL_PIXELS:
+            return None
         return thumbnail_jpeg(data, name, EDGE)
     except ProvenanceError:
         return None
@@ -33,7 +39,10 @@ def file_thumbnail(data: bytes, result: VerificationResult, name: str) -> bytes 
     """The file's own picture, when it is one."""
     if result.mime is None or not result.mime.startswith("image/"):
         return None
-    return _small(data, name)
+    try:  # the file itself was already decoded under the library's pixel limit by verification
+        return thumbnail_jpeg(data, name, EDGE)
+    except ProvenanceError:
+        return None
 
 
 def chain_thumbnails(
