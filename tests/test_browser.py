@@ -23,7 +23,7 @@ from PIL import Image
 
 from manifests import GenerationInfo
 from provenance.keys import Identity
-from provenance.report import collect_file, write_report
+from provenance.report import collect, write_report
 from provenance.stamp import stamp
 from provenance.store import open_store
 from provenance.trust import TrustPolicy
@@ -375,7 +375,7 @@ def test_html_report_renders_offline_with_its_verdict_and_thumbnail(
 ) -> None:
     source = PUBLIC_JPEGS / "adobe-20220124-E-dat-CA.jpg"
     report = tmp_path / "report.html"
-    write_report(report, [collect_file(source, verify_file(source))])
+    write_report(report, [collect(source.name, source.read_bytes(), verify_file(source))])
     context = browser.new_context(viewport=PHONE)
     try:
         page = context.new_page()

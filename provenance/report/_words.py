@@ -105,7 +105,7 @@ def explain(result: VerificationResult, *, trust_anchor_count: int | None = None
             when="Not recorded.",
             watermark=watermark_words(result),
         )
-    claimed = "" if result.intact else " (claimed by credentials that failed the check: do not rely on it)"
+    claimed = "" if result.intact else " (Claimed by credentials that failed the check: do not rely on it.)"
     return Plain(
         kind=kind,
         headline=headline,
