@@ -151,7 +151,7 @@ def write_report(path: str | os.PathLike[str], evidences: list[Evidence]) -> Non
 
 
 # Symbols beside the colour, so the verdict never rests on colour alone.
-_ICONS = {"trusted": "✔", "valid": "✔", "recovered": "↺", "invalid": "✖", "none": "\u2013"}
+_ICONS = {"trusted": "✔", "valid": "✔", "recovered": "↺", "invalid": "✖", "none": "○"}
 
 
 class _Renderer:
@@ -198,14 +198,14 @@ class _Renderer:
         )
 
     def facts(self) -> str:
-        rows = [
+        rows: list[tuple[str, str | None]] = [
             ("Made or changed with AI?", self.w.ai),
             ("Signed by", self.w.signer),
             ("Signer in the trust list?", self.w.trust),
             ("When", self.w.when),
             ("In one sentence", self.r.summary),
         ]
-        body = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in rows)
+        body = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in rows if v)
         return f'<dl class="cr-facts">{body}</dl>'
 
     def watermark(self) -> str:

@@ -29,8 +29,9 @@ class Plain:
     lead: str
     ai: str
     signer: str
-    trust: str
-    when: str
+    trust: str | None
+    """None when there is nothing to say (no credentials)."""
+    when: str | None
     watermark: str
 
 
@@ -101,8 +102,8 @@ def explain(result: VerificationResult, *, trust_anchor_count: int | None = None
             lead=lead,
             ai="Unknown: nothing in this file says how it was made, with or without AI.",
             signer="Nobody: the file carries no Content Credentials.",
-            trust="Not applicable.",
-            when="Not recorded.",
+            trust=None,
+            when=None,
             watermark=watermark_words(result),
         )
     claimed = "" if result.intact else " (Claimed by credentials that failed the check: do not rely on it.)"
