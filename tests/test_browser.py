@@ -15,6 +15,7 @@ import random
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -375,7 +376,8 @@ def test_html_report_renders_offline_with_its_verdict_and_thumbnail(
 ) -> None:
     source = PUBLIC_JPEGS / "adobe-20220124-E-dat-CA.jpg"
     report = tmp_path / "report.html"
-    write_report(report, [collect(source.name, source.read_bytes(), verify_file(source))])
+    evidence = collect(source.name, source.read_bytes(), verify_file(source))
+    write_report(report, [evidence], generated_at=datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc))
     context = browser.new_context(viewport=PHONE)
     try:
         page = context.new_page()

@@ -145,9 +145,11 @@ def render_document(evidences: list[Evidence], *, generated_at: datetime | None 
 """
 
 
-def write_report(path: str | os.PathLike[str], evidences: list[Evidence]) -> None:
+def write_report(
+    path: str | os.PathLike[str], evidences: list[Evidence], *, generated_at: datetime | None = None
+) -> None:
     """Write :func:`render_document` to ``path`` atomically."""
-    atomic_write(Path(path), render_document(evidences).encode("utf-8"))
+    atomic_write(Path(path), render_document(evidences, generated_at=generated_at).encode("utf-8"))
 
 
 # Symbols beside the colour, so the verdict never rests on colour alone.
