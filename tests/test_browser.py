@@ -59,6 +59,7 @@ TEXTS = [
     "#result .cr-download",
     ".drop-title",
     ".drop-hint",
+    ".again",
 ]
 
 
@@ -329,6 +330,17 @@ def test_hostile_manifest_text_is_shown_not_run(session: Session, setup: Setup) 
     assert page.inner_text("#result .cr-node h4") == HOSTILE_TITLE
     assert page.locator("#result script, #result svg, #result img[src=x]").count() == 0
     assert session.errors == []  # no alert() dialog, no script error
+
+
+def test_check_another_file_opens_the_picker_again(session: Session, setup: Setup) -> None:
+    page = session.page
+    session.upload(setup.files["holiday.jpg"])
+    with page.expect_file_chooser() as chooser:
+        page.click("text=Check another file")
+    chooser.value.set_files(str(setup.files["coffee-stamped.jpg"]))
+    page.wait_for_selector('#status:has-text("Checked coffee-stamped.jpg")')
+    assert page.inner_text("#result h2").endswith("Verified Content Credentials")
+    assert session.errors == []
 
 
 def test_json_download_is_the_verify_json_document(session: Session, setup: Setup) -> None:

@@ -65,6 +65,16 @@
       return;
     }
     result.innerHTML = payload.html;
+    const again = document.createElement("button");
+    again.type = "button";
+    again.className = "again";
+    again.textContent = "Check another file";
+    again.addEventListener("click", () => {
+      input.value = "";
+      input.focus();
+      input.click();
+    });
+    result.append(again);
     status.textContent = "Checked " + file.name + ": " + payload.headline + ".";
     const heading = result.querySelector("h2");
     if (heading) {
