@@ -200,22 +200,19 @@ class _Renderer:
         )
 
     def facts(self) -> str:
-        rows: list[tuple[str, str | None]] = [
+        rows = [
             ("Made or changed with AI?", self.w.ai),
+            ("Altered since it was signed?", self.w.altered),
             ("Signed by", self.w.signer),
-            ("Signer in the trust list?", self.w.trust),
-            ("When", self.w.when),
-            ("In one sentence", self.r.summary),
         ]
-        body = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in rows if v)
-        return f'<dl class="cr-facts">{body}</dl>'
+        body = "".join(f"<div><dt>{escape(k)}</dt><dd>{escape(v)}</dd></div>" for k, v in rows)
+        more = "".join(f"<li>{escape(d)}</li>" for d in self.w.details)
+        listing = f'<ul class="cr-details" aria-label="More about this file">{more}</ul>' if more else ""
+        return f'<dl class="cr-facts">{body}</dl>{listing}'
 
     def watermark(self) -> str:
-        return (
-            '<section class="cr-section">'
-            + self.heading(1, "Invisible watermark")
-            + f"<p>{escape(self.w.watermark)}</p></section>"
-        )
+        lines = "".join(f"<p>{escape(line)}</p>" for line in self.w.watermark)
+        return '<section class="cr-section">' + self.heading(1, "Invisible watermark") + lines + "</section>"
 
     def chain(self) -> str:
         root = self.r.active_manifest
