@@ -209,9 +209,9 @@ def _route_modules() -> list[ModuleType]:
     ``OPENAPI``, a dict with the ``paths`` (and ``components``) it serves, and
     ``startup(app)``, run (in a thread) before the worker serves its first request.
     """
-    from provenance.service import resolution
+    from provenance.service import page, resolution
 
-    return [resolution]
+    return [page, resolution]
 
 
 def _openapi_document(routes_openapi: list[dict[str, Any]]) -> dict[str, Any]:
