@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from cli._common import run_per_file
-from provenance.errors import ExitCode
+from provenance.errors import ExitCode, StoreError
 from provenance.store import default_store_path, open_store
 from provenance.trust import TrustPolicy
 from provenance.verify import ManifestReport, State, VerificationResult, verify_file
@@ -71,7 +71,16 @@ def verify(
     policy = TrustPolicy.from_files(anchors, allow_network=allow_network)
     key = None if no_watermark else read_key_file(key_file)
     chosen = store_path or default_store_path()
-    store = open_store(chosen) if store_path is not None or chosen.exists() else None
+    store = None
+    if store_path is not None or chosen.exists():
+        try:
+            store = open_store(chosen)
+        except StoreError as exc:
+            # The store only serves recovery: what the files carry is still verified.
+            click.echo(
+                f"warning: {exc}; verifying without it (stripped credentials cannot be recovered)",
+                err=True,
+            )
     if store is not None:
         click.get_current_context().call_on_close(store.close)
 

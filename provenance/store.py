@@ -39,7 +39,7 @@ __all__ = [
     "open_store",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,9 @@ class StoreEntry:
     generator: str | None = None
     model: str | None = None
     title: str | None = None
+    facts_sha256: str | None = None
+    """Digest of what the stamp was made with (generation facts, watermark key,
+    quality): a batch re-run with other facts stamps again instead of skipping."""
     created_at: str = field(
         default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     )
@@ -94,6 +97,15 @@ class ManifestStore(ABC):
     @abstractmethod
     def count(self) -> int:
         """How many entries there are."""
+
+    def supersede(self, entry: StoreEntry) -> bool:
+        """Replace the entry whose identifier is ``entry.payload`` by ``entry``; False if there is none.
+
+        Used when an image that already carries a watermark is stamped again:
+        it keeps its identifier, and the new manifest (which names the old
+        credentials as its parent ingredient) is what recovery should find.
+        """
+        raise StoreError(f"{type(self).__name__} cannot replace an entry; this store cannot re-stamp")
 
     def close(self) -> None:  # noqa: B027 - optional for backends without resources
         """Release connections."""
@@ -150,6 +162,10 @@ _MIGRATIONS: list[str] = [
     # tiny greyscale reference image can (see provenance/_internal/likeness.py).
     """
     ALTER TABLE manifests ADD COLUMN fingerprint_image BLOB;
+    """,
+    # v4: what a stamp was made with, so a re-run with other facts re-stamps.
+    """
+    ALTER TABLE manifests ADD COLUMN facts_sha256 TEXT;
     """,
 ]
 assert len(_MIGRATIONS) == SCHEMA_VERSION
@@ -214,6 +230,23 @@ class SQLiteManifestStore(ManifestStore):
                     values,
                 )
                 return cursor.rowcount == 1
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot record the manifest ({exc})") from None
+
+    def supersede(self, entry: StoreEntry) -> bool:
+        if len(entry.payload) != 8:
+            raise StoreError("a watermark payload is exactly 8 bytes")
+        columns = [c for c in _COLUMNS if c != "payload"]
+        assignments = ", ".join(f"{c} = ?" for c in columns)
+        values = [getattr(entry, c) for c in columns]
+        try:
+            with self._transaction():
+                cursor = self._db.execute(
+                    f"UPDATE manifests SET {assignments} WHERE payload = ?", [*values, entry.payload]
+                )
+                return cursor.rowcount == 1
+        except sqlite3.IntegrityError:
+            return False  # the new manifest label is already recorded elsewhere
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot record the manifest ({exc})") from None
 
