@@ -70,6 +70,7 @@ import watermark
 from manifests import GenerationInfo
 from provenance._internal.files import read_input
 from provenance._internal.names import printable
+from provenance._internal.signals import deferred_signals
 from provenance.errors import OutputError, ProvenanceError, UsageError
 from provenance.keys import Identity
 from provenance.stamp import recorded_output_path, stamp, stamp_facts
@@ -400,6 +401,7 @@ def stamp_tree(
                 _run_pool(queue, min(workers, len(queue)), settings, stop, deliver)
         except KeyboardInterrupt:
             stop.signum = stop.signum or signal.SIGINT
+            _settle(queue, stop.abandoned, settings, deliver)
     report.not_done = [src for src, _ in queue]
     order = {str(p): i for i, p in enumerate(sorted(_all_inputs(survey)))}
     report.outcomes.sort(key=lambda o: order.get(o.input, len(order)))
@@ -408,6 +410,39 @@ def stamp_tree(
         report.interrupted_by = int(stop.signum)
         raise BatchInterrupted(report, int(stop.signum))
     return report
+
+
+def _settle(
+    queue: collections.deque[tuple[str, str]],
+    abandoned: int,
+    settings: _Settings,
+    deliver: Callable[[FileOutcome], None],
+) -> None:
+    """After abandoning the files in progress, report those that completed anyway.
+
+    A file whose record and output were both written just before its worker
+    stopped is done; the report must say so rather than list it as not done.
+    """
+    with open_store(settings.store_path) as store:
+        for pair in list(queue)[:abandoned]:
+            src, dst = pair
+            try:
+                digest = hashlib.sha256(Path(src).read_bytes()).hexdigest()
+                entry = store.find_stamped(digest, recorded_output_path(dst))
+            except (OSError, ProvenanceError):
+                continue
+            if (
+                entry is not None
+                and entry.facts_sha256 == settings.facts
+                and _output_is(dst, entry.asset_sha256)
+            ):
+                queue.remove(pair)
+                deliver(
+                    FileOutcome(
+                        src, dst, "stamped", entry.payload_hex, entry.manifest_label,
+                        note="completed while the batch was being stopped",
+                    )
+                )  # fmt: skip
 
 
 def _all_inputs(survey: _Survey) -> Iterator[str]:
@@ -435,6 +470,7 @@ class _Stop:
     def __init__(self) -> None:
         self.signum: int | None = None
         self.abandon = False
+        self.abandoned = 0  # files in progress when the batch was abandoned: the head of the queue
 
 
 @contextlib.contextmanager
@@ -473,11 +509,14 @@ def _run_here(
 ) -> None:
     _init_worker(settings, None)
     while queue and stop.signum is None:
+        stop.abandoned = 1
         outcome = _stamp_one(queue[0])  # stays queued (not done) if interrupted mid-file
+        stop.abandoned = 0
         if stop.abandon and outcome.status == "failed":
             return  # the interrupt surfaced as an error inside native code: rolled back, not done
-        queue.popleft()
-        deliver(outcome)
+        with deferred_signals():  # a file is either reported or left queued, never lost between
+            queue.popleft()
+            deliver(outcome)
 
 
 def _run_pool(
@@ -491,6 +530,7 @@ def _run_pool(
     # preloading the heavy imports in the server makes each worker start fast.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["provenance.batch"])
+    _start_fork_server()
     while queue and stop.signum is None:
         pool = futures.ProcessPoolExecutor(
             max_workers=workers,
@@ -505,13 +545,13 @@ def _run_pool(
                 # At most one file per worker is handed out, so that stopping
                 # never waits for files queued inside the pool.
                 while queue and not broken and len(in_flight) < workers and stop.signum is None:
-                    pair = queue.popleft()
-                    in_flight[pool.submit(_stamp_one, pair)] = pair
+                    with deferred_signals():
+                        in_flight[pool.submit(_stamp_one, queue[0])] = queue.popleft()
                 if not in_flight:
                     break
                 done, _ = futures.wait(in_flight, return_when=futures.FIRST_COMPLETED)
                 for future in done:
-                    pair = in_flight.pop(future)
+                    pair = in_flight[future]
                     try:
                         outcome = future.result()
                     except BrokenProcessPool:
@@ -523,14 +563,33 @@ def _run_pool(
                             error=f"{printable(pair[0])}: a worker process was killed while this "
                             "file was stamped; it was not stamped",
                         )  # fmt: skip
-                    deliver(outcome)
+                    with deferred_signals():
+                        del in_flight[future]
+                        deliver(outcome)
         except BaseException:
             # Abandon the files in progress: the workers roll them back.
             queue.extendleft(reversed(list(in_flight.values())))
+            stop.abandoned = len(in_flight)
             _terminate(pool)
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)  # a broken pool takes no more work: a fresh one goes on
+
+
+def _start_fork_server() -> None:
+    """Start the fork server with SIGINT blocked, so that it and every worker it
+    forks are deaf to Ctrl-C from birth (the mask survives fork and exec); a
+    worker that died of Ctrl-C before its initializer ran would break the pool."""
+    from multiprocessing import forkserver
+
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        forkserver.ensure_running()
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _terminate(pool: futures.ProcessPoolExecutor) -> None:

@@ -214,7 +214,11 @@ class SQLiteManifestStore(ManifestStore):
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # SQLite has already rolled back after some errors (disk full); the
+            # original error is the one to report, not a failed ROLLBACK.
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
