@@ -546,7 +546,9 @@ def _run_pool(
                 # never waits for files queued inside the pool.
                 while queue and not broken and len(in_flight) < workers and stop.signum is None:
                     with deferred_signals():
-                        in_flight[pool.submit(_stamp_one, queue[0])] = queue.popleft()
+                        pair = queue[0]
+                        in_flight[pool.submit(_stamp_one, pair)] = pair
+                        queue.popleft()
                 if not in_flight:
                     break
                 done, _ = futures.wait(in_flight, return_when=futures.FIRST_COMPLETED)
