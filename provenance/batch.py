@@ -56,6 +56,7 @@ import os
 import select
 import signal
 import stat
+import sys
 import threading
 import time
 import warnings
@@ -491,12 +492,15 @@ def _signals_handled(
         raise KeyboardInterrupt
 
     previous: dict[int, Any] = {}
+    hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_when_stopping(hook)
     for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
         if signal.getsignal(sig) is default:  # an application's own handler wins
             previous[sig] = signal.signal(sig, handler)
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for signum, old in previous.items():
             signal.signal(signum, old)
 
@@ -621,6 +625,7 @@ def _init_worker(settings: _Settings, parent_pid: int | None) -> None:
         # the file in progress and exits.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, _on_worker_sigterm)
+        sys.unraisablehook = _quiet_when_stopping(sys.unraisablehook)
         _watch_parent(parent_pid)
     try:
         _WORKER["identity"] = settings.loader()
@@ -640,6 +645,20 @@ def _on_worker_sigterm(signum: int, frame: FrameType | None) -> None:
     if not _WorkerState.busy:
         os._exit(128 + signum)
     raise _Terminated
+
+
+def _quiet_when_stopping(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """An interrupt raised inside the C2PA library's signing callback cannot
+    propagate through native code: Python would print it as an "exception
+    ignored" traceback. It is expected there (the signature fails and the file
+    is rolled back), so it is dropped; anything else is still reported."""
+
+    def quiet(unraisable: Any) -> Any:
+        if isinstance(unraisable.exc_value, _Terminated | KeyboardInterrupt):
+            return None
+        return hook(unraisable)
+
+    return quiet
 
 
 def _watch_parent(parent_pid: int) -> None:

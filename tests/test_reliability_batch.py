@@ -567,3 +567,26 @@ def test_library_batch_raises_batch_interrupted_with_the_report(tmp_path: Path, 
     report = caught.value.report
     assert report.counts()["stamped"] == 1 and len(report.not_done) == 2
     assert report.interrupted_by == signal.SIGINT
+
+
+def test_an_interrupt_inside_the_signing_callback_prints_no_traceback() -> None:
+    # ctypes cannot propagate an exception out of a callback that native code
+    # called (the C2PA signer); it would print one as "Exception ignored".
+    import ctypes
+
+    from provenance import batch
+
+    reported: list[type[BaseException]] = []
+    callback_type = ctypes.CFUNCTYPE(ctypes.c_int)
+    previous = sys.unraisablehook
+    sys.unraisablehook = batch._quiet_when_stopping(lambda u: reported.append(type(u.exc_value)))
+    try:
+        for interrupt in (batch._Terminated, KeyboardInterrupt, ValueError):
+
+            def sign(exc: type[BaseException] = interrupt) -> int:
+                raise exc
+
+            callback_type(sign)()
+    finally:
+        sys.unraisablehook = previous
+    assert reported == [ValueError]  # anything else is still reported
