@@ -44,15 +44,19 @@ CHATGPT = GenerationInfo(generator="ChatGPT", model="GPT-4o", prompt="a lighthou
 
 
 def _chain(
-    common_name: str, organization: str, *, lifetime: dt.timedelta = dt.timedelta(days=365)
+    common_name: str,
+    organization: str,
+    *,
+    lifetime: dt.timedelta = dt.timedelta(days=365),
+    ca_organization: str | None = None,
 ) -> tuple[ec.EllipticCurvePrivateKey, str, dt.datetime]:
     """A C2PA signing certificate from a throw-away root, valid from yesterday to ``lifetime`` ahead."""
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     root_key = ec.generate_private_key(ec.SECP256R1())
     root_name = x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{organization} test root"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{ca_organization or organization} test root"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, ca_organization or organization),
         ]
     )
     leaf_key = ec.generate_private_key(ec.SECP256R1())
@@ -217,6 +221,21 @@ def test_trusted_signer_is_said_plainly(identity: Identity, trusting_policy: Tru
 
 
 # --- time: the signer's claim vs a trusted timestamp ------------------------------
+
+
+def test_signer_organisation_is_not_called_the_issuer() -> None:
+    # c2pa-rs reports the organisation of the signing certificate's own subject
+    # under "issuer"; naming it as the CA that issued the certificate is wrong.
+    key, chain, _ = _chain("Desk signer", "Example News", ca_organization="Example CA Inc")
+    signed = sign_bytes(encode(photo("astronaut", (128, 128)), "PNG"), _identity(key, chain), CHATGPT)
+    assert signed.data is not None
+    result = verify_bytes(signed.data)
+    assert result.active_manifest is not None and result.active_manifest.signer is not None
+    assert result.active_manifest.signer.issuer == "Example News"
+    answer = explain(result)
+    assert answer.signer.startswith("Desk signer (organisation: Example News).")
+    assert "issued by Example News" not in answer.signer + result.summary
+    assert "Desk signer (organisation: Example News)" in result.summary
 
 
 def test_trusted_timestamp_is_named_as_such() -> None:

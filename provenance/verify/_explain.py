@@ -410,9 +410,12 @@ def signer_answer(root: ManifestReport) -> str:
 
 def signer_phrase(signer: SignerInfo) -> str:
     name = signer.common_name or "an unnamed certificate"
-    issuer = f" (certificate issued by {signer.issuer})" if signer.issuer else ""
+    # c2pa-rs reports the organisation (O) of the signing certificate's own
+    # subject as "issuer": it names who signed, not the CA that issued it.
+    org = signer.issuer
+    organisation = f" (organisation: {org})" if org and org != name else ""
     dev = ", a DEVELOPMENT IDENTITY (not for production content)" if signer.development else ""
-    return f"{name}{issuer}{dev}"
+    return f"{name}{organisation}{dev}"
 
 
 # --- phrases ---------------------------------------------------------------------
