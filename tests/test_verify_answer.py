@@ -531,6 +531,23 @@ def test_verify_against_a_sidecar_manifest(runner: CliRunner, identity: Identity
     assert two.exit_code == 2 and "exactly one file" in two.stderr
 
 
+def test_a_manifest_that_is_not_a_manifest_store_is_named_in_the_error(
+    runner: CliRunner, identity: Identity, tmp_path: Path
+) -> None:
+    asset, _ = _sidecar(identity)
+    (tmp_path / "gen.jpg").write_bytes(asset)
+    (tmp_path / "notes.c2pa").write_bytes(b"not a manifest store at all\n")
+    (tmp_path / "picture.c2pa").write_bytes(asset)  # a JPEG given where the manifest goes
+    for wrong in ("notes.c2pa", "picture.c2pa"):
+        result = runner.invoke(
+            cli, ["verify", str(tmp_path / "gen.jpg"), "--manifest", str(tmp_path / wrong)]
+        )
+        assert result.exit_code == 4 and result.stdout == ""
+        # The manifest is what is wrong, not the picture.
+        assert result.stderr.startswith(f"error: {tmp_path / wrong}: not a C2PA manifest store")
+        assert "gen.jpg" not in result.stderr and "Traceback" not in result.stderr
+
+
 def test_failed_remote_fetch_keeps_the_url_and_warns(
     runner: CliRunner, identity: Identity, tmp_path: Path
 ) -> None:
