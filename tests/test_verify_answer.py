@@ -326,6 +326,23 @@ def test_watermark_line_says_the_false_alarm_chance(stamped: tuple[bytes, Path])
     assert "p-value" not in line
 
 
+def test_recovered_likeness_and_its_threshold_are_said_in_the_same_unit(stamped: tuple[bytes, Path]) -> None:
+    from PIL import Image
+
+    data, db = stamped
+    shared = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(shared, "JPEG", quality=85)  # re-encoding drops the credentials
+    with open_store(db) as store:
+        result = verify_bytes(shared.getvalue(), store=store)
+    assert result.recovered and result.fingerprint_similarity is not None
+    line = next(d for d in explain(result).details if d.startswith("Likeness"))
+    # "100% (0.8 or more is the same picture)" mixed a percentage with a fraction.
+    assert line == (
+        f"Likeness to the picture they were issued for: {result.fingerprint_similarity:.0%} "
+        "(80% or more is the same picture)."
+    )
+
+
 # --- no credentials never reads as authentic -------------------------------------
 
 
