@@ -146,7 +146,7 @@ def verify(
         return _EXIT[result.state]
 
     def report_tally() -> None:
-        if len(targets) > 1:
+        if len(targets) > 1 and tally.total:
             click.echo(tally.sentence(), err=as_json or html_path == "-")
 
     def write_html() -> None:
@@ -159,7 +159,13 @@ def verify(
             click.echo(f"wrote the report to {html_path}", err=True)
 
     click.get_current_context().call_on_close(report_tally)
-    run_per_file([path for path, _ in targets], check, write_html)
+    try:
+        run_per_file([path for path, _ in targets], check, write_html)
+    except SystemExit as done:
+        # Exit 0 says "credentials present and intact": not when every file was skipped.
+        if done.code == ExitCode.OK and not tally.total:
+            raise UsageError(f"no media files to verify ({tally.counts['skipped']} skipped)") from None
+        raise
 
 
 def render(name: str, result: VerificationResult, *, verbose: bool = False) -> str:

@@ -507,6 +507,17 @@ def test_verify_walks_folders_and_prints_a_tally(runner: CliRunner, tmp_path: Pa
     assert refused.exit_code == 2 and "no files to verify" in refused.stderr
 
 
+def test_a_folder_with_no_media_is_not_a_success(runner: CliRunner, tmp_path: Path) -> None:
+    # Exit 0 means "credentials present and intact"; a folder of notes verified nothing.
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.txt").write_text("not media")
+    (folder / "b.txt").write_text("not media either")
+    result = runner.invoke(cli, ["verify", str(folder)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == "error: no media files to verify (2 skipped)"
+
+
 def _sidecar(identity: Identity) -> tuple[bytes, bytes]:
     data = encode(photo("astronaut", (128, 128)), "JPEG")
     signer, _ = c2pa_bridge.make_signer(identity)
