@@ -594,6 +594,41 @@ def test_a_manifest_that_is_not_a_manifest_store_is_named_in_the_error(
         assert "gen.jpg" not in result.stderr and "Traceback" not in result.stderr
 
 
+def _remote_asset(identity: Identity, url: str) -> bytes:
+    """A JPEG whose credentials are not embedded but stored at ``url``."""
+    data = encode(photo("astronaut", (128, 128)), "JPEG")
+    signer, _ = c2pa_bridge.make_signer(identity)
+    with c2pa.Builder(CHATGPT.manifest_definition()) as builder:
+        builder.set_no_embed()
+        builder.set_remote_url(url)
+        out = io.BytesIO()
+        builder.sign(signer, "image/jpeg", io.BytesIO(data), out)
+    return out.getvalue()
+
+
+def test_remote_credentials_never_read_as_none(runner: CliRunner, identity: Identity, tmp_path: Path) -> None:
+    # The file points to credentials kept elsewhere: it is signed, they are just not
+    # checked. "NO CREDENTIALS", "Signed by: Nobody" and "most files carry no
+    # credentials" all say the opposite.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/manifest.c2pa"
+    path = tmp_path / "remote.jpg"
+    path.write_bytes(_remote_asset(identity, url))
+    for args, how in (([], "allow network access"), (["--allow-network"], "fetching them failed")):
+        result = runner.invoke(cli, ["verify", str(path), *args])
+        assert result.exit_code == 3
+        first, ai, altered, signer, *details = result.stdout.splitlines()
+        assert altered == "  Altered?       Cannot tell until its credentials are checked."
+        assert first == f"{path}: CREDENTIALS NOT CHECKED (its credentials are stored elsewhere)"
+        assert "NO CREDENTIALS" not in result.stdout and "Nobody" not in signer
+        assert "most files carry no credentials" not in result.stdout
+        assert ai == "  Made with AI?  Unknown until its credentials are checked."
+        assert signer == "  Signed by:     Not checked: the signature is in the credentials stored elsewhere."
+        assert url in details[0] and how in details[0]
+
+
 def test_failed_remote_fetch_keeps_the_url_and_warns(
     runner: CliRunner, identity: Identity, tmp_path: Path
 ) -> None:
@@ -602,15 +637,8 @@ def test_failed_remote_fetch_keeps_the_url_and_warns(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/manifest.c2pa"
-    data = encode(photo("astronaut", (128, 128)), "JPEG")
-    signer, _ = c2pa_bridge.make_signer(identity)
-    with c2pa.Builder(CHATGPT.manifest_definition()) as builder:
-        builder.set_no_embed()
-        builder.set_remote_url(url)
-        out = io.BytesIO()
-        builder.sign(signer, "image/jpeg", io.BytesIO(data), out)
     path = tmp_path / "remote.jpg"
-    path.write_bytes(out.getvalue())
+    path.write_bytes(_remote_asset(identity, url))
     started = time.monotonic()
     result = runner.invoke(cli, ["verify", str(path), "--allow-network", "--json"])
     assert time.monotonic() - started < 30

@@ -240,7 +240,8 @@ class Explanation:
     """What a verification result means, in plain words, ready to print or publish."""
 
     verdict: str
-    """TRUSTED, VALID, INVALID or NO CREDENTIALS, with RECOVERED FROM WATERMARK when it applies."""
+    """TRUSTED, VALID, INVALID or NO CREDENTIALS, with RECOVERED FROM WATERMARK when it applies;
+    CREDENTIALS NOT CHECKED when they are stored remotely and were not fetched."""
     headline: str
     ai: str
     """Was it made or changed by AI, with what tool and model?"""
@@ -292,6 +293,17 @@ def explain(result: VerificationResult) -> Explanation:
     verdict = _VERDICTS[result.state] + (" - RECOVERED FROM WATERMARK" if result.recovered else "")
     root = result.active_manifest
     details: list[str] = []
+    if (result.state is State.NONE or root is None) and result.remote_manifest_url:
+        # Signed, with credentials kept elsewhere that were not fetched: never "none".
+        return Explanation(
+            "CREDENTIALS NOT CHECKED",
+            "its credentials are stored elsewhere",
+            ai="Unknown until its credentials are checked.",
+            altered="Cannot tell until its credentials are checked.",
+            signer="Not checked: the signature is in the credentials stored elsewhere.",
+            details=(result.summary, *_watermark_lines(result), *(f"Note: {w}" for w in result.warnings)),
+            technical=tuple(_technical(result)),
+        )
     if result.state is State.NONE or root is None:
         return Explanation(
             verdict,
@@ -610,8 +622,6 @@ def _article(word: str) -> str:
 
 def _none_details(result: VerificationResult) -> list[str]:
     lines = [NO_CREDENTIALS_MEANING]
-    if result.remote_manifest_url:
-        lines.insert(0, f"Its credentials are stored remotely at {result.remote_manifest_url}.")
     lines += _watermark_lines(result)
     lines += [f"Note: {w}" for w in result.warnings]
     return lines
