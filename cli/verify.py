@@ -134,7 +134,14 @@ def verify(
         except ProvenanceError:
             tally.add("unreadable")
             raise
-        tally.add(outcome_of(result.state, (f.code for f in result.failures), result.recovered))
+        tally.add(
+            outcome_of(
+                result.state,
+                (f.code for f in result.failures),
+                result.recovered,
+                remote=result.remote_manifest_url is not None,
+            )
+        )
         if html_path is not None:
             evidence.append(
                 report.collect_file(path, result, store=store, trust_anchor_count=policy.anchor_count)

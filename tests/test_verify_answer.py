@@ -629,6 +629,20 @@ def test_remote_credentials_never_read_as_none(runner: CliRunner, identity: Iden
         assert url in details[0] and how in details[0]
 
 
+def test_the_tally_does_not_count_remote_credentials_as_none(
+    runner: CliRunner, identity: Identity, tmp_path: Path
+) -> None:
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / "remote.jpg").write_bytes(_remote_asset(identity, "http://127.0.0.1:9/manifest.c2pa"))
+    (folder / "A.jpg").write_bytes((PUBLIC_JPEGS / "adobe-20220124-A.jpg").read_bytes())
+    result = runner.invoke(cli, ["verify", str(folder)])
+    assert result.exit_code == 3
+    assert result.stdout.splitlines()[-1] == (
+        "2 files: 1 without credentials, 1 not checked (credentials stored elsewhere)"
+    )
+
+
 def test_failed_remote_fetch_keeps_the_url_and_warns(
     runner: CliRunner, identity: Identity, tmp_path: Path
 ) -> None:
