@@ -13,7 +13,7 @@ from cli._identity import identity_loader, identity_options
 from cli.sign import generation_info, generation_options
 from provenance.batch import FileOutcome, stamp_tree
 from provenance.errors import ExitCode
-from provenance.store import default_store_path
+from provenance.store import default_store_location, describe_store
 from provenance.watermarks import read_key_file
 
 
@@ -31,8 +31,8 @@ from provenance.watermarks import read_key_file
 @click.option(
     "--store",
     "store_path",
-    type=click.Path(path_type=Path),
-    help="Manifest store (default: $PROVENANCE_HOME/manifests.db or the user data folder).",
+    help="Manifest store: a SQLite file or a postgresql:// URL (default: $PROVENANCE_STORE, "
+    "else $PROVENANCE_HOME/manifests.db or the user data folder).",
 )
 @click.option(
     "--key-file", type=click.Path(path_type=Path), help="Watermark key file (default: the public key)."
@@ -44,7 +44,7 @@ def command(
     inputs: tuple[Path, ...],
     outdir: Path,
     jobs: int | None,
-    store_path: Path | None,
+    store_path: str | None,
     key_file: Path | None,
     identity_dir: Path | None,
     key_path: Path | None,
@@ -62,7 +62,7 @@ def command(
     loader = identity_loader(identity_dir, key_path, cert_path, tsa_url)
     info = generation_info(generation, required=True)
     assert info is not None
-    store = store_path or default_store_path()
+    store = store_path or default_store_location()
     interactive = sys.stderr.isatty()
     bar = tqdm(unit="img", disable=not interactive, file=sys.stderr, dynamic_ncols=True)
 
@@ -97,7 +97,7 @@ def command(
     rate = counts["stamped"] / report.seconds if report.seconds else 0.0
     click.echo(
         f"{counts['stamped']} stamped, {counts['skipped']} already done, {counts['failed']} failed "
-        f"in {report.seconds:.1f}s ({rate:.1f} images/s); store: {store}",
+        f"in {report.seconds:.1f}s ({rate:.1f} images/s); store: {describe_store(store)}",
         err=True,
     )
     if as_json:

@@ -9,13 +9,13 @@ import click
 
 from provenance._internal.files import atomic_write
 from provenance.errors import UsageError
-from provenance.store import StoreEntry, default_store_path, open_store
+from provenance.store import StoreEntry, default_store_location, describe_store, open_store
 
 _STORE = click.option(
     "--store",
     "store_path",
-    type=click.Path(path_type=Path),
-    help="Manifest store (default: $PROVENANCE_HOME/manifests.db).",
+    help="Manifest store: a SQLite file or a postgresql:// URL "
+    "(default: $PROVENANCE_STORE, else $PROVENANCE_HOME/manifests.db).",
 )
 
 
@@ -40,7 +40,7 @@ def _summary(entry: StoreEntry) -> dict[str, object]:
     }
 
 
-def _find(store_path: Path | None, ref: str) -> StoreEntry:
+def _find(store_path: str | None, ref: str) -> StoreEntry:
     with open_store(store_path) as store:
         entry = None
         if len(ref) == 16:
@@ -56,15 +56,15 @@ def _find(store_path: Path | None, ref: str) -> StoreEntry:
 
 @command.command("path")
 def path() -> None:
-    """Print where the default store is."""
-    click.echo(str(default_store_path()))
+    """Print where the default store is (a URL's password masked)."""
+    click.echo(describe_store(default_store_location()))
 
 
 @command.command("list")
 @_STORE
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True)
-def list_(store_path: Path | None, limit: int, as_json: bool) -> None:
+def list_(store_path: str | None, limit: int, as_json: bool) -> None:
     """List the newest entries."""
     with open_store(store_path) as store:
         entries = store.list(limit=limit)
@@ -80,7 +80,7 @@ def list_(store_path: Path | None, limit: int, as_json: bool) -> None:
 @command.command("show")
 @click.argument("ref")
 @_STORE
-def show(ref: str, store_path: Path | None) -> None:
+def show(ref: str, store_path: str | None) -> None:
     """Show the entry for an identifier (16 hex digits) or a manifest label, as JSON."""
     click.echo(json.dumps(_summary(_find(store_path, ref)), indent=2))
 
@@ -95,7 +95,7 @@ def show(ref: str, store_path: Path | None) -> None:
     help="Where to write the manifest store (.c2pa).",
 )
 @_STORE
-def export(ref: str, output: Path, store_path: Path | None) -> None:
+def export(ref: str, output: Path, store_path: str | None) -> None:
     """Write the signed manifest store of an entry to a .c2pa file."""
     entry = _find(store_path, ref)
     atomic_write(output, entry.manifest_store)

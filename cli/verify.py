@@ -9,7 +9,7 @@ import click
 
 from cli._common import run_per_file
 from provenance.errors import ExitCode
-from provenance.store import default_store_path, open_store
+from provenance.store import open_existing_store
 from provenance.trust import TrustPolicy
 from provenance.verify import ManifestReport, State, VerificationResult, verify_file
 from provenance.watermarks import read_key_file
@@ -39,9 +39,8 @@ _EXIT = {
 @click.option(
     "--store",
     "store_path",
-    type=click.Path(path_type=Path),
-    help="Manifest store to recover stripped credentials from "
-    "(default: $PROVENANCE_HOME/manifests.db when it exists).",
+    help="Manifest store to recover stripped credentials from: a SQLite file or a postgresql:// URL "
+    "(default: $PROVENANCE_STORE, else $PROVENANCE_HOME/manifests.db when it exists).",
 )
 @click.option("--no-watermark", is_flag=True, help="Do not look for the invisible watermark.")
 @click.option(
@@ -57,7 +56,7 @@ def verify(
     files: tuple[Path, ...],
     anchors: tuple[Path, ...],
     allow_network: bool,
-    store_path: Path | None,
+    store_path: str | None,
     no_watermark: bool,
     key_file: Path | None,
     as_json: bool,
@@ -70,8 +69,7 @@ def verify(
     """
     policy = TrustPolicy.from_files(anchors, allow_network=allow_network)
     key = None if no_watermark else read_key_file(key_file)
-    chosen = store_path or default_store_path()
-    store = open_store(chosen) if store_path is not None or chosen.exists() else None
+    store = open_existing_store(store_path)
     if store is not None:
         click.get_current_context().call_on_close(store.close)
 
