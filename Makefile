@@ -27,7 +27,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy provenance manifests watermark cli
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -rs
 
 # invisible-watermark declares torch (a multi-GB CUDA build) for rivaGan, whose
 # torch use is a tensor conversion the benchmark shims; install it without deps.
