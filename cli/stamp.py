@@ -35,6 +35,12 @@ from provenance.watermarks import read_key_file
     "else $PROVENANCE_HOME/manifests.db or the user data folder).",
 )
 @click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Stamp on a Dask cluster (tcp://HOST:8786) into a shared PostgreSQL --store; "
+    "workers must see the same paths. Needs provenance-kit[dask].",
+)
+@click.option(
     "--key-file", type=click.Path(path_type=Path), help="Watermark key file (default: the public key)."
 )
 @generation_options
@@ -45,6 +51,7 @@ def command(
     outdir: Path,
     jobs: int | None,
     store_path: str | None,
+    scheduler: str | None,
     key_file: Path | None,
     identity_dir: Path | None,
     key_path: Path | None,
@@ -91,6 +98,7 @@ def command(
         key=read_key_file(key_file),
         on_result=progress,
         on_plan=planned,
+        scheduler=scheduler,
     )
     bar.close()
     counts = report.counts()

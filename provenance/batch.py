@@ -161,14 +161,22 @@ def stamp_tree(
     key: bytes = watermark.DEFAULT_KEY,
     on_result: Callable[[FileOutcome], None] | None = None,
     on_plan: Callable[[int], None] | None = None,
+    scheduler: Any = None,
 ) -> BatchReport:
     """Stamp every file under ``inputs`` into ``outdir``; see the module docstring.
 
     ``on_plan`` is told how many files there are before work starts,
-    ``on_result`` receives each file's outcome as it completes.
+    ``on_result`` receives each file's outcome as it completes. With
+    ``scheduler`` (a Dask scheduler address or ``distributed.Client``) the
+    files are stamped on that cluster's workers into a shared PostgreSQL store
+    (see :mod:`provenance._internal.dask_runner`); ``jobs`` is then unused.
     """
     started = time.perf_counter()
     pairs = plan(inputs, outdir)
+    if scheduler is not None:
+        from provenance._internal import dask_runner
+
+        dask_runner.check_shared_store(store_path)
     # Open (and migrate) the store here, so a bad store is one clear error
     # before any worker starts rather than a crash inside each of them.
     open_store(store_path).close()
@@ -177,7 +185,10 @@ def stamp_tree(
     report = BatchReport()
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
     args = [(str(src), str(dst)) for src, dst in pairs]
-    if workers == 1 or len(args) <= 1:
+    if scheduler is not None:
+        config = (identity_loader, info, store_path, key)
+        report.outcomes = dask_runner.stamp_on_cluster(scheduler, args, config, on_result)
+    elif workers == 1 or len(args) <= 1:
         _init_worker(identity_loader, info, store_path, key)
         results: Iterable[FileOutcome] = map(_stamp_one, args)
         for outcome in results:
