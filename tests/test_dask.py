@@ -129,7 +129,9 @@ def test_cli_stamp_on_a_scheduler(
 def test_a_scheduler_needs_a_shared_postgresql_store(tmp_path: Path, identity_dir: Path) -> None:
     _tree(tmp_path)
     args = ["stamp", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--identity", str(identity_dir)]
-    result = CliRunner().invoke(cli, [*args, "--store", str(tmp_path / "m.db"), "--scheduler", "tcp://x:8786"])
+    result = CliRunner().invoke(
+        cli, [*args, "--store", str(tmp_path / "m.db"), "--scheduler", "tcp://x:8786"]
+    )
     assert result.exit_code == 2
     assert result.stderr.startswith("error: stamping on a Dask cluster needs a PostgreSQL store")
     assert "Traceback" not in result.stderr and result.stdout == ""
@@ -141,7 +143,7 @@ def test_an_unreachable_scheduler_is_one_clear_error(
 ) -> None:
     _tree(tmp_path)
     monkeypatch.setattr(dask_runner, "_CONNECT_TIMEOUT", "1s")
-    with pytest.raises(UsageError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
+    with pytest.raises(UsageError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:1"):
         _run(tmp_path, identity_dir, postgres_url, "tcp://127.0.0.1:1")
 
 
