@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PROVENANCE_HOME ?= $(CURDIR)/.provenance-home
 
-.PHONY: demo test lint typecheck unit bench bench-watermark bench-stamp bench-sign clean
+.PHONY: demo test lint typecheck unit bench bench-watermark bench-stamp bench-sign bench-store clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps 'invisible-watermark==0.2.0'
 	touch $@
 
-bench: bench-watermark bench-stamp bench-sign
+bench: bench-watermark bench-stamp bench-sign bench-store
 
 bench-watermark: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.watermark_bench
@@ -46,6 +46,11 @@ bench-stamp: $(VENV)/.bench-installed
 
 bench-sign: $(STAMP)
 	$(BIN)/python -m benchmarks.sign_bench
+
+# 1,000,000 records in SQLite and PostgreSQL (a throwaway server from the Debian
+# package); pins its lookup client to CPU 1 and the server to CPU 0 itself.
+bench-store: $(STAMP)
+	$(BIN)/python -m benchmarks.store_bench
 
 clean:
 	rm -rf $(VENV) .provenance-home .pytest_cache .mypy_cache .ruff_cache build *.egg-info
