@@ -32,6 +32,7 @@ MEDIA = Path(__file__).resolve().parent / "fixtures" / "media"
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # Never touch the user's real identity or store.
     monkeypatch.setenv("PROVENANCE_HOME", str(tmp_path_factory.mktemp("home")))
+    monkeypatch.delenv("PROVENANCE_STORE", raising=False)
 
 
 @pytest.fixture(scope="session")
