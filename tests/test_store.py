@@ -3,6 +3,7 @@ migration, concurrent writers, crash safety, how a store is named."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import sqlite3
 import subprocess
@@ -331,3 +332,50 @@ def test_a_process_killed_mid_write_loses_nothing_committed(store_location: str)
 
 def test_sqlite_store_is_still_the_sqlite_class(tmp_path: Path) -> None:
     assert isinstance(open_store(tmp_path / "m.db"), SQLiteManifestStore)
+
+
+def test_every_command_takes_either_store(store_location: str, identity_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from cli.main import cli
+
+    from .conftest import encode, photo
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "coffee.png").write_bytes(encode(photo("coffee"), "PNG"))
+    runner = CliRunner()
+    args = ["stamp", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--identity", str(identity_dir)]
+    stamped = runner.invoke(cli, [*args, "--store", store_location, "--jobs", "1", "--json"])
+    assert stamped.exit_code == 0, stamped.stderr
+    identifier = json.loads(stamped.stdout)["files"][0]["identifier"]
+    # Strip the credentials: the pixels (and the watermark) stay, the manifest goes.
+    Image.open(tmp_path / "out" / "coffee.png").convert("RGB").save(tmp_path / "stripped.jpg", quality=92)
+    stripped = str(tmp_path / "stripped.jpg")
+    verified = runner.invoke(cli, ["verify", stripped, "--store", store_location, "--json"])
+    assert verified.exit_code == 0, verified.stderr
+    report = json.loads(verified.stdout)
+    assert report["recovered"] is True and report["watermark"]["payload"] == identifier
+    shown = runner.invoke(cli, ["store", "show", identifier, "--store", store_location])
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["identifier"] == identifier
+    exported = runner.invoke(
+        cli, ["store", "export", identifier, "-o", str(tmp_path / "m.c2pa"), "--store", store_location]
+    )
+    assert exported.exit_code == 0 and (tmp_path / "m.c2pa").stat().st_size > 1000
+
+
+def test_store_path_shows_the_named_store_without_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli.main import cli
+
+    monkeypatch.setenv(STORE_ENV, "postgresql://ann:s3cret@db.example.org/prov")
+    result = CliRunner().invoke(cli, ["store", "path"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == "postgresql://ann:***@db.example.org/prov"
+
+
+def test_an_unreachable_postgresql_store_is_one_clear_cli_error() -> None:
+    from cli.main import cli
+
+    result = CliRunner().invoke(cli, ["store", "list", "--store", "postgresql://ann:s3cret@127.0.0.1:1/prov"])
+    assert result.exit_code == 8
+    assert result.stderr.startswith("error: postgresql://ann:***@127.0.0.1:1/prov: cannot connect")
+    assert "s3cret" not in result.stderr and "Traceback" not in result.stderr and result.stdout == ""
