@@ -17,7 +17,9 @@ provenance-kit version. Needs ``pip install 'provenance-kit[dask]'``.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -120,6 +122,7 @@ def _stamp_on_worker(token: str, config: tuple[Any, ...], pair: tuple[str, str])
             if previous is not None:
                 previous.close()
             _ACTIVE.clear()
+            _reuse_freed_memory()
             try:
                 batch._init_worker(*config)
             except ProvenanceError as exc:
@@ -127,3 +130,19 @@ def _stamp_on_worker(token: str, config: tuple[Any, ...], pair: tuple[str, str])
                 return batch.FileOutcome(pair[0], pair[1], "failed", error=str(exc))
             _ACTIVE["batch"] = token
         return batch._stamp_one(pair)
+
+
+def _reuse_freed_memory() -> None:
+    # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also turns
+    # off glibc's adaptive mmap threshold: every large temporary array of the
+    # watermark is then mmapped and page-faulted afresh, and stamping took
+    # twice as long as in a --jobs worker (measured, benchmarks/store_bench.py).
+    # Restore the thresholds glibc would have adapted to (32 MiB, trim at twice that).
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+    mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
