@@ -6,8 +6,10 @@ import functools
 import json
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -154,3 +156,27 @@ def test_missing_dask_is_a_clear_error(
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(UsageError, match=r"pip install 'provenance-kit\[dask\]'"):
         _run(tmp_path, identity_dir, postgres_url, "tcp://127.0.0.1:8786")
+
+
+def test_two_batches_of_the_same_files_at_once_stamp_each_file_once(
+    tmp_path: Path, identity_dir: Path, postgres_url: str, cluster: LocalCluster
+) -> None:
+    # Two clients stamping the same folder into the same store at the same time
+    # (or a resumed batch while tasks of the interrupted one still run): every
+    # output is stamped and recorded once, the other batch skips it.
+    _tree(tmp_path)
+    reports: list[Any] = []
+
+    def batch() -> None:
+        reports.append(_run(tmp_path, identity_dir, postgres_url, cluster.scheduler_address))
+
+    threads = [threading.Thread(target=batch) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert len(reports) == 2
+    assert sum(r.counts()["stamped"] for r in reports) == 4
+    assert sum(r.counts()["skipped"] for r in reports) == 4
+    with open_store(postgres_url) as store:
+        assert store.count() == 4

@@ -114,9 +114,12 @@ _ACTIVE: dict[str, str] = {}  # the batch this worker process is initialised for
 
 
 def _stamp_on_worker(token: str, config: tuple[Any, ...], pair: tuple[str, str]) -> batch.FileOutcome:
-    # One stamp at a time per process (a worker may run several threads): the
-    # identity and store connection are shared, set up once per batch.
-    with _LOCK:
+    # One task per output file at a time, cluster-wide: a task cancelled by an
+    # interrupted batch keeps running on its worker, and the resumed batch
+    # must find its record (and skip) rather than stamp the file a second time.
+    with _distributed().Lock(f"provenance-stamp:{pair[1]}"), _LOCK:
+        # One stamp at a time per process (a worker may run several threads):
+        # the identity and store connection are shared, set up once per batch.
         if _ACTIVE.get("batch") != token:
             previous = batch._WORKER.get("store")
             if previous is not None:
