@@ -379,3 +379,24 @@ def test_an_unreachable_postgresql_store_is_one_clear_cli_error() -> None:
     assert result.exit_code == 8
     assert result.stderr.startswith("error: postgresql://ann:***@127.0.0.1:1/prov: cannot connect")
     assert "s3cret" not in result.stderr and "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_find_iterate_and_export_on_either_backend(store_location: str, tmp_path: Path) -> None:
+    from provenance.errors import EntryNotFoundError
+    from provenance.store import export_manifests
+
+    with open_store(store_location) as store:
+        for i in (3, 1, 2):
+            store.record(_entry(i))
+        assert store.find((1).to_bytes(8, "big").hex()) == _entry(1)
+        assert store.find("urn:c2pa:test-2") == _entry(2)
+        with pytest.raises(EntryNotFoundError):
+            store.find("urn:c2pa:nothing")
+        assert [e.manifest_label for e in store.iter_entries(batch_size=2)] == [
+            "urn:c2pa:test-3",
+            "urn:c2pa:test-1",
+            "urn:c2pa:test-2",
+        ]  # oldest first, across batches
+        report = export_manifests(store, tmp_path / "exported")
+    assert sorted(p.name for p in report.written) == [f"{i:016x}.c2pa" for i in (1, 2, 3)]
+    assert (tmp_path / "exported" / f"{2:016x}.c2pa").read_bytes() == _entry(2).manifest_store

@@ -154,6 +154,18 @@ class PostgresManifestStore(ManifestStore):
     def list(self, limit: int = 100, offset: int = 0) -> list[StoreEntry]:
         return self._select("ORDER BY id DESC LIMIT %s OFFSET %s", (limit, offset))
 
+    def iter_entries(self, batch_size: int = 500) -> Iterator[StoreEntry]:
+        # One query, streamed through a server-side cursor: batch_size rows at a time.
+        with (
+            self._connection("read the manifest store") as conn,
+            conn.transaction(),
+            conn.cursor(name="provenance_iter_entries") as cursor,
+        ):
+            cursor.itersize = batch_size
+            cursor.execute(f"{_SELECT} ORDER BY id")
+            for row in cursor:
+                yield entry_from_row(row)
+
     def count(self) -> int:
         with self._connection("read the manifest store") as conn:
             row = conn.execute("SELECT COUNT(*) FROM manifests").fetchone()
