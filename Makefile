@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PROVENANCE_HOME ?= $(CURDIR)/.provenance-home
 
-.PHONY: demo test lint typecheck unit bench bench-watermark bench-stamp bench-sign bench-store clean
+.PHONY: demo test lint typecheck unit screenshots bench bench-watermark bench-stamp bench-sign bench-store clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -rs
+
+# The verify page's screenshots in docs/screenshots, taken by its browser tests (needs Debian's chromium).
+screenshots: $(STAMP)
+	PROVENANCE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_browser.py
 
 # invisible-watermark declares torch (a multi-GB CUDA build) for rivaGan, whose
 # torch use is a tensor conversion the benchmark shims; install it without deps.
