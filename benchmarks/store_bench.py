@@ -73,7 +73,7 @@ def label_for(i: int) -> str:
 _FIXED_ORDER = (
     "payload", "manifest_label", "manifest_store", "mime", "soft_binding_alg", "soft_binding_value",
     "fingerprint_image", "source_sha256", "asset_sha256", "output_path", "generator", "model", "title",
-    "created_at",
+    "facts_sha256", "created_at",
 )  # fmt: skip
 assert COLUMNS == _FIXED_ORDER, "update _rows for the new store columns"
 
@@ -96,6 +96,7 @@ def _rows(count: int, start: int = 0) -> Iterator[tuple[Any, ...]]:
             "bench",
             "bench-model",
             f"{i:07d}.jpg",
+            None,
             created,
         )
 

@@ -69,7 +69,7 @@ def test_workers_stamp_into_the_shared_store_and_a_rerun_resumes(
     (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     seen: list[FileOutcome] = []
     report = _run(tmp_path, identity_dir, postgres_url, cluster.scheduler_address, on_result=seen.append)
-    assert report.counts() == {"stamped": 4, "skipped": 0, "failed": 1}
+    assert report.counts() == {"stamped": 4, "skipped": 0, "failed": 1, "ignored": 0}
     assert len(seen) == 5  # each outcome reported as it came back
     assert [Path(o.input).name for o in report.outcomes] == [
         "astronaut.jpg",
@@ -93,7 +93,7 @@ def test_workers_stamp_into_the_shared_store_and_a_rerun_resumes(
                 assert result.state is State.VALID
                 assert result.watermark is not None and result.watermark.payload == outcome.identifier
     again = _run(tmp_path, identity_dir, postgres_url, cluster.scheduler_address)
-    assert again.counts() == {"stamped": 0, "skipped": 4, "failed": 1}
+    assert again.counts() == {"stamped": 0, "skipped": 4, "failed": 1, "ignored": 0}
     with open_store(postgres_url) as store:
         assert store.count() == 4  # never recorded twice
 
@@ -124,7 +124,7 @@ def test_cli_stamp_on_a_scheduler(
     args += ["--store", postgres_url, "--scheduler", cluster.scheduler_address, "--json"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["counts"] == {"stamped": 4, "skipped": 0, "failed": 0}
+    assert json.loads(result.stdout)["counts"] == {"stamped": 4, "skipped": 0, "failed": 0, "ignored": 0}
     assert "4 stamped" in result.stderr and postgres_url in result.stderr
 
 

@@ -17,6 +17,7 @@ provenance-kit version. Needs ``pip install 'provenance-kit[dask]'``.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import os
 import sys
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from provenance import batch
+from provenance._internal.signals import deferred_signals
 from provenance.errors import ProvenanceError, UsageError
 from provenance.store import default_store_location, describe_store, is_store_url
 
@@ -57,17 +59,22 @@ def _distributed() -> Any:
 
 def stamp_on_cluster(
     scheduler: Any,
-    pairs: list[tuple[str, str]],
-    config: tuple[Any, ...],
-    on_result: Callable[[batch.FileOutcome], None] | None = None,
-) -> list[batch.FileOutcome]:
-    """Stamp every (input, output) pair on the cluster; outcomes in the order of ``pairs``.
+    queue: collections.deque[tuple[str, str]],
+    settings: Any,
+    stop: Any,
+    deliver: Callable[[batch.FileOutcome], None],
+) -> None:
+    """Stamp every queued (input, output) pair on the cluster, delivering outcomes as they come.
 
     ``scheduler`` is the scheduler's address (``tcp://host:8786``) or a
-    ``distributed.Client``; ``config`` is what a worker is initialised with
-    (identity loader, generation info, store URL, watermark key).
+    ``distributed.Client``; ``settings`` is what a worker is initialised with
+    (:class:`provenance.batch._Settings`). A pair leaves ``queue`` when its
+    outcome is delivered; after the first signal (``stop.signum``) no more
+    files are handed out and the rest stay queued (not done). Tasks already
+    running on a worker finish there; a re-run waits for them (see
+    :func:`_stamp_on_worker`) and skips what they recorded.
     """
-    check_shared_store(config[2])
+    check_shared_store(settings.store_path)
     distributed = _distributed()
     own_client = not isinstance(scheduler, distributed.Client)
     if own_client:
@@ -78,17 +85,18 @@ def stamp_on_cluster(
     else:
         client = scheduler
     token = uuid.uuid4().hex
-    outcomes: dict[str, batch.FileOutcome] = {}
     futures: dict[Any, tuple[str, str]] = {}
     try:
-        for index, pair in enumerate(pairs):
+        for index, pair in enumerate(queue):
             # pure=False: the same file stamped twice is two tasks (resuming is
             # the store's job, not Dask's result cache).
             future = client.submit(
-                _stamp_on_worker, token, config, pair, key=f"provenance-stamp-{token}-{index}", pure=False
+                _stamp_on_worker, token, settings, pair, key=f"provenance-stamp-{token}-{index}", pure=False
             )
             futures[future] = pair
         for future in distributed.as_completed(list(futures), loop=client.loop):
+            if stop.signum is not None:
+                break
             src, dst = futures[future]
             try:
                 outcome: batch.FileOutcome = future.result()
@@ -96,15 +104,14 @@ def stamp_on_cluster(
                 outcome = batch.FileOutcome(
                     src, dst, "failed", error=f"{src}: the Dask worker failed ({type(exc).__name__}: {exc})"
                 )
-            outcomes[src] = outcome
-            if on_result:
-                on_result(outcome)
+            with deferred_signals():  # a file is either reported or left queued, never lost between
+                queue.remove((src, dst))
+                deliver(outcome)
     finally:
-        # Interrupted (Ctrl-C, a callback raising): nothing keeps running on the cluster.
+        # Stopped or interrupted: nothing more starts on the cluster.
         client.cancel([f for f in futures if not f.done()])
         if own_client:
             client.close()
-    return [outcomes[src] for src, _ in pairs]
 
 
 # --- worker side --------------------------------------------------------------
@@ -113,7 +120,7 @@ _LOCK = threading.Lock()
 _ACTIVE: dict[str, str] = {}  # the batch this worker process is initialised for
 
 
-def _stamp_on_worker(token: str, config: tuple[Any, ...], pair: tuple[str, str]) -> batch.FileOutcome:
+def _stamp_on_worker(token: str, settings: Any, pair: tuple[str, str]) -> batch.FileOutcome:
     # One task per output file at a time, cluster-wide: a task cancelled by an
     # interrupted batch keeps running on its worker, and the resumed batch
     # must find its record (and skip) rather than stamp the file a second time.
@@ -127,7 +134,7 @@ def _stamp_on_worker(token: str, config: tuple[Any, ...], pair: tuple[str, str])
             _ACTIVE.clear()
             _reuse_freed_memory()
             try:
-                batch._init_worker(*config)
+                batch._init_worker(settings, None)  # None: the worker's signals stay Dask's
             except ProvenanceError as exc:
                 batch._WORKER.clear()
                 return batch.FileOutcome(pair[0], pair[1], "failed", error=str(exc))

@@ -72,6 +72,7 @@ class PostgresManifestStore(ManifestStore):
         self.url = url
         self._name = describe_store(url)
         self._errors: tuple[type[BaseException], ...] = (driver.Error, pools.PoolTimeout)
+        self._unique_violation: type[BaseException] = driver.errors.UniqueViolation
         try:
             # One direct connection first: a wrong host, database or password
             # is reported at once with libpq's own words, not as a pool timeout.
@@ -127,6 +128,20 @@ class PostgresManifestStore(ManifestStore):
         check_entry(entry)
         with self._connection("record the manifest") as conn:
             cursor = conn.execute(_INSERT, [getattr(entry, c) for c in COLUMNS])
+            return cursor.rowcount == 1
+
+    def supersede(self, entry: StoreEntry) -> bool:
+        check_entry(entry)
+        columns = [c for c in COLUMNS if c != "payload"]
+        assignments = ", ".join(f"{c} = %s" for c in columns)
+        with self._connection("record the manifest") as conn:
+            try:
+                cursor = conn.execute(
+                    f"UPDATE manifests SET {assignments} WHERE payload = %s",
+                    [*(getattr(entry, c) for c in columns), entry.payload],
+                )
+            except self._unique_violation:
+                return False  # the new manifest label is already recorded elsewhere
             return cursor.rowcount == 1
 
     def _select(self, tail: str, args: tuple[object, ...] = ()) -> list[StoreEntry]:

@@ -188,13 +188,18 @@ def verify_file(
     sidecar, or one exported with ``provenance store export``): the file is
     checked against it instead of against credentials embedded in it.
     """
+    data = read_input(path)
+    sidecar = None
+    if manifest is not None:
+        sidecar = read_input(manifest)
+        c2pa_bridge.require_manifest_store(sidecar, str(Path(manifest)))
     return verify_bytes(  # [1]
-        read_input(path),
+        data,
         policy=policy,
         store=store,
         watermark_key=watermark_key,
         name=str(Path(path)),
-        manifest=read_input(manifest) if manifest is not None else None,
+        manifest=sidecar,
     )
 
 
@@ -215,6 +220,8 @@ def verify_bytes(
     """
     chosen = policy or TrustPolicy()
     fmt = require_signable(data, name)  # [1]
+    if manifest is not None:
+        c2pa_bridge.require_manifest_store(manifest, "manifest")
     found_store = c2pa_bridge.read_store_full(  # [2]
         fmt.mime, data, chosen.c2pa_settings(), name, manifest
     )
