@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PROVENANCE_HOME ?= $(CURDIR)/.provenance-home
 
-.PHONY: demo test lint typecheck unit screenshots bench bench-watermark bench-stamp bench-sign bench-resolution clean
+.PHONY: demo test lint typecheck unit screenshots bench bench-watermark bench-stamp bench-sign bench-resolution bench-store clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy provenance manifests watermark cli
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -rs
 
 # The verify page's screenshots in docs/screenshots, taken by its browser tests (needs Debian's chromium).
 screenshots: $(STAMP)
@@ -40,7 +40,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps 'invisible-watermark==0.2.0'
 	touch $@
 
-bench: bench-watermark bench-stamp bench-sign bench-resolution
+bench: bench-watermark bench-stamp bench-sign bench-resolution bench-store
 
 bench-watermark: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.watermark_bench
@@ -55,6 +55,11 @@ bench-sign: $(STAMP)
 # Another backend: $(BIN)/python -m benchmarks.resolution_bench --store URL
 bench-resolution: $(STAMP)
 	$(BIN)/python -m benchmarks.resolution_bench
+
+# 1,000,000 records in SQLite and PostgreSQL (a throwaway server from the Debian
+# package); pins its lookup client to CPU 1 and the server to CPU 0 itself.
+bench-store: $(STAMP)
+	$(BIN)/python -m benchmarks.store_bench
 
 clean:
 	rm -rf $(VENV) .provenance-home .pytest_cache .mypy_cache .ruff_cache build *.egg-info

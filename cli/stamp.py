@@ -15,7 +15,7 @@ from cli.sign import generation_info, generation_options
 from provenance._internal.names import printable
 from provenance.batch import DEFAULT_INCLUDE, BatchInterrupted, BatchReport, FileOutcome, stamp_tree
 from provenance.errors import ExitCode
-from provenance.store import default_store_path
+from provenance.store import default_store_location, describe_store
 from provenance.watermarks import read_key_file
 
 
@@ -33,8 +33,14 @@ from provenance.watermarks import read_key_file
 @click.option(
     "--store",
     "store_path",
-    type=click.Path(path_type=Path),
-    help="Manifest store (default: $PROVENANCE_HOME/manifests.db or the user data folder).",
+    help="Manifest store: a SQLite file or a postgresql:// URL (default: $PROVENANCE_STORE, "
+    "else $PROVENANCE_HOME/manifests.db or the user data folder).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Stamp on a Dask cluster (tcp://HOST:8786) into a shared PostgreSQL --store; "
+    "workers must see the same paths. Needs provenance-kit[dask].",
 )
 @click.option(
     "--key-file", type=click.Path(path_type=Path), help="Watermark key file (default: the public key)."
@@ -65,7 +71,8 @@ def command(
     inputs: tuple[Path, ...],
     outdir: Path,
     jobs: int | None,
-    store_path: Path | None,
+    store_path: str | None,
+    scheduler: str | None,
     key_file: Path | None,
     includes: tuple[str, ...],
     excludes: tuple[str, ...],
@@ -93,7 +100,7 @@ def command(
     loader = identity_loader(identity_dir, key_path, cert_path, tsa_url)
     info = generation_info(generation, required=True)
     assert info is not None
-    store = store_path or default_store_path()
+    store = store_path or default_store_location()
     interactive = sys.stderr.isatty()
     bar = tqdm(unit="img", disable=not interactive, file=sys.stderr, dynamic_ncols=True)
 
@@ -142,6 +149,7 @@ def command(
             force=force,
             quality=quality,
             on_interrupt=interrupted,
+            scheduler=scheduler,
         )
     except BatchInterrupted as stopped:
         bar.close()
@@ -153,7 +161,7 @@ def command(
         raise SystemExit(int(ExitCode.PARTIAL_FAILURE))
 
 
-def _summary(report: BatchReport, store: Path, as_json: bool) -> None:
+def _summary(report: BatchReport, store: str | Path, as_json: bool) -> None:
     counts = report.counts()
     rate = counts["stamped"] / report.seconds if report.seconds else 0.0
     ignored = ""
@@ -163,7 +171,7 @@ def _summary(report: BatchReport, store: Path, as_json: bool) -> None:
         ignored = f", {counts['ignored']} ignored ({shown})"
     line = (
         f"{counts['stamped']} stamped, {counts['skipped']} already done{ignored}, {counts['failed']} failed "
-        f"in {report.seconds:.1f}s ({rate:.1f} images/s); store: {store}"
+        f"in {report.seconds:.1f}s ({rate:.1f} images/s); store: {describe_store(store)}"
     )
     if report.interrupted_by is not None:
         line = (

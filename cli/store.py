@@ -11,13 +11,13 @@ import click
 from provenance._internal.files import atomic_write, read_input
 from provenance.errors import UsageError
 from provenance.resolution import register
-from provenance.store import StoreEntry, default_store_path, export_manifests, open_store
+from provenance.store import StoreEntry, default_store_location, describe_store, export_manifests, open_store
 
 _STORE = click.option(
     "--store",
     "store_path",
-    type=click.Path(path_type=Path),
-    help="Manifest store (default: $PROVENANCE_HOME/manifests.db).",
+    help="Manifest store: a SQLite file or a postgresql:// URL "
+    "(default: $PROVENANCE_STORE, else $PROVENANCE_HOME/manifests.db).",
 )
 
 
@@ -58,8 +58,8 @@ def _row(entry: StoreEntry) -> tuple[str, ...]:
 
 @command.command("path")
 def path() -> None:
-    """Print where the default store is."""
-    click.echo(str(default_store_path()))
+    """Print where the default store is (a URL's password masked)."""
+    click.echo(describe_store(default_store_location()))
 
 
 @command.command("list")
@@ -67,7 +67,7 @@ def path() -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0), help="Skip the newest N.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_(store_path: Path | None, limit: int, offset: int, as_json: bool) -> None:
+def list_(store_path: str | None, limit: int, offset: int, as_json: bool) -> None:
     """List the newest entries, as a table with a header (or JSON)."""
     with open_store(store_path) as store:
         entries = store.list(limit=limit, offset=offset)
@@ -88,7 +88,7 @@ def list_(store_path: Path | None, limit: int, offset: int, as_json: bool) -> No
 @command.command("show")
 @click.argument("ref")
 @_STORE
-def show(ref: str, store_path: Path | None) -> None:
+def show(ref: str, store_path: str | None) -> None:
     """Show the entry for an identifier (16 hex digits) or a manifest label, as JSON."""
     with open_store(store_path) as store:
         entry = store.find(ref)
@@ -112,7 +112,7 @@ def show(ref: str, store_path: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="With --all: list what was written, as JSON.")
 @_STORE
 def export(
-    ref: str | None, output: Path | None, all_dir: Path | None, as_json: bool, store_path: Path | None
+    ref: str | None, output: Path | None, all_dir: Path | None, as_json: bool, store_path: str | None
 ) -> None:
     """Write signed manifest stores to .c2pa files: REF -o FILE, or --all FOLDER."""
     if (ref is None) == (all_dir is None):

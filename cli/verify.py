@@ -11,7 +11,7 @@ from cli._common import run_per_file
 from provenance import report
 from provenance.errors import ExitCode, ProvenanceError, StoreError, UnsupportedFormatError, UsageError
 from provenance.resolution import check_url, configured_resolvers
-from provenance.store import default_store_path, open_store
+from provenance.store import open_existing_store
 from provenance.trust import TrustPolicy
 from provenance.verify import (
     State,
@@ -49,9 +49,8 @@ _EXIT = {
 @click.option(
     "--store",
     "store_path",
-    type=click.Path(path_type=Path),
-    help="Manifest store to recover stripped credentials from "
-    "(default: $PROVENANCE_HOME/manifests.db when it exists).",
+    help="Manifest store to recover stripped credentials from: a SQLite file or a postgresql:// URL "
+    "(default: $PROVENANCE_STORE, else $PROVENANCE_HOME/manifests.db when it exists).",
 )
 @click.option(
     "--manifest",
@@ -88,7 +87,7 @@ def verify(
     files: tuple[Path, ...],
     anchors: tuple[Path, ...],
     allow_network: bool,
-    store_path: Path | None,
+    store_path: str | None,
     manifest_path: Path | None,
     no_watermark: bool,
     key_file: Path | None,
@@ -111,17 +110,15 @@ def verify(
         raise UsageError("--html - and --json both write to stdout: give --html a file name")
     policy = TrustPolicy.from_files(anchors, allow_network=allow_network)
     key = None if no_watermark else read_key_file(key_file)
-    chosen = store_path or default_store_path()
     store = None
-    if store_path is not None or chosen.exists():
-        try:
-            store = open_store(chosen)
-        except StoreError as exc:
-            # The store only serves recovery: what the files carry is still verified.
-            click.echo(
-                f"warning: {exc}; verifying without it (stripped credentials cannot be recovered)",
-                err=True,
-            )
+    try:
+        store = open_existing_store(store_path)
+    except StoreError as exc:
+        # The store only serves recovery: what the files carry is still verified.
+        click.echo(
+            f"warning: {exc}; verifying without it (stripped credentials cannot be recovered)",
+            err=True,
+        )
     if store is not None:
         click.get_current_context().call_on_close(store.close)
     walked = {path for path, from_folder in targets if from_folder}

@@ -350,6 +350,7 @@ def stamp_tree(
     quality: int | None = None,
     on_interrupt: Callable[[int], None] | None = None,
     handle_signals: bool = True,
+    scheduler: Any = None,
 ) -> BatchReport:
     """Stamp every selected file under ``inputs`` into ``outdir``; see the module docstring.
 
@@ -359,9 +360,16 @@ def stamp_tree(
     first SIGINT/SIGTERM arrives. With ``handle_signals`` (and when called
     from the main thread without an application handler for them) the batch
     handles SIGINT and SIGTERM itself as described above; the previous
-    handlers are restored when it returns.
+    handlers are restored when it returns. With ``scheduler`` (a Dask
+    scheduler address or ``distributed.Client``) the files are stamped on that
+    cluster's workers into a shared PostgreSQL store (see
+    :mod:`provenance._internal.dask_runner`); ``jobs`` is then unused.
     """
     started = time.perf_counter()
+    if scheduler is not None:
+        from provenance._internal import dask_runner
+
+        dask_runner.check_shared_store(store_path)
     survey = _survey(inputs, outdir, include, exclude)
     out_root = Path(outdir)
     _make_output_folder(out_root)
@@ -396,7 +404,9 @@ def stamp_tree(
     stop = _Stop()
     with _signals_handled(stop, handle_signals, on_interrupt):
         try:
-            if workers == 1 or len(queue) <= 1:
+            if scheduler is not None:
+                dask_runner.stamp_on_cluster(scheduler, queue, settings, stop, deliver)
+            elif workers == 1 or len(queue) <= 1:
                 _run_here(queue, settings, stop, deliver)
             else:
                 _run_pool(queue, min(workers, len(queue)), settings, stop, deliver)

@@ -13,12 +13,21 @@
 :class:`ManifestStore` is the small interface a resolution service needs;
 :class:`SQLiteManifestStore` implements it with no set-up (one file, WAL
 journal, safe for several processes writing at once, every write a
-transaction so a killed process loses nothing already recorded). Another
-backend (PostgreSQL) implements the same six abstract methods; ``find``,
-``iter_entries`` and :func:`export_manifests` work on any backend (a backend
-may override ``iter_entries`` with a single streaming query, as SQLite does).
+transaction so a killed process loses nothing already recorded).
+:class:`PostgresManifestStore` (``open_store("postgresql://user@host/db")``,
+needs ``pip install 'provenance-kit[postgres]'``) implements the same methods
+for a store shared by many machines. Both go through the same numbered
+schema migrations (:data:`MIGRATIONS`, one SQL text per backend) and refuse
+a store whose schema is newer than this version understands.
 
-Export every signed manifest in one pass::
+Where a store is named, a path means SQLite and a ``postgresql://`` URL means
+PostgreSQL; with no name, ``$PROVENANCE_STORE`` is used when set, else
+``$PROVENANCE_HOME/manifests.db`` or the user data folder.
+
+Backends implement the abstract methods; ``find``, ``iter_entries`` and
+:func:`export_manifests` work on any backend (a backend may override
+``iter_entries`` with a single streaming query, as both do). Export every
+signed manifest in one pass::
 
     >>> report = export_manifests(store, tempfile.mkdtemp())
     >>> [p.name for p in report.written]
@@ -33,31 +42,47 @@ import logging
 import os
 import sqlite3
 import tempfile
+import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from provenance._internal.files import _umask
 from provenance.errors import EntryNotFoundError, OutputError, StoreError, UsageError
 
+if TYPE_CHECKING:
+    from provenance._internal.store_postgres import PostgresManifestStore
+
 __all__ = [
+    "MIGRATIONS",
     "SCHEMA_VERSION",
+    "STORE_ENV",
     "ExportReport",
     "ManifestStore",
+    "Migration",
+    "PostgresManifestStore",
     "SQLiteManifestStore",
     "StoreEntry",
+    "default_store_location",
     "default_store_path",
+    "describe_store",
     "export_manifests",
+    "is_store_url",
+    "open_existing_store",
     "open_store",
 ]
 
 _log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
-
 _Fingerprints = list[tuple[bytes, bytes]]
 """``(payload, pdq_hash)`` pairs."""
+
+STORE_ENV = "PROVENANCE_STORE"
+"""Environment variable naming the store (a path or a ``postgresql://`` URL) when none is given."""
+
+_URL_SCHEMES = ("postgresql", "postgres")
 
 
 @dataclass(frozen=True)
@@ -89,6 +114,125 @@ class StoreEntry:
     @property
     def payload_hex(self) -> str:
         return self.payload.hex()
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(StoreEntry))
+"""The stored columns, in :class:`StoreEntry` order (every backend reads and writes these)."""
+
+
+def check_entry(entry: StoreEntry) -> None:
+    """What every backend refuses before writing."""
+    if not isinstance(entry, StoreEntry):
+        raise UsageError(f"record takes a StoreEntry, not {type(entry).__name__}")
+    if not isinstance(entry.payload, bytes) or len(entry.payload) != 8:
+        raise StoreError("a watermark payload is exactly 8 bytes")
+
+
+def entry_from_row(row: tuple[Any, ...]) -> StoreEntry:
+    """A :class:`StoreEntry` from a row selected as :data:`COLUMNS`."""
+    values = dict(zip(COLUMNS, row, strict=True))
+    for blob in ("payload", "manifest_store", "fingerprint_image", "pdq_hash"):
+        # Drivers may hand back memoryview/bytearray for binary columns.
+        if values[blob] is not None and not isinstance(values[blob], bytes):
+            values[blob] = bytes(values[blob])
+    return StoreEntry(**values)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step, from version N-1 to N, written once per backend's SQL dialect.
+
+    Statements are separated by ``;``. Every backend applies the same list in
+    order inside one transaction per step, so both always have the same shape.
+    """
+
+    sqlite: str
+    postgresql: str
+
+    def statements(self, dialect: str) -> list[str]:
+        text: str = getattr(self, dialect)
+        return [s.strip() for s in text.split(";") if s.strip()]
+
+
+# They only ever append: a store at version N has applied MIGRATIONS[:N].
+MIGRATIONS: list[Migration] = [
+    Migration(
+        sqlite="""
+        CREATE TABLE manifests (
+            id INTEGER PRIMARY KEY,
+            payload BLOB NOT NULL UNIQUE,
+            manifest_label TEXT NOT NULL UNIQUE,
+            manifest_store BLOB NOT NULL,
+            mime TEXT NOT NULL,
+            soft_binding_alg TEXT,
+            soft_binding_value TEXT,
+            fingerprint TEXT,
+            created_at TEXT NOT NULL
+        );
+        """,
+        postgresql="""
+        CREATE TABLE manifests (
+            id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            payload BYTEA NOT NULL UNIQUE,
+            manifest_label TEXT NOT NULL UNIQUE,
+            manifest_store BYTEA NOT NULL,
+            mime TEXT NOT NULL,
+            soft_binding_alg TEXT,
+            soft_binding_value TEXT,
+            fingerprint TEXT,
+            created_at TEXT NOT NULL
+        );
+        """,
+    ),
+    Migration(
+        sqlite="""
+        ALTER TABLE manifests ADD COLUMN source_sha256 TEXT;
+        ALTER TABLE manifests ADD COLUMN asset_sha256 TEXT;
+        ALTER TABLE manifests ADD COLUMN output_path TEXT;
+        ALTER TABLE manifests ADD COLUMN generator TEXT;
+        ALTER TABLE manifests ADD COLUMN model TEXT;
+        ALTER TABLE manifests ADD COLUMN title TEXT;
+        CREATE INDEX manifests_source ON manifests (source_sha256, output_path);
+        """,
+        postgresql="""
+        ALTER TABLE manifests ADD COLUMN source_sha256 TEXT;
+        ALTER TABLE manifests ADD COLUMN asset_sha256 TEXT;
+        ALTER TABLE manifests ADD COLUMN output_path TEXT;
+        ALTER TABLE manifests ADD COLUMN generator TEXT;
+        ALTER TABLE manifests ADD COLUMN model TEXT;
+        ALTER TABLE manifests ADD COLUMN title TEXT;
+        CREATE INDEX manifests_source ON manifests (source_sha256, output_path);
+        """,
+    ),
+    # v3: the 64-bit pHash of v1 could not tell a crop from another image; a
+    # tiny greyscale reference image can (see provenance/_internal/likeness.py).
+    Migration(
+        sqlite="ALTER TABLE manifests ADD COLUMN fingerprint_image BLOB;",
+        postgresql="ALTER TABLE manifests ADD COLUMN fingerprint_image BYTEA;",
+    ),
+    # v4: what a stamp was made with, so a re-run with other facts re-stamps.
+    Migration(
+        sqlite="ALTER TABLE manifests ADD COLUMN facts_sha256 TEXT;",
+        postgresql="ALTER TABLE manifests ADD COLUMN facts_sha256 TEXT;",
+    ),
+    # v5: the PDQ perceptual hash (32 bytes) of the published image, for matching
+    # copies whose watermark was destroyed.
+    Migration(
+        sqlite="ALTER TABLE manifests ADD COLUMN pdq_hash BLOB;",
+        postgresql="ALTER TABLE manifests ADD COLUMN pdq_hash BYTEA;",
+    ),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def check_schema_version(current: int, where: str) -> None:
+    """Refuse a store written by a newer provenance-kit (its data might be lost or misread)."""
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where}: store schema v{current} is newer than this version "
+            f"understands (v{SCHEMA_VERSION}); upgrade provenance-kit"
+        )
 
 
 class ManifestStore(ABC):
@@ -143,6 +287,7 @@ class ManifestStore(ABC):
         # list() is newest first: the n oldest unseen entries end at offset total - cursor.
         entries = self.list(limit=n, offset=total - cursor - n)
         return cursor + n, [(e.payload, e.pdq_hash) for e in reversed(entries) if e.pdq_hash is not None]
+
     def supersede(self, entry: StoreEntry) -> bool:
         """Replace the entry whose identifier is ``entry.payload`` by ``entry``; False if there is none.
 
@@ -195,6 +340,32 @@ class ManifestStore(ABC):
         self.close()
 
 
+def is_store_url(location: str | os.PathLike[str]) -> bool:
+    """True for a PostgreSQL URL (``postgresql://...`` or ``postgres://...``)."""
+    return isinstance(location, str) and location.split("://", 1)[0].lower() in _URL_SCHEMES and (
+        "://" in location
+    )
+
+
+def describe_store(location: str | os.PathLike[str]) -> str:
+    """The store's name as it may be shown or logged: a URL's password is masked."""
+    if not is_store_url(location):
+        return str(location)
+    parts = urllib.parse.urlsplit(str(location))
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, host = netloc.rsplit("@", 1)
+        if ":" in user:
+            netloc = f"{user.split(':', 1)[0]}:***@{host}"
+    query = urllib.parse.urlencode(
+        [
+            (k, "***" if k.lower() == "password" else v)
+            for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        ]
+    )
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 def default_store_path() -> Path:
     """``$PROVENANCE_HOME/manifests.db`` if set, else the user data directory."""
     home = os.environ.get("PROVENANCE_HOME")
@@ -205,11 +376,41 @@ def default_store_path() -> Path:
     return Path(platformdirs.user_data_dir("provenance")) / "manifests.db"
 
 
-def open_store(path: str | os.PathLike[str] | None = None) -> SQLiteManifestStore:
-    """Open (creating if needed) the SQLite store at ``path`` or the default location."""
-    if path is not None and not isinstance(path, str | os.PathLike):
-        raise UsageError(f"the store path must be a file path, not {type(path).__name__}")
-    return SQLiteManifestStore(path if path is not None else default_store_path())
+def default_store_location() -> str | Path:
+    """``$PROVENANCE_STORE`` (a path or a URL) if set, else :func:`default_store_path`."""
+    named = os.environ.get(STORE_ENV, "").strip()
+    if named:
+        return named if is_store_url(named) else Path(named).expanduser()
+    return default_store_path()
+
+
+def open_store(location: str | os.PathLike[str] | None = None) -> ManifestStore:
+    """Open (creating or migrating if needed) the store at ``location``.
+
+    A ``postgresql://`` URL opens a :class:`PostgresManifestStore`; anything
+    else is the path of a SQLite file; ``None`` is :func:`default_store_location`.
+    """
+    if location is not None and not isinstance(location, str | os.PathLike):
+        raise UsageError(f"the store path must be a file path or a URL, not {type(location).__name__}")
+    if location is None:
+        location = default_store_location()
+    if is_store_url(location):
+        from provenance._internal.store_postgres import PostgresManifestStore
+
+        return PostgresManifestStore(str(location))
+    return SQLiteManifestStore(location)
+
+
+def open_existing_store(location: str | os.PathLike[str] | None = None) -> ManifestStore | None:
+    """The store to recover credentials from, or None: verifying never creates a store.
+
+    A store that is named (``location`` or ``$PROVENANCE_STORE``) is opened and
+    must work; the default SQLite file is used only when it exists.
+    """
+    if location is not None or os.environ.get(STORE_ENV, "").strip():
+        return open_store(location)
+    path = default_store_path()
+    return open_store(path) if path.exists() else None
 
 
 def _replace(path: Path, data: bytes, mode: int) -> None:
@@ -273,49 +474,13 @@ def export_manifests(store: ManifestStore, folder: str | os.PathLike[str]) -> Ex
     return ExportReport(target, tuple(written), tuple(entries))
 
 
-_COLUMNS = [f.name for f in fields(StoreEntry)]
+def __getattr__(name: str) -> Any:
+    # The PostgreSQL backend lives in its own module (its driver is optional).
+    if name == "PostgresManifestStore":
+        from provenance._internal.store_postgres import PostgresManifestStore
 
-# Each migration takes the schema from version N-1 to N; they only ever append.
-_MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE manifests (
-        id INTEGER PRIMARY KEY,
-        payload BLOB NOT NULL UNIQUE,
-        manifest_label TEXT NOT NULL UNIQUE,
-        manifest_store BLOB NOT NULL,
-        mime TEXT NOT NULL,
-        soft_binding_alg TEXT,
-        soft_binding_value TEXT,
-        fingerprint TEXT,
-        created_at TEXT NOT NULL
-    );
-    """,
-    """
-    ALTER TABLE manifests ADD COLUMN source_sha256 TEXT;
-    ALTER TABLE manifests ADD COLUMN asset_sha256 TEXT;
-    ALTER TABLE manifests ADD COLUMN output_path TEXT;
-    ALTER TABLE manifests ADD COLUMN generator TEXT;
-    ALTER TABLE manifests ADD COLUMN model TEXT;
-    ALTER TABLE manifests ADD COLUMN title TEXT;
-    CREATE INDEX manifests_source ON manifests (source_sha256, output_path);
-    """,
-    # v3: the 64-bit pHash of v1 could not tell a crop from another image; a
-    # tiny greyscale reference image can (see provenance/_internal/likeness.py).
-    """
-    ALTER TABLE manifests ADD COLUMN fingerprint_image BLOB;
-    """,
-    # v4: what a stamp was made with, so a re-run with other facts re-stamps.
-    """
-    ALTER TABLE manifests ADD COLUMN facts_sha256 TEXT;
-    """,
-    # v5: the PDQ perceptual hash (32 bytes) of the published image, for
-    # matching copies whose watermark was destroyed. Portable SQL: the
-    # PostgreSQL backend mirrors it as BYTEA.
-    """
-    ALTER TABLE manifests ADD COLUMN pdq_hash BLOB;
-    """,
-]
-assert len(_MIGRATIONS) == SCHEMA_VERSION
+        return PostgresManifestStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SQLiteManifestStore(ManifestStore):
@@ -345,15 +510,10 @@ class SQLiteManifestStore(ManifestStore):
     def _migrate(self) -> None:
         with self._transaction():
             current = self.schema_version
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path}: store schema v{current} is newer than this version "
-                    f"understands (v{SCHEMA_VERSION}); upgrade provenance-kit"
-                )
+            check_schema_version(current, str(self.path))
             for version in range(current, SCHEMA_VERSION):
-                for statement in _MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                for statement in MIGRATIONS[version].statements("sqlite"):
+                    self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version={version + 1}")
 
     @contextlib.contextmanager
@@ -371,16 +531,13 @@ class SQLiteManifestStore(ManifestStore):
         self._db.execute("COMMIT")
 
     def record(self, entry: StoreEntry) -> bool:
-        if not isinstance(entry, StoreEntry):
-            raise UsageError(f"record takes a StoreEntry, not {type(entry).__name__}")
-        if not isinstance(entry.payload, bytes) or len(entry.payload) != 8:
-            raise StoreError("a watermark payload is exactly 8 bytes")
-        placeholders = ", ".join("?" for _ in _COLUMNS)
-        values = [getattr(entry, c) for c in _COLUMNS]
+        check_entry(entry)
+        placeholders = ", ".join("?" for _ in COLUMNS)
+        values = [getattr(entry, c) for c in COLUMNS]
         try:
             with self._transaction():
                 cursor = self._db.execute(
-                    f"INSERT OR IGNORE INTO manifests ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
+                    f"INSERT OR IGNORE INTO manifests ({', '.join(COLUMNS)}) VALUES ({placeholders})",
                     values,
                 )
                 return cursor.rowcount == 1
@@ -388,9 +545,8 @@ class SQLiteManifestStore(ManifestStore):
             raise StoreError(f"{self.path}: cannot record the manifest ({exc})") from None
 
     def supersede(self, entry: StoreEntry) -> bool:
-        if len(entry.payload) != 8:
-            raise StoreError("a watermark payload is exactly 8 bytes")
-        columns = [c for c in _COLUMNS if c != "payload"]
+        check_entry(entry)
+        columns = [c for c in COLUMNS if c != "payload"]
         assignments = ", ".join(f"{c} = ?" for c in columns)
         values = [getattr(entry, c) for c in columns]
         try:
@@ -410,8 +566,8 @@ class SQLiteManifestStore(ManifestStore):
 
     def _select(self, tail: str, args: tuple[object, ...] = ()) -> list[StoreEntry]:
         try:
-            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM manifests {tail}", args)
-            return [StoreEntry(**dict(zip(_COLUMNS, row, strict=True))) for row in rows]
+            rows = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM manifests {tail}", args)
+            return [entry_from_row(row) for row in rows]
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot read the manifest store ({exc})") from None
 
@@ -436,10 +592,10 @@ class SQLiteManifestStore(ManifestStore):
     def iter_entries(self, batch_size: int = 500) -> Iterator[StoreEntry]:
         # One query, streamed: rows are fetched batch_size at a time, never all at once.
         try:
-            cursor = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM manifests ORDER BY id")
+            cursor = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM manifests ORDER BY id")
             while rows := cursor.fetchmany(batch_size):
                 for row in rows:
-                    yield StoreEntry(**dict(zip(_COLUMNS, row, strict=True)))
+                    yield entry_from_row(row)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot read the manifest store ({exc})") from None
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from skimage import data as skdata
 from provenance.keys import Identity, create_development_identity, load_identity_dir
 from provenance.trust import TrustPolicy
 
+from .pgserver import INSTALL_HINT, PostgresServer, find_binaries
+
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = Path(__file__).resolve().parent / "fixtures" / "c2pa"
 PUBLIC_JPEGS = PUBLIC / "image" / "jpeg"
@@ -28,6 +32,7 @@ MEDIA = Path(__file__).resolve().parent / "fixtures" / "media"
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # Never touch the user's real identity or store.
     monkeypatch.setenv("PROVENANCE_HOME", str(tmp_path_factory.mktemp("home")))
+    monkeypatch.delenv("PROVENANCE_STORE", raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -96,3 +101,33 @@ def _deterministic_identifiers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert provenance is not None
     rng = random.Random(20261122)
     monkeypatch.setattr(stamp_module.secrets, "token_bytes", lambda n: rng.randbytes(n))
+
+
+# --- PostgreSQL: one throwaway server per session, a fresh database per test ---
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    bin_dir = find_binaries()
+    if bin_dir is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{INSTALL_HINT} (CI must run the PostgreSQL tests; .ci/run installs it)")
+        pytest.skip(INSTALL_HINT)
+    server = PostgresServer(bin_dir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    return postgres_server.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs once per backend: a SQLite path, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "manifests.db")
+    return str(request.getfixturevalue("postgres_url"))
