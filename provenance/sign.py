@@ -23,6 +23,7 @@ modified unless ``in_place=True``), ``sign_bytes`` signs bytes. Pass
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import uuid
@@ -42,7 +43,15 @@ from manifests import (
     edit_definition,
 )
 from provenance._internal import c2pa_bridge
-from provenance._internal.files import atomic_output, read_input, same_file
+from provenance._internal.files import (
+    InputFile,
+    as_stream,
+    atomic_output,
+    check_output,
+    display,
+    open_input,
+    same_file,
+)
 from provenance._internal.formats import (
     MediaFormat,
     by_extension,
@@ -50,7 +59,7 @@ from provenance._internal.formats import (
     check_complete,
     require_signable,
 )
-from provenance._internal.images import THUMBNAIL_EDGE, encode_image, thumbnail_jpeg
+from provenance._internal.images import THUMBNAIL_EDGE, check_all_frames, encode_image, thumbnail_jpeg
 from provenance.errors import (
     ManifestDefinitionError as _DefinitionError,
 )
@@ -91,7 +100,7 @@ class SignedAsset:
 
 @dataclass(frozen=True)
 class _Ingredient:
-    data: bytes
+    data: bytes | InputFile
     mime: str
     title: str
     label: str
@@ -167,32 +176,35 @@ def sign_file(
         dest = Path(output_path)
         if same_file(src, dest):
             raise OutputError(
-                f"{dest}: output is the input file; choose another name or sign in place explicitly"
+                f"{display(dest)}: output is the input file; choose another name or sign in place explicitly"
             )
-    data = read_input(src)
-    fmt = require_signable(data, str(src))
-    _warn_on_lying_extension(src, fmt)
-    mode = None
-    if in_place:
-        # Replace the file a symlink points to, not the link, and keep its permissions.
-        dest = dest.resolve()
-        mode = dest.stat().st_mode & 0o777
-    with atomic_output(dest, mode) as handle:
-        label, store = _sign_into(
-            data,
-            fmt,
-            handle,
-            identity,
-            info,
-            edit=edit,
-            parent=parent,
-            components=components,
-            title=title or src.name,
-            thumbnail=thumbnail,
-            extra_assertions=extra_assertions,
-            extra_actions=extra_actions,
-            name=str(src),
-        )
+    check_output(dest)  # before any work: a FIFO or device is never an output
+    # The input is read in pieces (a file stream for the C2PA library, slices
+    # for the checks), never whole: memory stays flat for multi-GB videos.
+    with open_input(src) as data:
+        fmt = require_signable(data, data.name)
+        _warn_on_lying_extension(src, fmt)
+        mode = None
+        if in_place:
+            # Replace the file a symlink points to, not the link, and keep its permissions.
+            dest = dest.resolve()
+            mode = dest.stat().st_mode & 0o777
+        with atomic_output(dest, mode) as handle:
+            label, store = _sign_into(
+                data,
+                fmt,
+                handle,
+                identity,
+                info,
+                edit=edit,
+                parent=parent,
+                components=components,
+                title=title or display(src.name),
+                thumbnail=thumbnail,
+                extra_assertions=extra_assertions,
+                extra_actions=extra_actions,
+                name=data.name,
+            )
     return SignedAsset(fmt.mime, label, store, path=dest)
 
 
@@ -276,7 +288,7 @@ def signing_settings() -> dict[str, Any]:
 
 
 def _sign_into(
-    data: bytes,
+    data: bytes | InputFile,
     fmt: MediaFormat,
     dest: io.BytesIO | Any,
     identity: Identity,
@@ -292,10 +304,50 @@ def _sign_into(
     name: str,
     decoded: Image.Image | None = None,
 ) -> tuple[str, bytes]:
+    with contextlib.ExitStack() as inputs:
+        return _sign_checked(
+            data,
+            fmt,
+            dest,
+            identity,
+            info,
+            inputs,
+            edit=edit,
+            parent=parent,
+            components=components,
+            title=title,
+            thumbnail=thumbnail,
+            extra_assertions=extra_assertions,
+            extra_actions=extra_actions,
+            name=name,
+            decoded=decoded,
+        )
+
+
+def _sign_checked(
+    data: bytes | InputFile,
+    fmt: MediaFormat,
+    dest: io.BytesIO | Any,
+    identity: Identity,
+    info: GenerationInfo | None,
+    inputs: contextlib.ExitStack,
+    *,
+    edit: EditInfo | None,
+    parent: Source | None,
+    components: Sequence[Source],
+    title: str | None,
+    thumbnail: bool | int,
+    extra_assertions: Sequence[Mapping[str, Any]],
+    extra_actions: Sequence[Action],
+    name: str,
+    decoded: Image.Image | None,
+) -> tuple[str, bytes]:
     identity.check_valid_now()
     check_complete(data, fmt, name)
-    parent_ing = _load_ingredient(parent, "parentOf", "parent") if parent is not None else None
-    component_ings = [_load_ingredient(c, "componentOf", f"component-{i}") for i, c in enumerate(components)]
+    parent_ing = _load_ingredient(parent, "parentOf", "parent", inputs) if parent is not None else None
+    component_ings = [
+        _load_ingredient(c, "componentOf", f"component-{i}", inputs) for i, c in enumerate(components)
+    ]
     labels = [c.label for c in component_ings]
     try:
         if info is not None:
@@ -340,6 +392,10 @@ def _sign_into(
         # Without a thumbnail nothing else decodes the pixels; a truncated
         # image must still be refused rather than signed.
         thumbnail_jpeg(data, name, 64)
+    if fmt.is_image and decoded is None:
+        # Thumbnails decode the first frame only: a file cut in a later frame
+        # of an animation (or page of a TIFF) must be refused too.
+        check_all_frames(data, name)
     ingredients = [
         (
             {"title": ing.title, "relationship": rel, "label": ing.label},
@@ -349,27 +405,31 @@ def _sign_into(
         for ing, rel in ([(parent_ing, "parentOf")] if parent_ing else [])
         + [(c, "componentOf") for c in component_ings]
     ]
-    store = c2pa_bridge.sign_stream(
-        definition,
-        signing_settings(),
-        identity,
-        fmt.mime,
-        io.BytesIO(data),
-        dest,
-        resources=resources,
-        ingredients=ingredients,
-        name=name,
-    )
+    with contextlib.closing(as_stream(data)) as source:
+        store = c2pa_bridge.sign_stream(
+            definition,
+            signing_settings(),
+            identity,
+            fmt.mime,
+            source,
+            dest,
+            resources=resources,
+            ingredients=ingredients,
+            name=name,
+        )
     return label, store
 
 
-def _load_ingredient(source: Source, relationship: str, label: str) -> _Ingredient:
+def _load_ingredient(
+    source: Source, relationship: str, label: str, inputs: contextlib.ExitStack
+) -> _Ingredient:
+    data: bytes | InputFile
     if isinstance(source, bytes):
         data, title = source, f"{relationship} ingredient"
         name = f"<{relationship} bytes>"
     else:
-        data, title = read_input(source), Path(source).name
-        name = str(source)
+        data = inputs.enter_context(open_input(source))
+        title, name = display(Path(source).name), data.name
     fmt = require_signable(data, name)
     return _Ingredient(data, fmt.mime, title, label)
 
@@ -381,7 +441,7 @@ def _warn_on_lying_extension(path: Path, fmt: MediaFormat) -> None:
     claimed = by_extension(ext)
     if claimed is not None and claimed.mime != fmt.mime:
         warnings.warn(
-            f"{path}: named .{ext} but the content is {fmt.extension.upper()}; signing it as "
+            f"{display(path)}: named .{ext} but the content is {fmt.extension.upper()}; signing it as "
             f"{fmt.extension.upper()}",
             ExtensionMismatchWarning,
             stacklevel=3,

@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import watermark
 from provenance._internal import c2pa_bridge, likeness
-from provenance._internal.files import read_input
+from provenance._internal.files import InputFile, as_stream, open_input
 from provenance._internal.formats import require_signable
 from provenance._internal.images import load_image
 from provenance.errors import CorruptInputError, ImageTooLargeError, UnsupportedFormatError
@@ -138,14 +137,14 @@ def verify_file(
     store: ManifestStore | None = None,
     watermark_key: bytes | None = watermark.DEFAULT_KEY,
 ) -> VerificationResult:
-    """Verify the file at ``path`` (see the module docstring for the steps)."""
-    return verify_bytes(  # [1]
-        read_input(path),
-        policy=policy,
-        store=store,
-        watermark_key=watermark_key,
-        name=str(Path(path)),
-    )
+    """Verify the file at ``path`` (see the module docstring for the steps).
+
+    The file is read in pieces (a stream for the C2PA library), never whole,
+    so memory does not grow with the size of a video.
+    """
+    with open_input(path) as source:  # [1]
+        chosen = policy or TrustPolicy()
+        return _verify(source, chosen=chosen, store=store, watermark_key=watermark_key, name=source.name)
 
 
 def verify_bytes(
@@ -161,11 +160,33 @@ def verify_bytes(
     ``watermark_key=None`` skips watermark detection; ``store`` is where
     credentials are recovered from when the file has none.
     """
-    chosen = policy or TrustPolicy()
+    return _verify(data, chosen=policy or TrustPolicy(), store=store, watermark_key=watermark_key, name=name)
+
+
+DAMAGED_MANIFEST = "provenance.manifest.damaged"
+"""Not a C2PA code: the credentials in the file cannot even be decoded (bad CBOR, missing claim box)."""
+
+
+def _verify(
+    data: bytes | InputFile,
+    *,
+    chosen: TrustPolicy,
+    store: ManifestStore | None,
+    watermark_key: bytes | None,
+    name: str,
+) -> VerificationResult:
     fmt = require_signable(data, name)  # [1]
-    store_json, remote_url, embedded = c2pa_bridge.read_store(  # [2]
-        fmt.mime, data, chosen.c2pa_settings(), name
-    )
+    try:
+        with as_stream(data) as stream:
+            store_json, remote_url, embedded = c2pa_bridge.read_store(  # [2]
+                fmt.mime, stream, chosen.c2pa_settings(), name
+            )
+    except c2pa_bridge.DamagedManifestError as exc:
+        # Credentials that cannot be decoded are a verdict, not a file error.
+        sentence = "Its Content Credentials are damaged and cannot be read: they were altered or corrupted."
+        return VerificationResult(
+            State.INVALID, sentence, fmt.mime, failures=(StatusCode(DAMAGED_MANIFEST, exc.detail),)
+        )
     image, skipped = _pixels(data, name) if fmt.is_image and watermark_key is not None else (None, None)
     detection = (  # [6]
         watermark.detect(image, watermark_key) if image is not None and watermark_key is not None else None
@@ -211,7 +232,7 @@ def result_from_store(
     )
 
 
-def _pixels(data: bytes, name: str) -> tuple[Any, str | None]:
+def _pixels(data: bytes | InputFile, name: str) -> tuple[Any, str | None]:
     """The decoded image for watermark detection, or why it was skipped.
 
     A file too large or too damaged to decode still gets its C2PA verdict;
