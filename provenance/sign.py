@@ -53,18 +53,26 @@ from provenance._internal.files import (
     same_file,
 )
 from provenance._internal.formats import (
+    TIFF,
     MediaFormat,
     by_extension,
     by_mime,
     check_complete,
     require_signable,
 )
-from provenance._internal.images import THUMBNAIL_EDGE, check_all_frames, encode_image, thumbnail_jpeg
+from provenance._internal.images import (
+    THUMBNAIL_EDGE,
+    check_all_frames,
+    encode_image,
+    frame_count,
+    thumbnail_jpeg,
+)
 from provenance.errors import (
     ManifestDefinitionError as _DefinitionError,
 )
 from provenance.errors import (
     OutputError,
+    UnsupportedFormatError,
     UsageError,
 )
 from provenance.keys import Identity
@@ -392,10 +400,16 @@ def _sign_checked(
         # Without a thumbnail nothing else decodes the pixels; a truncated
         # image must still be refused rather than signed.
         thumbnail_jpeg(data, name, 64)
-    if fmt.is_image and decoded is None:
+    if fmt.is_image:
         # Thumbnails decode the first frame only: a file cut in a later frame
         # of an animation (or page of a TIFF) must be refused too.
-        check_all_frames(data, name)
+        frames = check_all_frames(data, name) if decoded is None else frame_count(decoded)
+        if fmt is TIFF and frames > 1:
+            # c2pa-rs rewrites the first IFD only; later pages come out unreadable.
+            raise UnsupportedFormatError(
+                f"{name}: a TIFF with {frames} pages cannot be signed without damaging all but "
+                "the first (the C2PA library rewrites only the first page); split it into single pages"
+            )
     ingredients = [
         (
             {"title": ing.title, "relationship": rel, "label": ing.label},

@@ -106,7 +106,7 @@ class InputFile:
         so the stream closes itself when it is collected (quietly: that is its
         intended end, not a leak).
         """
-        handle = _SelfClosingReader(io.FileIO(os.dup(self._fd), "rb"))
+        handle = _SelfClosingReader(_SelfClosingFile(os.dup(self._fd), "rb"))
         handle.seek(0)
         return handle
 
@@ -120,6 +120,13 @@ class InputFile:
 
 
 class _SelfClosingReader(io.BufferedReader):
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class _SelfClosingFile(io.FileIO):
+    # In a reference cycle the raw file may be collected before its buffer.
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()

@@ -213,6 +213,11 @@ def encode_image(image: Image.Image, fmt: str, **options: Any) -> tuple[bytes, s
             f"cannot encode an in-memory image as {fmt!r} (use one of: {', '.join(_SAVE_FORMATS)})"
         )
     params = dict(options)
+    if frame_count(image) > 1:
+        if key not in _MULTI_FRAME:
+            refuse_animation(image, "<image>", f"encode as {key}")
+        # Every frame is kept: saving only the current one would drop the rest silently.
+        params.setdefault("save_all", True)
     for meta in ("exif", "icc_profile"):
         if meta in image.info and meta not in params:
             params[meta] = image.info[meta]
@@ -221,11 +226,6 @@ def encode_image(image: Image.Image, fmt: str, **options: Any) -> tuple[bytes, s
             params.setdefault("quality", 92)
         if image.mode not in ("RGB", "L", "CMYK"):
             image = _flatten(image)
-    if frame_count(image) > 1:
-        if key not in _MULTI_FRAME:
-            refuse_animation(image, "<image>", f"encode as {key}")
-        # Every frame is kept: saving only the current one would drop the rest silently.
-        params.setdefault("save_all", True)
     out = BytesIO()
     try:
         image.save(out, key, **params)

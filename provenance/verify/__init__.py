@@ -34,7 +34,7 @@ from provenance._internal import c2pa_bridge, likeness
 from provenance._internal.files import InputFile, as_stream, open_input
 from provenance._internal.formats import require_signable
 from provenance._internal.images import load_image
-from provenance.errors import CorruptInputError, ImageTooLargeError, UnsupportedFormatError
+from provenance.errors import CorruptInputError, FileError, ImageTooLargeError, UnsupportedFormatError
 from provenance.store import ManifestStore
 from provenance.trust import TrustPolicy
 from provenance.verify._core import (
@@ -187,7 +187,11 @@ def _verify(
         return VerificationResult(
             State.INVALID, sentence, fmt.mime, failures=(StatusCode(DAMAGED_MANIFEST, exc.detail),)
         )
-    image, skipped = _pixels(data, name) if fmt.is_image and watermark_key is not None else (None, None)
+    image, undecodable = _pixels(data, name) if fmt.is_image and watermark_key is not None else (None, None)
+    if store_json is None and isinstance(undecodable, CorruptInputError):
+        # Nothing verifiable and the pixels do not decode: a corrupt file (exit 4), not "no credentials".
+        raise undecodable
+    skipped = f"watermark not checked: {undecodable}" if undecodable else None
     detection = (  # [6]
         watermark.detect(image, watermark_key) if image is not None and watermark_key is not None else None
     )
@@ -232,7 +236,7 @@ def result_from_store(
     )
 
 
-def _pixels(data: bytes | InputFile, name: str) -> tuple[Any, str | None]:
+def _pixels(data: bytes | InputFile, name: str) -> tuple[Any, FileError | None]:
     """The decoded image for watermark detection, or why it was skipped.
 
     A file too large or too damaged to decode still gets its C2PA verdict;
@@ -241,7 +245,7 @@ def _pixels(data: bytes | InputFile, name: str) -> tuple[Any, str | None]:
     try:
         return load_image(data, name), None
     except (ImageTooLargeError, CorruptInputError, UnsupportedFormatError) as exc:
-        return None, f"watermark not checked: {exc}"
+        return None, exc
 
 
 def _declared_payloads(root: ManifestReport | None) -> list[bytes] | None:
