@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PROVENANCE_HOME ?= $(CURDIR)/.provenance-home
 
-.PHONY: demo test lint typecheck unit bench bench-watermark bench-stamp bench-sign clean
+.PHONY: demo test lint typecheck unit fuzz bench bench-watermark bench-stamp bench-sign bench-memory clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The fuzz targets of tests/test_fuzz.py with thousands of mutated files each
+# (make test runs 20 per target); FUZZ_EXAMPLES=N to choose how many.
+FUZZ_EXAMPLES ?= 2000
+fuzz: $(STAMP)
+	PROVENANCE_FUZZ=fuzz PROVENANCE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -p no:cacheprovider tests/test_fuzz.py
+
 # invisible-watermark declares torch (a multi-GB CUDA build) for rivaGan, whose
 # torch use is a tensor conversion the benchmark shims; install it without deps.
 $(VENV)/.bench-installed: $(STAMP)
@@ -36,7 +42,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps 'invisible-watermark==0.2.0'
 	touch $@
 
-bench: bench-watermark bench-stamp bench-sign
+bench: bench-watermark bench-stamp bench-sign bench-memory
 
 bench-watermark: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.watermark_bench
@@ -47,5 +53,10 @@ bench-stamp: $(VENV)/.bench-installed
 bench-sign: $(STAMP)
 	$(BIN)/python -m benchmarks.sign_bench
 
+# Peak memory of verify/sign/stamp on a 1 GB video and a 200 MP image (needs
+# PyAV from the bench extra; ~3 GB of temporary files) -> benchmarks/results/memory.txt
+bench-memory: $(VENV)/.bench-installed
+	taskset -c 1 $(BIN)/python -m benchmarks.memory_bench
+
 clean:
-	rm -rf $(VENV) .provenance-home .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .provenance-home .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
