@@ -273,6 +273,24 @@ def test_sign_never_replaces_a_fifo_or_a_symlink_to_one(identity_dir: Path, tmp_
     _only(tmp_path, "in.png", "pipe", "link.png")
 
 
+def test_sign_never_replaces_a_device_node(identity_dir: Path, tmp_path: Path) -> None:
+    # The probe's `-o /dev/null` as root, on a private copy of the node (never the real one).
+    src = tmp_path / "in.png"
+    src.write_bytes(encode(photo("astronaut", (200, 200)), "PNG"))
+    node = tmp_path / "null"
+    if os.geteuid() == 0:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    else:  # only root can make device nodes; a symlink to the real one is read-only for us
+        node.symlink_to("/dev/null")
+    result = CliRunner().invoke(
+        cli, ["sign", str(src), "-o", str(node), "--identity", str(identity_dir), "--model", "m"]
+    )
+    assert result.exit_code == 4, result.stderr
+    assert "is a device; outputs are only written to regular files" in result.stderr
+    assert stat.S_ISCHR(os.stat(node).st_mode) and stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    _only(tmp_path, "in.png", "null")
+
+
 def test_atomic_write_refuses_a_fifo_without_opening_it(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
