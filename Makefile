@@ -30,7 +30,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest
 
 # The fuzz targets of tests/test_fuzz.py with thousands of mutated files each
-# (make test runs 20 per target); FUZZ_EXAMPLES=N to choose how many.
+# (make test runs 50 per target); FUZZ_EXAMPLES=N to choose how many.
 FUZZ_EXAMPLES ?= 2000
 fuzz: $(STAMP)
 	PROVENANCE_FUZZ=fuzz PROVENANCE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -p no:cacheprovider tests/test_fuzz.py

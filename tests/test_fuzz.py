@@ -31,7 +31,7 @@ FUZZ = Path(__file__).resolve().parent / "fixtures" / "fuzz"
 INFO = GenerationInfo(generator="fuzz", model="m")
 
 settings.register_profile(
-    "ci", max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    "ci", max_examples=50, deadline=None, database=None, suppress_health_check=list(HealthCheck)
 )
 settings.register_profile(
     "fuzz",
