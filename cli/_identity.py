@@ -12,7 +12,13 @@ from typing import Any, TypeVar
 import click
 
 from provenance.errors import UsageError, WrongPassphraseError
-from provenance.keys import PASSPHRASE_ENV, Identity, load_identity, load_identity_dir
+from provenance.keys import (
+    PASSPHRASE_ENV,
+    Identity,
+    default_identity_dir,
+    load_identity,
+    load_identity_dir,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,7 +78,10 @@ def identity_loader(
             return functools.partial(
                 load_identity, key_path, cert_path, passphrase=secret, timestamp_url=tsa_url
             )
-        return functools.partial(load_identity_dir, identity_dir, passphrase=secret, timestamp_url=tsa_url)
+        # Resolved here, not in the worker: stamp workers come from a forkserver
+        # started once per process, whose environment (PROVENANCE_HOME) may be stale.
+        folder = identity_dir or default_identity_dir()
+        return functools.partial(load_identity_dir, folder, passphrase=secret, timestamp_url=tsa_url)
 
     loader = make(os.environ.get(PASSPHRASE_ENV))
     try:

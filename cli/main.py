@@ -49,6 +49,39 @@ class _Group(click.Group):
             ctx.exit(int(ExitCode.INTERNAL))
 
 
+_OURS = ("provenance", "watermark", "manifests", "cli")
+"""Our loggers: DEBUG with -v. Everything else stays at WARNING, so -v never
+shows a library's internals (Pillow logs every TIFF tag it reads at DEBUG)."""
+_NOISY = ("PIL",)
+"""Third-party loggers pinned to WARNING even if something lowers the root level."""
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever stderr is current (click's test runner swaps it per call)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:  # logging must never break the command
+            self.handleError(record)
+
+
+_HANDLER = _StderrHandler()
+_HANDLER.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+
+def configure_logging(verbose: bool) -> None:
+    """Our loggers at DEBUG with ``-v`` (else WARNING); third-party ones at WARNING."""
+    root = logging.getLogger()
+    if _HANDLER not in root.handlers:
+        root.addHandler(_HANDLER)
+    root.setLevel(logging.WARNING)
+    for name in _OURS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for name in _NOISY:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _show_warning(
     message: Warning | str,
     category: type[Warning],
@@ -65,11 +98,11 @@ def _show_warning(
 @click.version_option(package_name="provenance-kit", prog_name="provenance")
 def cli(verbose: bool) -> None:
     """Sign, watermark and verify the provenance of AI-generated media."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr)
+    configure_logging(verbose)
 
 
 def _register() -> None:
-    from cli import keys, sign, stamp, store, verify, watermark
+    from cli import keys, serve, sign, stamp, store, verify, watermark
 
     cli.add_command(keys.keys)
     cli.add_command(sign.sign)
@@ -77,6 +110,7 @@ def _register() -> None:
     cli.add_command(stamp.command)
     cli.add_command(store.command)
     cli.add_command(watermark.command)
+    cli.add_command(serve.command)
 
 
 def main() -> None:

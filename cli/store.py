@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from provenance._internal.files import atomic_write
-from provenance.errors import UsageError
-from provenance.store import StoreEntry, default_store_path, open_store
+from provenance.store import StoreEntry, default_store_path, export_manifests, open_store
 
 _STORE = click.option(
     "--store",
@@ -40,18 +39,18 @@ def _summary(entry: StoreEntry) -> dict[str, object]:
     }
 
 
-def _find(store_path: Path | None, ref: str) -> StoreEntry:
-    with open_store(store_path) as store:
-        entry = None
-        if len(ref) == 16:
-            try:
-                entry = store.get_by_payload(bytes.fromhex(ref))
-            except ValueError:
-                entry = None
-        entry = entry or store.get_by_label(ref)
-    if entry is None:
-        raise UsageError(f"nothing in the store for {ref!r} (give an identifier or a manifest label)")
-    return entry
+_COLUMNS = ("IDENTIFIER", "CREATED", "FORMAT", "MODEL", "TITLE", "MANIFEST LABEL")
+
+
+def _row(entry: StoreEntry) -> tuple[str, ...]:
+    return (
+        entry.payload_hex,
+        entry.created_at,
+        entry.mime,
+        entry.model or "-",
+        entry.title or "-",
+        entry.manifest_label,
+    )
 
 
 @command.command("path")
@@ -63,17 +62,23 @@ def path() -> None:
 @command.command("list")
 @_STORE
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
-@click.option("--json", "as_json", is_flag=True)
-def list_(store_path: Path | None, limit: int, as_json: bool) -> None:
-    """List the newest entries."""
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0), help="Skip the newest N.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_(store_path: Path | None, limit: int, offset: int, as_json: bool) -> None:
+    """List the newest entries, as a table with a header (or JSON)."""
     with open_store(store_path) as store:
-        entries = store.list(limit=limit)
+        entries = store.list(limit=limit, offset=offset)
         total = store.count()
     if as_json:
         click.echo(json.dumps({"count": total, "entries": [_summary(e) for e in entries]}, indent=2))
         return
-    for e in entries:
-        click.echo(f"{e.payload_hex}  {e.created_at}  {e.manifest_label}  {e.title or ''}")
+    if not entries:
+        click.echo(f"no entries (the store holds {total})", err=True)
+        return
+    rows = [_COLUMNS, *(_row(e) for e in entries)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS) - 1)]
+    for r in rows:
+        click.echo("  ".join([*(cell.ljust(w) for cell, w in zip(r, widths, strict=False)), r[-1]]))
     click.echo(f"{len(entries)} of {total} entries", err=True)
 
 
@@ -82,21 +87,50 @@ def list_(store_path: Path | None, limit: int, as_json: bool) -> None:
 @_STORE
 def show(ref: str, store_path: Path | None) -> None:
     """Show the entry for an identifier (16 hex digits) or a manifest label, as JSON."""
-    click.echo(json.dumps(_summary(_find(store_path, ref)), indent=2))
+    with open_store(store_path) as store:
+        entry = store.find(ref)
+    click.echo(json.dumps(_summary(entry), indent=2))
 
 
 @command.command("export")
-@click.argument("ref")
+@click.argument("ref", required=False)
 @click.option(
     "-o",
     "--output",
-    required=True,
     type=click.Path(path_type=Path),
-    help="Where to write the manifest store (.c2pa).",
+    help="Where to write the manifest store of REF (.c2pa).",
 )
+@click.option(
+    "--all",
+    "all_dir",
+    type=click.Path(path_type=Path),
+    help="Export every entry into this folder, as IDENTIFIER.c2pa files (one pass).",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --all: list what was written, as JSON.")
 @_STORE
-def export(ref: str, output: Path, store_path: Path | None) -> None:
-    """Write the signed manifest store of an entry to a .c2pa file."""
-    entry = _find(store_path, ref)
+def export(
+    ref: str | None, output: Path | None, all_dir: Path | None, as_json: bool, store_path: Path | None
+) -> None:
+    """Write signed manifest stores to .c2pa files: REF -o FILE, or --all FOLDER."""
+    if (ref is None) == (all_dir is None):
+        raise click.UsageError("give either an identifier or label with -o FILE, or --all FOLDER")
+    if all_dir is not None:
+        if output is not None:
+            raise click.UsageError("--all writes into its folder; drop -o")
+        with open_store(store_path) as store:
+            report = export_manifests(store, all_dir)
+        if as_json:
+            listing = [
+                {"identifier": e.payload_hex, "manifest_label": e.manifest_label, "path": str(p)}
+                for e, p in zip(report.entries, report.written, strict=True)
+            ]
+            click.echo(json.dumps({"folder": str(report.folder), "exported": listing}, indent=2))
+        click.echo(f"exported {len(report.written)} manifests to {report.folder}", err=True)
+        return
+    if output is None:
+        raise click.UsageError("-o FILE is required when exporting one entry")
+    assert ref is not None  # checked above: exactly one of REF and --all
+    with open_store(store_path) as store:
+        entry = store.find(ref)
     atomic_write(output, entry.manifest_store)
     click.echo(f"exported {entry.manifest_label} -> {output}", err=True)

@@ -8,10 +8,18 @@ from pathlib import Path
 import click
 
 from cli._common import run_per_file
-from provenance.errors import ExitCode
+from provenance.errors import ExitCode, ProvenanceError, UnsupportedFormatError, UsageError
 from provenance.store import default_store_path, open_store
 from provenance.trust import TrustPolicy
-from provenance.verify import ManifestReport, State, VerificationResult, verify_file
+from provenance.verify import (
+    State,
+    Tally,
+    VerificationResult,
+    expand_inputs,
+    outcome_of,
+    to_text,
+    verify_file,
+)
 from provenance.watermarks import read_key_file
 
 _EXIT = {
@@ -43,6 +51,12 @@ _EXIT = {
     help="Manifest store to recover stripped credentials from "
     "(default: $PROVENANCE_HOME/manifests.db when it exists).",
 )
+@click.option(
+    "--manifest",
+    "manifest_path",
+    type=click.Path(path_type=Path),
+    help="Check the file against this manifest store (a .c2pa sidecar or an exported manifest).",
+)
 @click.option("--no-watermark", is_flag=True, help="Do not look for the invisible watermark.")
 @click.option(
     "--key-file", type=click.Path(path_type=Path), help="Watermark key file (default: the public key)."
@@ -58,96 +72,61 @@ def verify(
     anchors: tuple[Path, ...],
     allow_network: bool,
     store_path: Path | None,
+    manifest_path: Path | None,
     no_watermark: bool,
     key_file: Path | None,
     as_json: bool,
 ) -> None:
-    """Verify the Content Credentials of FILES.
+    """Verify the Content Credentials of FILES (files or folders, walked recursively).
 
     \b
     Exit codes: 0 intact (trusted or valid), 1 invalid, 3 no credentials,
-    4 unreadable or unsupported file, 2 usage error.
+    4 unreadable or unsupported file, 2 usage error. With several files: the
+    worst, and a tally of the outcomes.
     """
+    verbose = bool(click.get_current_context().find_root().params.get("verbose"))
+    targets = list(expand_inputs(files))
+    if manifest_path is not None and len(targets) != 1:
+        raise UsageError("--manifest checks one file against one manifest store; give exactly one file")
     policy = TrustPolicy.from_files(anchors, allow_network=allow_network)
     key = None if no_watermark else read_key_file(key_file)
     chosen = store_path or default_store_path()
     store = open_store(chosen) if store_path is not None or chosen.exists() else None
     if store is not None:
         click.get_current_context().call_on_close(store.close)
+    walked = {path for path, from_folder in targets if from_folder}
+    tally = Tally()
 
     def check(path: Path) -> ExitCode:
-        result = verify_file(path, policy=policy, store=store, watermark_key=key)
+        try:
+            result = verify_file(
+                path, policy=policy, store=store, watermark_key=key, manifest=manifest_path
+            )
+        except UnsupportedFormatError:
+            if path in walked:  # a notes.txt inside a folder is not a failure
+                tally.add("skipped")
+                click.echo(f"skipped {path}: not a supported media file", err=True)
+                return ExitCode.OK
+            tally.add("unreadable")
+            raise
+        except ProvenanceError:
+            tally.add("unreadable")
+            raise
+        tally.add(outcome_of(result.state, (f.code for f in result.failures), result.recovered))
         if as_json:
             click.echo(json.dumps({"file": str(path), **result.to_dict()}))
         else:
-            click.echo(render(str(path), result))
+            click.echo(render(str(path), result, verbose=verbose))
         return _EXIT[result.state]
 
-    run_per_file(files, check)
+    def report_tally() -> None:
+        if len(targets) > 1:
+            click.echo(tally.sentence(), err=as_json)
+
+    click.get_current_context().call_on_close(report_tally)
+    run_per_file([path for path, _ in targets], check)
 
 
-_MARK = {
-    State.TRUSTED: "TRUSTED",
-    State.VALID: "VALID",
-    State.INVALID: "INVALID",
-    State.NONE: "NO CREDENTIALS",
-}
-
-
-def render(name: str, result: VerificationResult) -> str:
-    """The human-readable report: verdict, sentence, then the chain as a tree."""
-    mark = _MARK[result.state] + (" (RECOVERED FROM WATERMARK)" if result.recovered else "")
-    lines = [f"{name}: {mark}", f"  {result.summary}"]
-    wm = result.watermark
-    if wm is not None:
-        if wm.detected:
-            agreement = {
-                True: "matches the credentials",
-                False: "DOES NOT MATCH the credentials",
-                None: "no credentials declare it",
-            }[wm.matches_manifest]
-            store_note = {
-                True: "; recorded in the manifest store",
-                False: "; unknown identifier (not in the manifest store)",
-                None: "",
-            }[wm.known_to_store]
-            lines.append(f"  watermark: {wm.payload} (p-value {wm.p_value:.1e}), {agreement}{store_note}")
-        else:
-            lines.append("  watermark: none found")
-    lines += [f"  note: {warning}" for warning in result.warnings]
-    if result.remote_manifest_url:
-        lines.append(f"  remote manifest: {result.remote_manifest_url}")
-    if result.active_manifest is not None:
-        lines += _tree(result.active_manifest, "  ")
-    return "\n".join(lines)
-
-
-def _tree(node: ManifestReport, indent: str) -> list[str]:
-    title = node.title or node.format or "(untitled)"
-    head = f"{indent}{node.relationship}: {title} [{node.state.value}]"
-    lines = [head]
-    pad = indent + "    "
-    if node.label:
-        lines.append(f"{pad}manifest: {node.label}")
-    if node.signer:
-        dev = "  ** DEVELOPMENT IDENTITY **" if node.signer.development else ""
-        untrusted = any(f.code == "signingCredential.untrusted" for f in node.failures)
-        trust = " - not in your trust list" if untrusted else ""
-        lines.append(f"{pad}signed by: {node.signer.common_name} (issuer: {node.signer.issuer}){trust}{dev}")
-        if node.signer.signed_at:
-            lines.append(f"{pad}signed at: {node.signer.signed_at}")
-    if node.claim_generator:
-        lines.append(f"{pad}tool: {node.claim_generator}")
-    if node.digital_source_type:
-        lines.append(f"{pad}source type: {node.digital_source_type}")
-    if node.model:
-        lines.append(f"{pad}model: {node.model}")
-    if node.actions:
-        lines.append(f"{pad}actions: " + ", ".join(str(a["action"]) for a in node.actions))
-    for failure in node.failures:
-        if failure.code == "signingCredential.untrusted":
-            continue
-        lines.append(f"{pad}failed: {failure.code} ({failure.explanation})")
-    for child in node.ingredients:
-        lines += _tree(child, pad)
-    return lines
+def render(name: str, result: VerificationResult, *, verbose: bool = False) -> str:
+    """The human-readable report (the wording lives in provenance.verify._explain)."""
+    return to_text(name, result, verbose=verbose)

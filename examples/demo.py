@@ -8,6 +8,7 @@ identity on first run. Every step prints what a user would see.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -15,8 +16,9 @@ from pathlib import Path
 from PIL import Image
 
 import provenance
-from cli.verify import render
 from provenance.keys import default_identity_dir
+from provenance.verify import Tally, outcome_of
+from provenance.verify import to_text as render
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "output"
@@ -94,6 +96,16 @@ def main() -> None:
         print(render(str(stripped.relative_to(HERE.parent)),
                      provenance.verify_file(stripped, store=store)))
         print(f"\nmanifest store: {store.path} ({store.count()} entries)")
+
+        banner("6. Many files at once, and the same answers for machines")
+        tally = Tally()
+        for path in sorted(p for p in OUT.rglob("*") if p.is_file()):
+            result = provenance.verify_file(path, store=store)
+            tally.add(outcome_of(result.state, [f.code for f in result.failures], result.recovered))
+        print(tally.sentence())
+        doc = provenance.verify_file(stripped, store=store).to_dict()
+        keys = ("state", "ai_generated", "generator", "model", "signer_trusted")
+        print(json.dumps({k: doc[k] for k in keys}))
 
 
 if __name__ == "__main__":

@@ -131,3 +131,22 @@ class StoreError(ProvenanceError):
 
 class WatermarkFailure(FileError):
     """The image cannot carry a watermark (for example, it is too small)."""
+
+
+class InvalidChoiceError(UsageError, ValueError):
+    """A value is not one of the names an option accepts (an algorithm, a format...).
+
+    Also a ``ValueError``, so code that caught the enum's own error keeps working.
+    """
+
+
+class AlgorithmMismatchError(IdentityError):
+    """The declared signature algorithm is not the one the certificate's key signs with."""
+
+
+class CertificateProfileError(IdentityError):
+    """A certificate chain does not meet the C2PA certificate profile (usage, order, algorithms)."""
+
+
+class EntryNotFoundError(StoreError):
+    """The manifest store has no entry for the identifier or label asked for."""

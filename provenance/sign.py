@@ -15,6 +15,15 @@ Sign an image a model just produced, straight from memory::
     >>> signed.mime, signed.manifest_label.startswith("urn:c2pa:")
     ('image/png', True)
 
+``sign_image`` takes a ``PIL.Image.Image`` or a numpy array straight from a
+model: ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` of ``uint8``, or of floats in
+[0, 1] (other arrays are refused with a one-line reason, never clipped)::
+
+    >>> import numpy as np
+    >>> pixels = np.random.default_rng(0).random((240, 320, 3))    # floats in [0, 1]
+    >>> sign_image(pixels, identity, GenerationInfo(generator="demo", model="m-1")).mime
+    'image/png'
+
 ``sign_file`` signs a file into another (atomically; the input is never
 modified unless ``in_place=True``), ``sign_bytes`` signs bytes. Pass
 ``parent=`` to record an edit of an existing asset: its credentials become a
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import uuid
 import warnings
@@ -33,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from manifests import (
@@ -43,6 +54,7 @@ from manifests import (
     edit_definition,
 )
 from provenance._internal import c2pa_bridge
+from provenance._internal.arrays import as_pil_image
 from provenance._internal.files import (
     InputFile,
     as_stream,
@@ -86,6 +98,8 @@ __all__ = [
     "sign_image",
     "signing_settings",
 ]
+
+_log = logging.getLogger(__name__)
 
 Source = bytes | str | os.PathLike[str]
 _THUMBNAIL_URI = "provenance-thumbnail.jpg"
@@ -133,6 +147,11 @@ def sign_bytes(
     ``thumbnail`` is True (a 512 px claim thumbnail), False (none), or the
     long edge in pixels.
     """
+    if isinstance(data, bytearray | memoryview):
+        data = bytes(data)
+    if not isinstance(data, bytes):
+        hint = " (for an in-memory image use sign_image, for a path sign_file)"
+        raise UsageError(f"sign_bytes takes the encoded file as bytes, not {type(data).__name__}{hint}")
     fmt = require_signable(data, name)
     out = io.BytesIO()
     label, store = _sign_into(
@@ -173,6 +192,9 @@ def sign_file(
     The output appears whole or not at all. Writing over the input is refused
     unless ``in_place`` is True (then ``output_path`` may be None).
     """
+    _require_path(input_path, "input_path")
+    if output_path is not None:
+        _require_path(output_path, "output_path")
     src = Path(input_path)
     if in_place:
         dest = Path(output_path) if output_path is not None else src
@@ -217,7 +239,7 @@ def sign_file(
 
 
 def sign_image(
-    image: Image.Image,
+    image: Image.Image | np.ndarray[Any, Any],
     identity: Identity,
     info: GenerationInfo | None = None,
     *,
@@ -231,12 +253,19 @@ def sign_image(
     extra_assertions: Sequence[Mapping[str, Any]] = (),
     extra_actions: Sequence[Action] = (),
 ) -> SignedAsset:
-    """Encode an in-memory image once (PNG by default) and sign it; no temporary files."""
-    encoded, mime = encode_image(image, format, **dict(save_options or {}))
+    """Encode an in-memory image once (PNG by default) and sign it; no temporary files.
+
+    ``image`` is a ``PIL.Image.Image`` or a numpy array (see the module docstring);
+    anything else raises :class:`~provenance.errors.UsageError`.
+    """
+    picture = as_pil_image(image)
+    if not isinstance(format, str):
+        raise UsageError(f"format must be a name such as 'PNG' or 'JPEG', not {format!r}")
+    encoded, mime = encode_image(picture, format, **dict(save_options or {}))
     return sign_encoded_image(
         encoded,
         mime,
-        image,
+        picture,
         identity,
         info,
         edit=edit,
@@ -312,6 +341,7 @@ def _sign_into(
     name: str,
     decoded: Image.Image | None = None,
 ) -> tuple[str, bytes]:
+    _check_arguments(identity, info, edit, parent, components, thumbnail)
     with contextlib.ExitStack() as inputs:
         return _sign_checked(
             data,
@@ -419,6 +449,15 @@ def _sign_checked(
         for ing, rel in ([(parent_ing, "parentOf")] if parent_ing else [])
         + [(c, "componentOf") for c in component_ings]
     ]
+    _log.debug(
+        "signing %s (%s, %d bytes) as %s with %s, %d ingredient(s)",
+        name,
+        fmt.mime,
+        len(data),
+        label,
+        identity.algorithm.value,
+        len(ingredients),
+    )
     with contextlib.closing(as_stream(data)) as source:
         store = c2pa_bridge.sign_stream(
             definition,
@@ -432,6 +471,35 @@ def _sign_checked(
             name=name,
         )
     return label, store
+
+
+def _require_path(value: object, what: str) -> None:
+    if not isinstance(value, str | os.PathLike):
+        raise UsageError(f"{what} must be a file path, not {type(value).__name__}")
+
+
+def _check_arguments(
+    identity: object, info: object, edit: object, parent: object, components: object, thumbnail: object
+) -> None:
+    """Wrong argument types become one-line usage errors, not AttributeErrors deep inside."""
+    if not isinstance(identity, Identity):
+        raise UsageError(
+            f"identity must be a provenance Identity (load_identity_dir, load_identity or "
+            f"Identity.from_callback), not {type(identity).__name__}"
+        )
+    if info is not None and not isinstance(info, GenerationInfo):
+        raise UsageError(f"info must be a GenerationInfo, not {type(info).__name__}")
+    if edit is not None and not isinstance(edit, EditInfo):
+        raise UsageError(f"edit must be an EditInfo, not {type(edit).__name__}")
+    if isinstance(components, str | bytes) or not isinstance(components, Sequence):
+        raise UsageError("components must be a list of paths or bytes")
+    for source, what in [(parent, "parent"), *((c, "a component") for c in components)]:
+        if source is not None and not isinstance(source, bytes | str | os.PathLike):
+            raise UsageError(f"{what} must be a path or the file's bytes, not {type(source).__name__}")
+    if not isinstance(thumbnail, bool) and (not isinstance(thumbnail, int) or thumbnail < 16):
+        raise UsageError(
+            f"thumbnail must be True, False or a long edge of at least 16 pixels, not {thumbnail!r}"
+        )
 
 
 def _load_ingredient(

@@ -19,8 +19,8 @@ Inside a generation pipeline, with no temporary files::
     (16, 'image/png')
 
 ``stamp`` assigns a fresh 64-bit identifier, embeds it as an invisible
-watermark, signs a manifest that declares it (``c2pa.soft-binding`` and the
-``c2pa.watermarked`` action), records the signed manifest in the store with a
+watermark, signs a manifest that declares it (the ``c2pa.soft-binding`` assertion and
+the C2PA 2.4 ``c2pa.watermarked.bound`` action), records the signed manifest in the store with a
 small greyscale reference of the picture, and returns the stamped bytes. The image is encoded
 exactly once, in its original format with its quality settings, EXIF and ICC.
 """
@@ -112,7 +112,7 @@ def stamp(
         "label": "c2pa.soft-binding",
         "data": {"alg": watermark.ALGORITHM, "blocks": [{"scope": {}, "value": value}]},
     }
-    watermarked = Action("c2pa.watermarked", parameters={"soft_binding_alg": watermark.ALGORITHM})
+    watermarked = watermark_action()
     signed = sign_encoded_image(
         encoded,
         mime,
@@ -156,6 +156,29 @@ def stamp(
         signed.manifest_label,
         value,
         Path(output) if output is not None else None,
+    )
+
+
+WATERMARK_ACTION = "c2pa.watermarked.bound"
+"""C2PA 2.4: a watermark inserted to create a soft binding that this manifest's
+``c2pa.soft-binding`` assertion declares (``c2pa.watermarked`` is the older form)."""
+
+
+def watermark_action() -> Action:
+    """The action recording the watermark, tied to the ``c2pa.soft-binding`` assertion.
+
+    C2PA 2.4 ties the two by the manifest itself: a validator refuses a
+    ``c2pa.watermarked.bound`` action whose claim has no soft-binding assertion
+    (``assertion.action.softBindingMissing``). The optional
+    ``relatedAssertions`` parameter would need the hashed URI of that
+    assertion, which c2pa-python computes only while signing (with a random
+    salt) and cannot fill in; a placeholder hash would be a false reference,
+    so the algorithm name is recorded instead.
+    """
+    return Action(
+        WATERMARK_ACTION,
+        description="invisible watermark carrying the identifier declared in the c2pa.soft-binding assertion",
+        parameters={"soft_binding_alg": watermark.ALGORITHM},
     )
 
 

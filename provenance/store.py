@@ -14,30 +14,45 @@
 :class:`SQLiteManifestStore` implements it with no set-up (one file, WAL
 journal, safe for several processes writing at once, every write a
 transaction so a killed process loses nothing already recorded). Another
-backend (PostgreSQL) implements the same six methods.
+backend (PostgreSQL) implements the same six abstract methods; ``find``,
+``iter_entries`` and :func:`export_manifests` work on any backend (a backend
+may override ``iter_entries`` with a single streaming query, as SQLite does).
+
+Export every signed manifest in one pass::
+
+    >>> report = export_manifests(store, tempfile.mkdtemp())
+    >>> [p.name for p in report.written]
+    ['0000000000000000.c2pa']
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import sqlite3
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from provenance.errors import StoreError
+from provenance._internal.files import _umask
+from provenance.errors import EntryNotFoundError, OutputError, StoreError, UsageError
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ExportReport",
     "ManifestStore",
     "SQLiteManifestStore",
     "StoreEntry",
     "default_store_path",
+    "export_manifests",
     "open_store",
 ]
+
+_log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
 
@@ -95,6 +110,39 @@ class ManifestStore(ABC):
     def count(self) -> int:
         """How many entries there are."""
 
+    def find(self, ref: str) -> StoreEntry:
+        """The entry for ``ref``: a watermark identifier (16 hex digits) or a manifest label.
+
+        Raises :class:`~provenance.errors.EntryNotFoundError` when there is none.
+        """
+        if not isinstance(ref, str):
+            raise UsageError(f"give an identifier or a manifest label as text, not {type(ref).__name__}")
+        entry = None
+        if len(ref) == 16:
+            try:
+                entry = self.get_by_payload(bytes.fromhex(ref))
+            except ValueError:  # not hex: may still be a label
+                entry = None
+        entry = entry or self.get_by_label(ref)
+        if entry is None:
+            raise EntryNotFoundError(
+                f"nothing in the store for {ref!r} (give a 16-digit identifier or a manifest label)"
+            )
+        return entry
+
+    def iter_entries(self, batch_size: int = 500) -> Iterator[StoreEntry]:
+        """Every entry, oldest first.
+
+        This default pages through :meth:`list` (one query per ``batch_size``
+        entries, so it works on any backend); backends override it with one
+        streaming query.
+        """
+        total = self.count()
+        # list() is newest first: walk pages from the end so the result is oldest first.
+        for start in range(max(total - batch_size, 0), -batch_size, -batch_size):
+            limit = batch_size if start >= 0 else batch_size + start
+            yield from reversed(self.list(limit=limit, offset=max(start, 0)))
+
     def close(self) -> None:  # noqa: B027 - optional for backends without resources
         """Release connections."""
 
@@ -117,7 +165,70 @@ def default_store_path() -> Path:
 
 def open_store(path: str | os.PathLike[str] | None = None) -> SQLiteManifestStore:
     """Open (creating if needed) the SQLite store at ``path`` or the default location."""
+    if path is not None and not isinstance(path, str | os.PathLike):
+        raise UsageError(f"the store path must be a file path, not {type(path).__name__}")
     return SQLiteManifestStore(path if path is not None else default_store_path())
+
+
+def _replace(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``."""
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp_name, mode)  # mkstemp makes 0600; outputs get the usual mode
+        os.replace(tmp_name, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        if isinstance(exc, OSError):
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What :func:`export_manifests` wrote: one ``.c2pa`` file per entry."""
+
+    folder: Path
+    written: tuple[Path, ...]
+    entries: tuple[StoreEntry, ...]
+
+
+def export_manifests(store: ManifestStore, folder: str | os.PathLike[str]) -> ExportReport:
+    """Write every entry's signed manifest store to ``folder/<identifier>.c2pa``.
+
+    One pass over the store (:meth:`ManifestStore.iter_entries`); each file is
+    written atomically (a temporary file renamed into place), so an
+    interrupted export leaves whole files only, and a re-run rewrites the
+    same names. File names are the entry's 16 hex-digit identifier, never
+    text from the manifest.
+    """
+    target = Path(folder)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"{target}: exists and is not a folder") from None
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot create the folder ({exc.strerror or exc})") from None
+    written: list[Path] = []
+    entries: list[StoreEntry] = []
+    mode = 0o666 & ~_umask()
+    for entry in store.iter_entries():
+        path = target / f"{entry.payload_hex}.c2pa"
+        _replace(path, entry.manifest_store, mode)
+        written.append(path)
+        entries.append(entry)
+    # One durability barrier for the batch instead of two fsyncs per file
+    # (atomic_write's): 0.7 instead of 11 ms per manifest on the benchmark
+    # machine. Each file is still atomic; only its reaching the disk is batched.
+    if written and hasattr(os, "sync"):
+        os.sync()
+    _log.debug("exported %d manifests to %s", len(written), target)
+    return ExportReport(target, tuple(written), tuple(entries))
 
 
 _COLUMNS = [f.name for f in fields(StoreEntry)]
@@ -169,6 +280,7 @@ class SQLiteManifestStore(ManifestStore):
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             self._migrate()
+            _log.debug("manifest store %s (schema v%d)", self.path, self.schema_version)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open the manifest store ({exc})") from None
         except OSError as exc:
@@ -203,7 +315,9 @@ class SQLiteManifestStore(ManifestStore):
         self._db.execute("COMMIT")
 
     def record(self, entry: StoreEntry) -> bool:
-        if len(entry.payload) != 8:
+        if not isinstance(entry, StoreEntry):
+            raise UsageError(f"record takes a StoreEntry, not {type(entry).__name__}")
+        if not isinstance(entry.payload, bytes) or len(entry.payload) != 8:
             raise StoreError("a watermark payload is exactly 8 bytes")
         placeholders = ", ".join("?" for _ in _COLUMNS)
         values = [getattr(entry, c) for c in _COLUMNS]
@@ -245,6 +359,16 @@ class SQLiteManifestStore(ManifestStore):
 
     def list(self, limit: int = 100, offset: int = 0) -> list[StoreEntry]:
         return self._select("ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))
+
+    def iter_entries(self, batch_size: int = 500) -> Iterator[StoreEntry]:
+        # One query, streamed: rows are fetched batch_size at a time, never all at once.
+        try:
+            cursor = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM manifests ORDER BY id")
+            while rows := cursor.fetchmany(batch_size):
+                for row in rows:
+                    yield StoreEntry(**dict(zip(_COLUMNS, row, strict=True)))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot read the manifest store ({exc})") from None
 
     def count(self) -> int:
         try:

@@ -204,3 +204,22 @@ def test_callback_failures_are_reported_with_their_reason(identity_dir: Path) ->
     identity = Identity.from_callback(flaky, (identity_dir / "signing-chain.pem").read_bytes(), "es256")
     with pytest.raises(SigningError, match="KMS unreachable"):
         sign_bytes(_small_jpeg(), identity, INFO)
+
+
+def test_wrong_passphrase_is_named_even_when_the_padding_happens_to_be_valid(tmp_path: Path) -> None:
+    # AES-CBC decrypts a wrong passphrase to valid padding about 1 time in 256; the
+    # garbage then fails as key data, which must still read as a wrong passphrase.
+    from provenance.errors import WrongPassphraseError
+    from provenance.keys import _load_private_key
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    for attempt in range(600):
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"right"),
+        )
+        path = tmp_path / f"k{attempt}.pem"
+        path.write_bytes(pem)
+        with pytest.raises(WrongPassphraseError):
+            _load_private_key(path, "wrong")

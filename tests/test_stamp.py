@@ -51,7 +51,7 @@ def test_stamp_then_verify_is_intact_and_the_watermark_matches(
     assert verdict.watermark.matches_manifest is True and verdict.watermark.known_to_store is True
     active = verdict.active_manifest
     assert active is not None
-    assert [a["action"] for a in active.actions] == ["c2pa.created", "c2pa.watermarked"]
+    assert [a["action"] for a in active.actions] == ["c2pa.created", "c2pa.watermarked.bound"]
     assert active.soft_bindings == ({"algorithm": watermark.ALGORITHM, "value": result.soft_binding_value},)
     entry = store.get_by_payload(result.payload)
     assert entry is not None and entry.manifest_label == result.manifest_label
@@ -172,7 +172,7 @@ def test_stamping_a_signed_image_keeps_its_credentials_as_the_parent(
     verdict = verify_bytes(result.data, store=store)
     assert [n.relationship for n in verdict.chain] == ["active", "parentOf"]
     assert verdict.chain[1].label == signed.manifest_label
-    assert [a["action"] for a in verdict.chain[0].actions] == ["c2pa.opened", "c2pa.watermarked"]
+    assert [a["action"] for a in verdict.chain[0].actions] == ["c2pa.opened", "c2pa.watermarked.bound"]
 
 
 def test_unknown_identifier_is_reported_never_recovered(store: SQLiteManifestStore, tmp_path: Path) -> None:

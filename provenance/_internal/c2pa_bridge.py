@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import IO, Any
 
@@ -176,6 +178,18 @@ def sign_stream(
         signer.close()
 
 
+@dataclass(frozen=True)
+class StoreRead:
+    """What reading an asset's credentials gave."""
+
+    store: dict[str, Any] | None
+    """The validated manifest store as JSON; None when none was found or fetched."""
+    remote_url: str | None
+    embedded: bool
+    fetch_error: str | None = None
+    """Why a remote manifest could not be fetched (network allowed but it failed)."""
+
+
 def read_store(
     mime: str | None,
     data: bytes | IO[bytes],
@@ -188,6 +202,22 @@ def read_store(
     Returns ``(store_json, remote_url, embedded)``; ``store_json`` is None
     when the asset carries no credentials.
     """
+    found = read_store_full(mime, data, settings, name, manifest_data)
+    return found.store, found.remote_url, found.embedded
+
+
+def read_store_full(
+    mime: str | None,
+    data: bytes | IO[bytes],
+    settings: dict[str, Any],
+    name: str,
+    manifest_data: bytes | None = None,
+) -> StoreRead:
+    """:func:`read_store` with the reason a remote fetch failed.
+
+    ``manifest_data`` is a manifest store kept beside the asset (a ``.c2pa``
+    sidecar or an exported manifest): it is validated against the asset.
+    """
     stream = io.BytesIO(data) if isinstance(data, bytes) else data
     with deferred_interrupts() as interrupts, translated(name):
         try:
@@ -195,20 +225,20 @@ def read_store(
         except c2pa.C2paError as exc:
             kind = type(exc).__name__
             if "ManifestNotFound" in kind:
-                return None, None, True
+                return StoreRead(None, None, True)
             if "Remote" in kind or str(exc).startswith("Remote"):
-                return None, _remote_url_from(exc), False
+                url = _remote_url_from(exc)
+                fetching = bool((settings.get("verify") or {}).get("remote_manifest_fetch"))
+                return StoreRead(None, url, False, _text(exc) if fetching else None)
             raise
         with reader:
             store = json.loads(reader.json())
-            return store, reader.get_remote_url(), reader.is_embedded()
+            return StoreRead(store, reader.get_remote_url(), reader.is_embedded())
 
 
 def _remote_url_from(exc: Exception) -> str | None:
-    for token in str(exc).split():
-        if token.startswith(("http://", "https://")):
-            return token.rstrip(".,;)")
-    return None
+    found = re.search(r"https?://[^\s()<>\"']+", str(exc))
+    return found.group(0).rstrip(".,;") if found else None
 
 
 def has_credentials(data: bytes) -> bool:

@@ -20,7 +20,9 @@ Verification follows these steps (tagged ``[n]`` in the code):
    soft binding they declare matches the watermark found in the pixels.
 7. With no credentials but a watermark, look its identifier up in the
    manifest store and validate the recovered manifest.
-8. Say it in one plain sentence.
+8. Say it in one plain sentence (``summary``); :func:`explain` gives the
+   plain-language answers (AI? altered? who signed it?) that the command
+   line prints and a web page can reuse.
 """
 
 from __future__ import annotations
@@ -31,28 +33,47 @@ from typing import Any
 
 import watermark
 from provenance._internal import c2pa_bridge, likeness
-from provenance._internal.files import InputFile, as_stream, open_input
+from provenance._internal.files import InputFile, as_stream, open_input, read_input
 from provenance._internal.formats import require_signable
 from provenance._internal.images import load_image
 from provenance.errors import CorruptInputError, FileError, ImageTooLargeError, UnsupportedFormatError
 from provenance.store import ManifestStore
 from provenance.trust import TrustPolicy
+from provenance.verify._batch import Tally, expand_inputs, outcome_of
 from provenance.verify._core import (
     SCHEMA_VERSION,
+    Generation,
     ManifestReport,
     SignerInfo,
     State,
     StatusCode,
     evaluate_store,
+    generation_facts,
+)
+from provenance.verify._explain import (
+    NO_CREDENTIALS_MEANING,
+    RECOVERED_NOTE,
+    Explanation,
+    declared_soft_bindings,
+    explain,
+    summary_sentence,
+    to_text,
 )
 
 __all__ = [
+    "Explanation",
+    "Generation",
     "ManifestReport",
     "SignerInfo",
     "State",
     "StatusCode",
+    "Tally",
     "VerificationResult",
     "WatermarkReport",
+    "expand_inputs",
+    "explain",
+    "outcome_of",
+    "to_text",
     "verify_bytes",
     "verify_file",
 ]
@@ -99,6 +120,19 @@ class VerificationResult:
     recovered: bool = False
     fingerprint_similarity: float | None = None
     warnings: tuple[str, ...] = field(default=())
+    informational: tuple[StatusCode, ...] = ()
+    """Status codes that are information, not failure: an unknown signer
+    (``signingCredential.untrusted``, reported here once), OCSP not checked..."""
+
+    @property
+    def generation(self) -> Generation:
+        """Was it made by AI, with what tool and model: rolled up from the whole chain."""
+        return generation_facts(self.active_manifest)
+
+    @property
+    def signer_trusted(self) -> bool | None:
+        """True: in your trust anchors; False: an unknown signer; None: no signature to judge."""
+        return self.active_manifest.signer_trusted if self.active_manifest else None
 
     @property
     def intact(self) -> bool:
@@ -112,10 +146,19 @@ class VerificationResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` document; its schema is ``docs/verify-schema.json``."""
+        generation = self.generation
         return {
             "schema_version": SCHEMA_VERSION,
             "state": self.state.value,
             "summary": self.summary,
+            "ai_generated": generation.ai_generated,
+            "generator": generation.generator,
+            "model": generation.model,
+            "digital_source_type": generation.digital_source_type,
+            "signer_trusted": self.signer_trusted,
+            "informational": [f.to_dict() for f in self.informational],
+            "declared_watermarks": declared_soft_bindings(self.active_manifest),
+            "explanation": explain(self).to_dict(),
             "format": self.mime,
             "failures": [f.code for f in self.failures],
             "failure_details": [f.to_dict() for f in self.failures],
@@ -136,15 +179,22 @@ def verify_file(
     policy: TrustPolicy | None = None,
     store: ManifestStore | None = None,
     watermark_key: bytes | None = watermark.DEFAULT_KEY,
+    manifest: str | os.PathLike[str] | None = None,
 ) -> VerificationResult:
     """Verify the file at ``path`` (see the module docstring for the steps).
 
     The file is read in pieces (a stream for the C2PA library), never whole,
-    so memory does not grow with the size of a video.
+    so memory does not grow with the size of a video. ``manifest`` is a
+    manifest store kept beside the file (a ``.c2pa`` sidecar, or one exported
+    with ``provenance store export``): the file is checked against it instead
+    of against credentials embedded in it.
     """
+    sidecar = read_input(manifest) if manifest is not None else None
     with open_input(path) as source:  # [1]
         chosen = policy or TrustPolicy()
-        return _verify(source, chosen=chosen, store=store, watermark_key=watermark_key, name=source.name)
+        return _verify(
+            source, chosen=chosen, store=store, watermark_key=watermark_key, name=source.name, manifest=sidecar
+        )
 
 
 def verify_bytes(
@@ -154,13 +204,22 @@ def verify_bytes(
     store: ManifestStore | None = None,
     watermark_key: bytes | None = watermark.DEFAULT_KEY,
     name: str = "<bytes>",
+    manifest: bytes | None = None,
 ) -> VerificationResult:
     """Verify an asset held in memory.
 
     ``watermark_key=None`` skips watermark detection; ``store`` is where
-    credentials are recovered from when the file has none.
+    credentials are recovered from when the file has none; ``manifest`` is a
+    sidecar or exported manifest store to check the asset against.
     """
-    return _verify(data, chosen=policy or TrustPolicy(), store=store, watermark_key=watermark_key, name=name)
+    return _verify(
+        data,
+        chosen=policy or TrustPolicy(),
+        store=store,
+        watermark_key=watermark_key,
+        name=name,
+        manifest=manifest,
+    )
 
 
 DAMAGED_MANIFEST = "provenance.manifest.damaged"
@@ -174,12 +233,13 @@ def _verify(
     store: ManifestStore | None,
     watermark_key: bytes | None,
     name: str,
+    manifest: bytes | None = None,
 ) -> VerificationResult:
     fmt = require_signable(data, name)  # [1]
     try:
         with as_stream(data) as stream:
-            store_json, remote_url, embedded = c2pa_bridge.read_store(  # [2]
-                fmt.mime, stream, chosen.c2pa_settings(), name
+            found_store = c2pa_bridge.read_store_full(  # [2]
+                fmt.mime, stream, chosen.c2pa_settings(), name, manifest
             )
     except c2pa_bridge.DamagedManifestError as exc:
         # Credentials that cannot be decoded are a verdict, not a file error.
@@ -187,6 +247,12 @@ def _verify(
         return VerificationResult(
             State.INVALID, sentence, fmt.mime, failures=(StatusCode(DAMAGED_MANIFEST, exc.detail),)
         )
+    store_json, remote_url, embedded = found_store.store, found_store.remote_url, found_store.embedded
+    notes: tuple[str, ...] = ()
+    if found_store.fetch_error:
+        notes = (f"fetching the remote manifest failed: {found_store.fetch_error}",)
+    if manifest is not None:
+        embedded = False
     image, undecodable = _pixels(data, name) if fmt.is_image and watermark_key is not None else (None, None)
     if store_json is None and isinstance(undecodable, CorruptInputError):
         # Nothing verifiable and the pixels do not decode: a corrupt file (exit 4), not "no credentials".
@@ -201,12 +267,12 @@ def _verify(
             return _recovered(store, found, image, chosen, fmt.mime)  # [7]
         return VerificationResult(
             State.NONE,
-            _summary_none(remote_url, chosen.allow_network, found),
+            _summary_none(remote_url, chosen.allow_network, found, found_store.fetch_error),
             fmt.mime,
             remote_manifest_url=remote_url,
             embedded=embedded,
             watermark=found,
-            warnings=(skipped,) if skipped else (),
+            warnings=notes + ((skipped,) if skipped else ()),
         )
     result = result_from_store(store_json, fmt.mime, remote_url=remote_url, embedded=embedded)
     if detection is None:
@@ -233,7 +299,16 @@ def result_from_store(
         failures=tuple(failures),
         remote_manifest_url=remote_url,
         embedded=embedded,
+        informational=_once(root.informational),
     )
+
+
+def _once(codes: tuple[StatusCode, ...]) -> tuple[StatusCode, ...]:
+    """Each informational code once, however many manifests report it."""
+    seen: dict[str, StatusCode] = {}
+    for code in codes:
+        seen.setdefault(code.code, code)
+    return tuple(seen.values())
 
 
 def _pixels(data: bytes | InputFile, name: str) -> tuple[Any, FileError | None]:
@@ -360,7 +435,7 @@ def _recovered(
         root = replace(
             root, state=state, failures=tuple(f for f in root.failures if f.code not in _HARD_BINDING)
         )
-    notes = ["the file itself carries no credentials; they come from the manifest store"]
+    notes = [RECOVERED_NOTE]
     similarity = None
     if entry.fingerprint_image:
         similarity = round(likeness.similarity(entry.fingerprint_image, image), 3)
@@ -386,6 +461,7 @@ def _recovered(
             recovered=True,
             fingerprint_similarity=similarity,
             warnings=tuple(notes),
+            informational=_once(root.informational),
         )
     summary = f"Content Credentials recovered from the invisible watermark ({report.payload}). " + summarize(
         state, root, soft
@@ -402,6 +478,7 @@ def _recovered(
         recovered=True,
         fingerprint_similarity=similarity,
         warnings=tuple(notes),
+        informational=_once(root.informational),
     )
 
 
@@ -412,57 +489,19 @@ def _success_codes(store_json: dict[str, Any]) -> list[StatusCode]:
 
 # --- plain language -----------------------------------------------------------
 
-_FAILURE_SENTENCES = (
-    (
-        "assertion.dataHash.mismatch",
-        "This file was changed after it was signed: its content no longer matches its Content Credentials.",
-    ),
-    (
-        "assertion.bmffHash.mismatch",
-        "This file was changed after it was signed: its content no longer matches its Content Credentials.",
-    ),
-    (
-        "assertion.boxesHash.mismatch",
-        "This file was changed after it was signed: its content no longer matches its Content Credentials.",
-    ),
-    (
-        "claimSignature.mismatch",
-        "The signature on its Content Credentials is broken: they were altered or forged.",
-    ),
-    ("signingCredential.revoked", "The certificate that signed its Content Credentials has been revoked."),
-    (
-        "signingCredential.expired",
-        "The certificate that signed its Content Credentials has expired, and no trusted "
-        "timestamp shows it was signed in time.",
-    ),
-    ("assertion.hashedURI.mismatch", "Part of its Content Credentials was altered after they were signed."),
-    (
-        "ingredient.manifest.missing",
-        "Its Content Credentials refer to an ingredient whose credentials are missing.",
-    ),
-)
 
-_ORIGINS = {
-    "trainedAlgorithmicMedia": "Generated by an AI model",
-    "compositeWithTrainedAlgorithmicMedia": "Made by combining other media with AI-generated content",
-    "trainedAlgorithmicData": "Data generated by an AI model",
-    "algorithmicMedia": "Generated by an algorithm (not a trained AI model)",
-    "algorithmicallyEnhanced": "Enhanced by an algorithm",
-    "compositeSynthetic": "A composite including synthetic elements",
-    "digitalCapture": "Captured by a camera or recorder",
-    "computationalCapture": "Captured by a camera with computational processing",
-    "compositeCapture": "A composite of several captures",
-    "digitalCreation": "Created digitally by a person",
-    "minorHumanEdits": "Captured, then lightly edited by a person",
-    "screenCapture": "A screenshot or screen recording",
-    "composite": "A composite of several pieces of media",
-}
-
-
-def _summary_none(remote_url: str | None, allow_network: bool, found: WatermarkReport | None = None) -> str:
+def _summary_none(
+    remote_url: str | None,
+    allow_network: bool,
+    found: WatermarkReport | None = None,
+    fetch_error: str | None = None,
+) -> str:
     if remote_url:
         if allow_network:
-            return f"Its Content Credentials are stored remotely at {remote_url} but could not be read."
+            return (
+                f"Its Content Credentials are stored remotely at {remote_url}, but fetching them failed, "
+                "so they could not be checked (this is not the same as having none)."
+            )
         return (
             f"Its Content Credentials are stored remotely at {remote_url}; "
             "allow network access to fetch and check them."
@@ -477,49 +516,9 @@ def _summary_none(remote_url: str | None, allow_network: bool, found: WatermarkR
             f"No Content Credentials in the file, but it carries an invisible watermark "
             f"(identifier {found.payload}); {where}."
         )
-    return "No Content Credentials found: this file says nothing verifiable about how it was made."
+    return f"No Content Credentials found. {NO_CREDENTIALS_MEANING}"
 
 
 def summarize(state: State, root: ManifestReport, failures: list[StatusCode]) -> str:
     """The one-sentence verdict a non-technical reader understands."""
-    if state is State.INVALID:
-        codes = {f.code for f in failures}
-        for code, sentence in _FAILURE_SENTENCES:
-            if code in codes:
-                return sentence
-        shown = ", ".join(sorted(codes - {"signingCredential.untrusted"})) or "unknown"
-        return f"Its Content Credentials are invalid ({shown})."
-    origin = _origin(root)
-    signer = _signer_phrase(root.signer)
-    trust = (
-        "the signer is in your trust list"
-        if state is State.TRUSTED
-        else "the signer is not in your trust list, so who signed it is unconfirmed"
-    )
-    return f"{origin}. Signed by {signer}; {trust}."
-
-
-def _origin(root: ManifestReport) -> str:
-    node: ManifestReport | None = root
-    edited = False
-    while node is not None:
-        source = node.digital_source_type
-        if source:
-            text = _ORIGINS.get(source, f"Digital source type: {source}")
-            model = f" ({node.model})" if node.model and "AI" in text else ""
-            if edited and node is not root:
-                return f"Edited from an original: {text[0].lower()}{text[1:]}{model}"
-            return f"{text}{model}"
-        parents = [i for i in node.ingredients if i.relationship == "parentOf"]
-        edited = edited or bool(parents)
-        node = parents[0] if parents else None
-    return "Its credentials do not say how it was made"
-
-
-def _signer_phrase(signer: SignerInfo | None) -> str:
-    if signer is None:
-        return "an unknown signer"
-    name = signer.common_name or "an unnamed certificate"
-    issuer = f" (issued by {signer.issuer})" if signer.issuer else ""
-    dev = ", a development identity" if signer.development else ""
-    return f"{name}{issuer}{dev}"
+    return summary_sentence(state, root, failures)

@@ -51,6 +51,10 @@ class SignerInfo:
     serial_number: str | None
     signed_at: str | None
     development: bool
+    timestamp_trusted: bool | None = None
+    """True: ``signed_at`` comes from an RFC 3161 timestamp the verifier trusts;
+    False: from a timestamp that did not validate or is not trusted; None: no timestamp."""
+    timestamp_authority: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +64,8 @@ class SignerInfo:
             "serial_number": self.serial_number,
             "signed_at": self.signed_at,
             "development": self.development,
+            "timestamp_trusted": self.timestamp_trusted,
+            "timestamp_authority": self.timestamp_authority,
         }
 
 
@@ -84,6 +90,9 @@ class ManifestReport:
     failures: tuple[StatusCode, ...] = ()
     informational: tuple[StatusCode, ...] = ()
     ingredients: tuple[ManifestReport, ...] = field(default=(), repr=False)
+    signer_trusted: bool | None = None
+    """True: the signer chains to a trust anchor; False: it does not (an unknown
+    signer: information, not a failure); None: no signature to judge."""
 
     def to_dict(self, *, with_tree: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -103,6 +112,7 @@ class ManifestReport:
             "soft_bindings": list(self.soft_bindings),
             "failures": [f.to_dict() for f in self.failures],
             "informational": [f.to_dict() for f in self.informational],
+            "signer_trusted": self.signer_trusted,
         }
         if with_tree:
             out["ingredients"] = [i.to_dict(with_tree=True) for i in self.ingredients]
@@ -124,7 +134,9 @@ def evaluate_store(store: Mapping[str, Any]) -> tuple[State, ManifestReport, lis
     4. Walk the manifest tree from the active manifest through every
        ingredient, giving each node its relationship and its own state.
     5. Collect the failed status codes: the active manifest's and those
-       found again in its ingredients (``ingredientDeltas``).
+       found again in its ingredients (``ingredientDeltas``). An unknown
+       signer (``signingCredential.untrusted``) is not a failure: it moves to
+       each node's ``informational`` codes and its ``signer_trusted`` flag.
     """
     # [3]
     raw_state = str(store.get("validation_state", "")).lower()
@@ -146,16 +158,32 @@ def evaluate_store(store: Mapping[str, Any]) -> tuple[State, ManifestReport, lis
         None,
         0,
         state,
-        active_failures,
-        _codes(active_results.get("informational")),
+        _Codes(
+            active_failures,
+            _codes(active_results.get("informational")),
+            _codes(active_results.get("success")),
+        ),
         deltas,
         set(),
     )
     # [5]
-    failures = list(active_failures)
+    failures = list(root.failures)
     for codes in deltas.values():
-        failures += [c for c in codes if not _is_success(c.to_dict()) and c not in failures]
+        failures += [
+            c
+            for c in codes
+            if not _is_success(c.to_dict()) and c.code not in _TRUST_ONLY_FAILURES and c not in failures
+        ]
     return state, root, failures
+
+
+@dataclass(frozen=True)
+class _Codes:
+    """The status codes recorded for one manifest."""
+
+    failure: list[StatusCode]
+    informational: list[StatusCode]
+    success: list[StatusCode]
 
 
 def _node(
@@ -166,8 +194,7 @@ def _node(
     parent: str | None,
     depth: int,
     state: State,
-    failures: list[StatusCode],
-    informational: list[StatusCode],
+    codes: _Codes,
     deltas: Mapping[str, list[StatusCode]],
     seen: set[str],
 ) -> ManifestReport:
@@ -177,6 +204,16 @@ def _node(
         children.append(_ingredient_node(manifests, ingredient, label, depth + 1, deltas, seen))
     actions = _actions(manifest)
     generation = _assertion(manifest, PROVENANCE_ASSERTION) or {}
+    hard = [f for f in codes.failure if f.code not in _TRUST_ONLY_FAILURES]
+    trust_notes = [f for f in codes.failure if f.code in _TRUST_ONLY_FAILURES]
+    successes = {c.code for c in codes.success}
+    signer = _signer(manifest.get("signature_info"), codes)
+    signer_trusted: bool | None = None
+    if signer is not None:
+        if "signingCredential.trusted" in successes or state is State.TRUSTED:
+            signer_trusted = True
+        elif trust_notes or state is State.VALID:
+            signer_trusted = False
     return ManifestReport(
         label=label,
         title=manifest.get("title"),
@@ -185,16 +222,17 @@ def _node(
         parent=parent,
         depth=depth,
         state=state,
-        signer=_signer(manifest.get("signature_info")),
+        signer=signer,
         claim_generator=_claim_generator(manifest),
         digital_source_type=_source_type(actions),
         actions=tuple(actions),
         model=generation.get("model") or _model_from_actions(actions),
         prompt_sha256=generation.get("prompt_sha256"),
         soft_bindings=tuple(_soft_bindings(manifest)),
-        failures=tuple(failures),
-        informational=tuple(informational),
+        failures=tuple(hard),
+        informational=tuple(_dedupe(trust_notes + codes.informational)),
         ingredients=tuple(children),
+        signer_trusted=signer_trusted,
     )
 
 
@@ -221,22 +259,22 @@ def _ingredient_node(
     recorded = ingredient.get("validation_results") or {}
     failures = _codes((recorded.get("activeManifest") or {}).get("failure"))
     failures += _codes([s for s in ingredient.get("validation_status") or [] if not _is_success(s)])
-    successes = {c.code for c in _codes((recorded.get("activeManifest") or {}).get("success"))}
+    successes = _codes((recorded.get("activeManifest") or {}).get("success"))
     for codes in deltas.values():
         for code in codes:
             if f"/c2pa/{child_label}/" not in code.url:
                 continue
             if _is_success(code.to_dict()):
-                successes.add(code.code)
+                successes.append(code)
             else:
                 failures.append(code)
-    if "signingCredential.trusted" in successes:
+    if "signingCredential.trusted" in {c.code for c in successes}:
         failures = [f for f in failures if f.code != "signingCredential.untrusted"]
     failures = [f for f in _dedupe(failures) if _about(f, child_label)]
     hard = [f for f in failures if f.code not in _TRUST_ONLY_FAILURES]
     if hard:
         child_state = State.INVALID
-    elif "signingCredential.trusted" in successes:
+    elif "signingCredential.trusted" in {c.code for c in successes}:
         child_state = State.TRUSTED
     else:
         child_state = State.VALID
@@ -249,8 +287,7 @@ def _ingredient_node(
         parent,
         depth,
         child_state,
-        failures,
-        informational,
+        _Codes(failures, informational, successes),
         deltas,
         seen,
     )
@@ -307,17 +344,32 @@ def _dedupe(codes: list[StatusCode]) -> list[StatusCode]:
     return out
 
 
-def _signer(info: Any) -> SignerInfo | None:
+def _signer(info: Any, codes: _Codes) -> SignerInfo | None:
     if not isinstance(info, Mapping):
         return None
     issuer = info.get("issuer")
+    signed_at = info.get("time")
+    # c2pa-rs reports a signing time only from an RFC 3161 timestamp token;
+    # the timeStamp.* codes say whether that token validated and is trusted.
+    stamps = [c for c in codes.success if c.code.startswith("timeStamp.")]
+    bad = [c for c in codes.failure + codes.informational if c.code.startswith("timeStamp.")]
+    trusted: bool | None = None
+    if signed_at or stamps or bad:
+        trusted = any(c.code == "timeStamp.trusted" for c in stamps) and not bad
+    authority = None
+    for c in stamps:
+        if ": " in c.explanation:
+            authority = c.explanation.split(": ", 1)[1]
+            break
     return SignerInfo(
         common_name=info.get("common_name"),
         issuer=issuer,
         algorithm=str(info["alg"]).upper() if info.get("alg") else None,
         serial_number=info.get("cert_serial_number"),
-        signed_at=info.get("time"),
+        signed_at=signed_at,
         development=issuer == DEVELOPMENT_ORGANIZATION,
+        timestamp_trusted=trusted,
+        timestamp_authority=authority,
     )
 
 
@@ -357,6 +409,8 @@ def _actions(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
                     entry["software_agent"] = agent
                 if action.get("description"):
                     entry["description"] = action["description"]
+                if action.get("when"):
+                    entry["when"] = str(action["when"])
                 out.append(entry)
     return out
 
@@ -390,3 +444,48 @@ def _soft_bindings(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
             for block in data.get("blocks") or []:
                 out.append({"algorithm": data.get("alg"), "value": block.get("value")})
     return out
+
+
+# Digital source types (IPTC terms) that say a trained AI model made some or
+# all of the content.
+GENERATIVE_AI_SOURCES = frozenset(
+    {"trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia", "trainedAlgorithmicData"}
+)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """How the chain of custody says the content was made, rolled up over every manifest."""
+
+    ai_generated: bool | None
+    """True: some manifest records a trained AI model making (part of) it; False:
+    the credentials state a non-AI origin and no AI step; None: they do not say."""
+    generator: str | None = None
+    model: str | None = None
+    digital_source_type: str | None = None
+    manifest: str | None = None
+    """Label of the manifest that records it (the active one or an ingredient's)."""
+
+
+def generation_facts(root: ManifestReport | None) -> Generation:
+    """Roll the generation facts up from the whole chain, nearest manifest first.
+
+    An AI step anywhere in the chain (the active manifest, a parent it was
+    edited from, a component it contains) makes ``ai_generated`` true; the tool
+    is that manifest's claim generator and the model its recorded model or the
+    AI action's software agent.
+    """
+    if root is None:
+        return Generation(None)
+    stated: Generation | None = None
+    for node in root.walk():
+        for action in node.actions:
+            source = action.get("digital_source_type")
+            if not source:
+                continue
+            if source in GENERATIVE_AI_SOURCES:
+                model = node.model or action.get("software_agent")
+                return Generation(True, node.claim_generator, model, str(source), node.label)
+            if stated is None:
+                stated = Generation(False, node.claim_generator, None, str(source), node.label)
+    return stated or Generation(None)
