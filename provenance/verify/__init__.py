@@ -193,7 +193,12 @@ def verify_file(
     with open_input(path) as source:  # [1]
         chosen = policy or TrustPolicy()
         return _verify(
-            source, chosen=chosen, store=store, watermark_key=watermark_key, name=source.name, manifest=sidecar
+            source,
+            chosen=chosen,
+            store=store,
+            watermark_key=watermark_key,
+            name=source.name,
+            manifest=sidecar,
         )
 
 
