@@ -78,7 +78,7 @@ def make_image(path: Path, fmt: str) -> None:
 
     width, height = IMAGE_SIZE
     photo = Image.fromarray(skdata.astronaut()).resize((width, height), Image.Resampling.BICUBIC)
-    pixels = np.asarray(photo)
+    pixels = np.array(photo)
     del photo
     rng = np.random.default_rng(1)
     # Grain in row strips, so no second full-size array is needed; it gives the
