@@ -174,8 +174,12 @@ def thumbnail_jpeg(
         if scale < 1:
             image.draft("RGB", (max(1, int(image.width * scale)), max(1, int(image.height * scale))))
     try:
-        small = ImageOps.exif_transpose(image) if not isinstance(source, Image.Image) else image
-        small = small.copy() if small is source else small
+        if isinstance(source, Image.Image):
+            small = source.copy()  # the caller's image is never changed
+        else:
+            # In place: the image was opened here, and a copy of a 200 MP decode is 600 MB more.
+            ImageOps.exif_transpose(image, in_place=True)
+            small = image
         small.thumbnail((long_edge, long_edge), Image.Resampling.BILINEAR, reducing_gap=2.0)
         if small.mode not in ("RGB", "L"):
             small = _flatten(small)
