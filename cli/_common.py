@@ -15,8 +15,12 @@ from provenance.errors import ExitCode, ProvenanceError
 _RANK = {ExitCode.OK: 0, ExitCode.NO_CREDENTIALS: 1, ExitCode.INVALID_CREDENTIALS: 2}
 
 
-def run_per_file(files: Sequence[Path], work: Callable[[Path], ExitCode]) -> NoReturn:
-    """Apply ``work`` to each file and exit with the worst outcome.
+def run_per_file(
+    files: Sequence[Path],
+    work: Callable[[Path], ExitCode],
+    finish: Callable[[], None] | None = None,
+) -> NoReturn:
+    """Apply ``work`` to each file, then ``finish``, and exit with the worst outcome.
 
     With one file its error propagates (one line, its own exit code); with
     several, an unreadable file is reported and the others are still done.
@@ -32,4 +36,6 @@ def run_per_file(files: Sequence[Path], work: Callable[[Path], ExitCode]) -> NoR
             code = exc.exit_code
         if _RANK.get(code, 3) > _RANK.get(worst, 3):
             worst = code
+    if finish is not None:
+        finish()
     raise SystemExit(int(worst))

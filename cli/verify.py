@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from cli._common import run_per_file
+from provenance import report
 from provenance.errors import ExitCode, ProvenanceError, UnsupportedFormatError, UsageError
 from provenance.store import default_store_path, open_store
 from provenance.trust import TrustPolicy
@@ -67,6 +68,13 @@ _EXIT = {
     is_flag=True,
     help="One JSON document per file on stdout (schema: docs/verify-schema.json).",
 )
+@click.option(
+    "--html",
+    "html_path",
+    metavar="REPORT.html",
+    help="Also write a self-contained HTML report (thumbnails embedded, no external links); "
+    "'-' writes it to stdout instead of the text.",
+)
 def verify(
     files: tuple[Path, ...],
     anchors: tuple[Path, ...],
@@ -76,6 +84,7 @@ def verify(
     no_watermark: bool,
     key_file: Path | None,
     as_json: bool,
+    html_path: str | None,
 ) -> None:
     """Verify the Content Credentials of FILES (files or folders, walked recursively).
 
@@ -88,6 +97,8 @@ def verify(
     targets = list(expand_inputs(files))
     if manifest_path is not None and len(targets) != 1:
         raise UsageError("--manifest checks one file against one manifest store; give exactly one file")
+    if html_path == "-" and as_json:
+        raise UsageError("--html - and --json both write to stdout: give --html a file name")
     policy = TrustPolicy.from_files(anchors, allow_network=allow_network)
     key = None if no_watermark else read_key_file(key_file)
     chosen = store_path or default_store_path()
@@ -96,6 +107,8 @@ def verify(
         click.get_current_context().call_on_close(store.close)
     walked = {path for path, from_folder in targets if from_folder}
     tally = Tally()
+
+    evidence: list[report.Evidence] = []
 
     def check(path: Path) -> ExitCode:
         try:
@@ -113,18 +126,31 @@ def verify(
             tally.add("unreadable")
             raise
         tally.add(outcome_of(result.state, (f.code for f in result.failures), result.recovered))
+        if html_path is not None:
+            evidence.append(
+                report.collect_file(path, result, store=store, trust_anchor_count=policy.anchor_count)
+            )
         if as_json:
             click.echo(json.dumps({"file": str(path), **result.to_dict()}))
-        else:
+        elif html_path != "-":
             click.echo(render(str(path), result, verbose=verbose))
         return _EXIT[result.state]
 
     def report_tally() -> None:
         if len(targets) > 1:
-            click.echo(tally.sentence(), err=as_json)
+            click.echo(tally.sentence(), err=as_json or html_path == "-")
+
+    def write_html() -> None:
+        if html_path is None or not evidence:
+            return
+        if html_path == "-":
+            click.echo(report.render_document(evidence), nl=False)
+        else:
+            report.write_report(html_path, evidence)
+            click.echo(f"wrote the report to {html_path}", err=True)
 
     click.get_current_context().call_on_close(report_tally)
-    run_per_file([path for path, _ in targets], check)
+    run_per_file([path for path, _ in targets], check, write_html)
 
 
 def render(name: str, result: VerificationResult, *, verbose: bool = False) -> str:

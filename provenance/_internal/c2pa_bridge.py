@@ -253,3 +253,49 @@ def has_credentials(data: bytes) -> bool:
         return False
     reader.close()
     return True
+
+
+MAX_RESOURCE_BYTES = 4 * 1024 * 1024
+"""Largest thumbnail extracted for display; a bigger one is skipped, not decoded."""
+
+
+def read_thumbnails(
+    mime: str | None, data: bytes, name: str
+) -> tuple[dict[str, Any] | None, dict[str, bytes]]:
+    """The manifest store JSON and the bytes of every claim and ingredient thumbnail in it.
+
+    No validation (the verdict comes from :func:`read_store`): this only
+    reads what the manifests carry, keyed by the resource identifier the JSON
+    uses. A thumbnail that cannot be extracted is left out.
+    """
+    settings = {"verify": {"verify_after_reading": False, "remote_manifest_fetch": False}}
+    with translated(name):
+        try:
+            reader = c2pa.Reader(mime, io.BytesIO(data), None, context(settings))
+        except c2pa.C2paError:
+            return None, {}
+        with reader:
+            store = json.loads(reader.json())
+            resources: dict[str, bytes] = {}
+            for identifier in _thumbnail_identifiers(store):
+                out = io.BytesIO()
+                try:
+                    reader.resource_to_stream(identifier, out)
+                except c2pa.C2paError:
+                    continue
+                if 0 < out.tell() <= MAX_RESOURCE_BYTES:
+                    resources[identifier] = out.getvalue()
+            return store, resources
+
+
+def _thumbnail_identifiers(store: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    for manifest in (store.get("manifests") or {}).values():
+        if not isinstance(manifest, dict):
+            continue
+        refs = [manifest.get("thumbnail")] + [i.get("thumbnail") for i in manifest.get("ingredients") or []]
+        for ref in refs:
+            identifier = ref.get("identifier") if isinstance(ref, dict) else None
+            if isinstance(identifier, str) and identifier not in found:
+                found.append(identifier)
+    return found
