@@ -5,11 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PROVENANCE_HOME ?= $(CURDIR)/.provenance-home
 
-<<<<<<< HEAD
-.PHONY: demo test lint typecheck unit fuzz bench bench-watermark bench-stamp bench-sign bench-memory clean
-=======
-.PHONY: demo test lint typecheck unit screenshots bench bench-watermark bench-stamp bench-sign clean
->>>>>>> main
+.PHONY: demo test lint typecheck unit fuzz screenshots bench bench-watermark bench-stamp bench-sign bench-memory clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,17 +29,15 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest
 
-<<<<<<< HEAD
 # The fuzz targets of tests/test_fuzz.py with thousands of mutated files each
 # (make test runs 50 per target); FUZZ_EXAMPLES=N to choose how many.
 FUZZ_EXAMPLES ?= 2000
 fuzz: $(STAMP)
 	PROVENANCE_FUZZ=fuzz PROVENANCE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -p no:cacheprovider tests/test_fuzz.py
-=======
+
 # The verify page's screenshots in docs/screenshots, taken by its browser tests (needs Debian's chromium).
 screenshots: $(STAMP)
 	PROVENANCE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_browser.py
->>>>>>> main
 
 # invisible-watermark declares torch (a multi-GB CUDA build) for rivaGan, whose
 # torch use is a tensor conversion the benchmark shims; install it without deps.
