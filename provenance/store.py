@@ -54,7 +54,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,9 @@ class StoreEntry:
     generator: str | None = None
     model: str | None = None
     title: str | None = None
+    facts_sha256: str | None = None
+    """Digest of what the stamp was made with (generation facts, watermark key,
+    quality): a batch re-run with other facts stamps again instead of skipping."""
     created_at: str = field(
         default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     )
@@ -109,6 +112,15 @@ class ManifestStore(ABC):
     @abstractmethod
     def count(self) -> int:
         """How many entries there are."""
+
+    def supersede(self, entry: StoreEntry) -> bool:
+        """Replace the entry whose identifier is ``entry.payload`` by ``entry``; False if there is none.
+
+        Used when an image that already carries a watermark is stamped again:
+        it keeps its identifier, and the new manifest (which names the old
+        credentials as its parent ingredient) is what recovery should find.
+        """
+        raise StoreError(f"{type(self).__name__} cannot replace an entry; this store cannot re-stamp")
 
     def find(self, ref: str) -> StoreEntry:
         """The entry for ``ref``: a watermark identifier (16 hex digits) or a manifest label.
@@ -262,6 +274,10 @@ _MIGRATIONS: list[str] = [
     """
     ALTER TABLE manifests ADD COLUMN fingerprint_image BLOB;
     """,
+    # v4: what a stamp was made with, so a re-run with other facts re-stamps.
+    """
+    ALTER TABLE manifests ADD COLUMN facts_sha256 TEXT;
+    """,
 ]
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -310,7 +326,11 @@ class SQLiteManifestStore(ManifestStore):
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # SQLite has already rolled back after some errors (disk full); the
+            # original error is the one to report, not a failed ROLLBACK.
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
@@ -328,6 +348,23 @@ class SQLiteManifestStore(ManifestStore):
                     values,
                 )
                 return cursor.rowcount == 1
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot record the manifest ({exc})") from None
+
+    def supersede(self, entry: StoreEntry) -> bool:
+        if len(entry.payload) != 8:
+            raise StoreError("a watermark payload is exactly 8 bytes")
+        columns = [c for c in _COLUMNS if c != "payload"]
+        assignments = ", ".join(f"{c} = ?" for c in columns)
+        values = [getattr(entry, c) for c in columns]
+        try:
+            with self._transaction():
+                cursor = self._db.execute(
+                    f"UPDATE manifests SET {assignments} WHERE payload = ?", [*values, entry.payload]
+                )
+                return cursor.rowcount == 1
+        except sqlite3.IntegrityError:
+            return False  # the new manifest label is already recorded elsewhere
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot record the manifest ({exc})") from None
 

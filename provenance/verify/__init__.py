@@ -33,7 +33,7 @@ from typing import Any
 
 import watermark
 from provenance._internal import c2pa_bridge, likeness
-from provenance._internal.files import InputFile, as_stream, open_input, read_input
+from provenance._internal.files import InputFile, as_stream, display, open_input, read_input
 from provenance._internal.formats import require_signable
 from provenance._internal.images import load_image
 from provenance.errors import CorruptInputError, FileError, ImageTooLargeError, UnsupportedFormatError
@@ -189,7 +189,10 @@ def verify_file(
     with ``provenance store export``): the file is checked against it instead
     of against credentials embedded in it.
     """
-    sidecar = read_input(manifest) if manifest is not None else None
+    sidecar = None
+    if manifest is not None:
+        sidecar = read_input(manifest)
+        c2pa_bridge.require_manifest_store(sidecar, display(manifest))
     with open_input(path) as source:  # [1]
         chosen = policy or TrustPolicy()
         return _verify(
@@ -241,6 +244,8 @@ def _verify(
     manifest: bytes | None = None,
 ) -> VerificationResult:
     fmt = require_signable(data, name)  # [1]
+    if manifest is not None:
+        c2pa_bridge.require_manifest_store(manifest, "manifest")
     try:
         with as_stream(data) as stream:
             found_store = c2pa_bridge.read_store_full(  # [2]
