@@ -389,7 +389,7 @@ def test_animations_keep_every_frame_when_signed_and_are_refused_by_stamp(
         assert re.search(r"has 4 (frames|pages)", result.stdout + result.stderr), result.stderr
         _no_traceback(result.stderr)
     assert not (tmp_path / "wm.out").exists()
-    assert not list((tmp_path / "stamped").rglob("*.*")) if (tmp_path / "stamped").exists() else True
+    assert not list(tmp_path.glob("stamped/**/anim*"))  # nothing stamped (the batch's lock file may be there)
 
 
 def test_an_animation_cannot_be_encoded_as_a_single_frame_format(identity: Identity) -> None:
