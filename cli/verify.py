@@ -10,6 +10,7 @@ import click
 from cli._common import run_per_file
 from provenance import report
 from provenance.errors import ExitCode, ProvenanceError, StoreError, UnsupportedFormatError, UsageError
+from provenance.resolution import check_url, configured_resolvers
 from provenance.store import default_store_path, open_store
 from provenance.trust import TrustPolicy
 from provenance.verify import (
@@ -63,6 +64,14 @@ _EXIT = {
     "--key-file", type=click.Path(path_type=Path), help="Watermark key file (default: the public key)."
 )
 @click.option(
+    "--resolver",
+    "resolvers",
+    multiple=True,
+    metavar="URL",
+    help="Soft Binding Resolution service to ask when the file has no credentials (repeatable; "
+    "also `resolvers` in $PROVENANCE_HOME/config.toml). Without one, verification stays offline.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -83,6 +92,7 @@ def verify(
     manifest_path: Path | None,
     no_watermark: bool,
     key_file: Path | None,
+    resolvers: tuple[str, ...],
     as_json: bool,
     html_path: str | None,
 ) -> None:
@@ -117,12 +127,18 @@ def verify(
     walked = {path for path, from_folder in targets if from_folder}
     tally = Tally()
 
+    remote = [check_url(url) for url in resolvers] or configured_resolvers()
     evidence: list[report.Evidence] = []
 
     def check(path: Path) -> ExitCode:
         try:
             result = verify_file(
-                path, policy=policy, store=store, watermark_key=key, manifest=manifest_path
+                path,
+                policy=policy,
+                store=store,
+                watermark_key=key,
+                manifest=manifest_path,
+                resolvers=remote,
             )
         except UnsupportedFormatError:
             if path in walked:  # a notes.txt inside a folder is not a failure

@@ -48,7 +48,7 @@ from PIL import Image
 
 import watermark
 from manifests import Action, EditInfo, GenerationInfo
-from provenance._internal import c2pa_bridge, likeness
+from provenance._internal import c2pa_bridge, likeness, pdq
 from provenance._internal.files import atomic_output, read_input, same_file
 from provenance._internal.images import (
     STAMPABLE_FORMATS,
@@ -192,6 +192,9 @@ def stamp(
         soft_binding_alg=watermark.ALGORITHM,
         soft_binding_value=value,
         fingerprint_image=likeness.reference(marked),
+        # Fingerprint the pixels as published (after the watermark and the encoder):
+        # both move a perceptual hash, and copies in the wild descend from these.
+        pdq_hash=pdq.fingerprint(load_image(encoded, name)),
         source_sha256=hashlib.sha256(raw).hexdigest() if raw is not None else None,
         asset_sha256=hashlib.sha256(signed.data).hexdigest(),
         output_path=recorded_output_path(output) if output is not None else None,

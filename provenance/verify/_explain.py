@@ -291,6 +291,9 @@ def to_text(name: str, result: VerificationResult, *, verbose: bool = False) -> 
 def explain(result: VerificationResult) -> Explanation:
     """Turn a verification result into the plain-language answers."""
     verdict = _VERDICTS[result.state] + (" - RECOVERED FROM WATERMARK" if result.recovered else "")
+    remote = result.recovered_from if result.recovered_from not in (None, "store") else None
+    if remote:
+        verdict = f"{_VERDICTS[result.state]} - RECOVERED FROM {remote}"
     root = result.active_manifest
     details: list[str] = []
     if (result.state is State.NONE or root is None) and result.remote_manifest_url:
@@ -315,7 +318,14 @@ def explain(result: VerificationResult) -> Explanation:
             technical=tuple(_technical(result)),
         )
     headline = _HEADLINES[result.state]
-    if result.recovered:
+    if remote:
+        marked = result.watermark is not None and result.watermark.detected
+        how = "its invisible watermark" if marked else "its fingerprint"
+        details.append(
+            f"Content Credentials recovered through the resolution service {remote}, by {how}: "
+            "the file itself carries none."
+        )
+    elif result.recovered:
         details.append(
             "Content Credentials recovered from the invisible watermark: the file itself carries none; "
             "they come from the manifest store."
@@ -331,7 +341,11 @@ def explain(result: VerificationResult) -> Explanation:
     if edits:
         details.append(f"Changes recorded: {edits}.")
     details += _watermark_lines(result)
-    details += [f"Note: {w}" for w in result.warnings if not (result.recovered and w == RECOVERED_NOTE)]
+    details += [
+        f"Note: {w}"
+        for w in result.warnings
+        if not (result.recovered and w.startswith("the file itself carries no credentials"))
+    ]
     if result.remote_manifest_url:
         details.append(f"Its credentials are stored at {result.remote_manifest_url}.")
     elif not result.embedded and not result.recovered:
