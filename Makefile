@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PROVENANCE_HOME ?= $(CURDIR)/.provenance-home
 
-.PHONY: demo test lint typecheck unit screenshots bench bench-watermark bench-stamp bench-sign bench-resolution bench-store clean
+.PHONY: demo test lint typecheck unit fuzz screenshots bench bench-watermark bench-stamp bench-sign bench-memory bench-resolution bench-store clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -rs
 
+# The fuzz targets of tests/test_fuzz.py with thousands of mutated files each
+# (make test runs 50 per target); FUZZ_EXAMPLES=N to choose how many.
+FUZZ_EXAMPLES ?= 2000
+fuzz: $(STAMP)
+	PROVENANCE_FUZZ=fuzz PROVENANCE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -p no:cacheprovider tests/test_fuzz.py
+
 # The verify page's screenshots in docs/screenshots, taken by its browser tests (needs Debian's chromium).
 screenshots: $(STAMP)
 	PROVENANCE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_browser.py
@@ -40,7 +46,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps 'invisible-watermark==0.2.0'
 	touch $@
 
-bench: bench-watermark bench-stamp bench-sign bench-resolution bench-store
+bench: bench-watermark bench-stamp bench-sign bench-memory bench-resolution bench-store
 
 bench-watermark: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.watermark_bench
@@ -50,6 +56,11 @@ bench-stamp: $(VENV)/.bench-installed
 
 bench-sign: $(STAMP)
 	$(BIN)/python -m benchmarks.sign_bench
+
+# Peak memory of verify/sign/stamp on a 1 GB video and a 200 MP image (needs
+# PyAV from the bench extra; ~3 GB of temporary files) -> benchmarks/results/memory.txt
+bench-memory: $(VENV)/.bench-installed
+	taskset -c 1 $(BIN)/python -m benchmarks.memory_bench
 
 # 1,000,000-record store, loopback HTTP (server on core 0, load on core 1): a few minutes.
 # Another backend: $(BIN)/python -m benchmarks.resolution_bench --store URL
@@ -62,4 +73,4 @@ bench-store: $(STAMP)
 	$(BIN)/python -m benchmarks.store_bench
 
 clean:
-	rm -rf $(VENV) .provenance-home .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .provenance-home .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

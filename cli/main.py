@@ -11,6 +11,7 @@ are listed in :class:`provenance.errors.ExitCode`.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import traceback
 import warnings
@@ -114,6 +115,9 @@ def _register() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # From here on Ctrl-C is a KeyboardInterrupt again (see cli/__init__.py),
+    # handled above: exit 130, temporary files removed.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cli(prog_name="provenance")
 
 

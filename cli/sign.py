@@ -11,6 +11,7 @@ import click
 
 from cli._identity import identity_options, load_cli_identity
 from manifests import Action, DigitalSourceType, EditInfo, GenerationInfo, template_path
+from provenance._internal.files import display
 from provenance.errors import ManifestDefinitionError, UsageError
 from provenance.sign import sign_file
 
@@ -156,7 +157,7 @@ def sign(
         click.echo(
             json.dumps(
                 {
-                    "output": str(result.path),
+                    "output": display(result.path or ""),
                     "format": result.mime,
                     "manifest_label": result.manifest_label,
                     "development_identity": identity.is_development,
@@ -165,4 +166,5 @@ def sign(
         )
     else:
         dev = " (development identity)" if identity.is_development else ""
-        click.echo(f"signed {input_path} -> {result.path} [{result.manifest_label}]{dev}", err=True)
+        shown = f"{display(input_path)} -> {display(result.path or '')}"
+        click.echo(f"signed {shown} [{result.manifest_label}]{dev}", err=True)

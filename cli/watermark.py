@@ -9,6 +9,7 @@ import click
 
 import watermark as wm
 from cli._common import run_per_file
+from provenance._internal.files import display
 from provenance.errors import ExitCode
 from provenance.watermarks import detect_file, parse_payload, read_key_file, watermark_file
 
@@ -28,7 +29,7 @@ def command() -> None:
 def embed(input_path: Path, output: Path, payload: str, key_file: Path | None) -> None:
     """Embed PAYLOAD invisibly in INPUT's pixels, writing OUTPUT (metadata kept)."""
     watermark_file(input_path, output, parse_payload(payload), read_key_file(key_file))
-    click.echo(f"watermarked {input_path} -> {output} [{payload.lower()}]", err=True)
+    click.echo(f"watermarked {display(input_path)} -> {display(output)} [{payload.lower()}]", err=True)
 
 
 @command.command("detect")
@@ -42,7 +43,7 @@ def detect(files: tuple[Path, ...], key_file: Path | None, as_json: bool) -> Non
     def check(path: Path) -> ExitCode:
         found = detect_file(path, key)
         doc = {
-            "file": str(path),
+            "file": display(path),
             "detected": found.detected,
             "payload": found.payload.hex() if found.payload else None,
             "algorithm": wm.ALGORITHM,
@@ -54,11 +55,11 @@ def detect(files: tuple[Path, ...], key_file: Path | None, as_json: bool) -> Non
             click.echo(json.dumps(doc))
         elif found.detected:
             click.echo(
-                f"{path}: watermark {doc['payload']} (p-value {found.p_value:.1e}, "
+                f"{display(path)}: watermark {doc['payload']} (p-value {found.p_value:.1e}, "
                 f"{found.bit_errors_corrected} bit errors corrected)"
             )
         else:
-            click.echo(f"{path}: no watermark found")
+            click.echo(f"{display(path)}: no watermark found")
         return ExitCode.OK if found.detected else ExitCode.NO_CREDENTIALS
 
     run_per_file(files, check)

@@ -32,6 +32,7 @@ modified unless ``in_place=True``), ``sign_bytes`` signs bytes. Pass
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -54,20 +55,36 @@ from manifests import (
 )
 from provenance._internal import c2pa_bridge
 from provenance._internal.arrays import as_pil_image
-from provenance._internal.files import atomic_output, read_input, same_file
+from provenance._internal.files import (
+    InputFile,
+    as_stream,
+    atomic_output,
+    check_output,
+    display,
+    open_input,
+    same_file,
+)
 from provenance._internal.formats import (
+    TIFF,
     MediaFormat,
     by_extension,
     by_mime,
     check_complete,
     require_signable,
 )
-from provenance._internal.images import THUMBNAIL_EDGE, encode_image, thumbnail_jpeg
+from provenance._internal.images import (
+    THUMBNAIL_EDGE,
+    check_all_frames,
+    encode_image,
+    frame_count,
+    thumbnail_jpeg,
+)
 from provenance.errors import (
     ManifestDefinitionError as _DefinitionError,
 )
 from provenance.errors import (
     OutputError,
+    UnsupportedFormatError,
     UsageError,
 )
 from provenance.keys import Identity
@@ -105,7 +122,7 @@ class SignedAsset:
 
 @dataclass(frozen=True)
 class _Ingredient:
-    data: bytes
+    data: bytes | InputFile
     mime: str
     title: str
     label: str
@@ -189,32 +206,35 @@ def sign_file(
         dest = Path(output_path)
         if same_file(src, dest):
             raise OutputError(
-                f"{dest}: output is the input file; choose another name or sign in place explicitly"
+                f"{display(dest)}: output is the input file; choose another name or sign in place explicitly"
             )
-    data = read_input(src)
-    fmt = require_signable(data, str(src))
-    _warn_on_lying_extension(src, fmt)
-    mode = None
-    if in_place:
-        # Replace the file a symlink points to, not the link, and keep its permissions.
-        dest = dest.resolve()
-        mode = dest.stat().st_mode & 0o777
-    with atomic_output(dest, mode) as handle:
-        label, store = _sign_into(
-            data,
-            fmt,
-            handle,
-            identity,
-            info,
-            edit=edit,
-            parent=parent,
-            components=components,
-            title=title or src.name,
-            thumbnail=thumbnail,
-            extra_assertions=extra_assertions,
-            extra_actions=extra_actions,
-            name=str(src),
-        )
+    check_output(dest)  # before any work: a FIFO or device is never an output
+    # The input is read in pieces (a file stream for the C2PA library, slices
+    # for the checks), never whole: memory stays flat for multi-GB videos.
+    with open_input(src) as data:
+        fmt = require_signable(data, data.name)
+        _warn_on_lying_extension(src, fmt)
+        mode = None
+        if in_place:
+            # Replace the file a symlink points to, not the link, and keep its permissions.
+            dest = dest.resolve()
+            mode = dest.stat().st_mode & 0o777
+        with atomic_output(dest, mode) as handle:
+            label, store = _sign_into(
+                data,
+                fmt,
+                handle,
+                identity,
+                info,
+                edit=edit,
+                parent=parent,
+                components=components,
+                title=title or display(src.name),
+                thumbnail=thumbnail,
+                extra_assertions=extra_assertions,
+                extra_actions=extra_actions,
+                name=data.name,
+            )
     return SignedAsset(fmt.mime, label, store, path=dest)
 
 
@@ -297,15 +317,19 @@ def sign_encoded_image(
 
 
 def signing_settings() -> dict[str, Any]:
-    """c2pa-rs settings for signing: our own thumbnail, no network."""
+    """c2pa-rs settings for signing: our own thumbnail, no network, bounded memory."""
     return {
+        # c2pa-rs stages the signed asset in memory up to this size before
+        # spilling to a temporary file: its default let a 300 MB video take
+        # 650 MB to sign (370 MB with this; benchmarks/results/memory.txt).
+        "core": {"backing_store_memory_threshold_in_mb": 16},
         "builder": {"thumbnail": {"enabled": False}},
         "verify": {"verify_after_sign": False, "remote_manifest_fetch": False, "ocsp_fetch": False},
     }
 
 
 def _sign_into(
-    data: bytes,
+    data: bytes | InputFile,
     fmt: MediaFormat,
     dest: io.BytesIO | Any,
     identity: Identity,
@@ -322,10 +346,50 @@ def _sign_into(
     decoded: Image.Image | None = None,
 ) -> tuple[str, bytes]:
     _check_arguments(identity, info, edit, parent, components, thumbnail)
+    with contextlib.ExitStack() as inputs:
+        return _sign_checked(
+            data,
+            fmt,
+            dest,
+            identity,
+            info,
+            inputs,
+            edit=edit,
+            parent=parent,
+            components=components,
+            title=title,
+            thumbnail=thumbnail,
+            extra_assertions=extra_assertions,
+            extra_actions=extra_actions,
+            name=name,
+            decoded=decoded,
+        )
+
+
+def _sign_checked(
+    data: bytes | InputFile,
+    fmt: MediaFormat,
+    dest: io.BytesIO | Any,
+    identity: Identity,
+    info: GenerationInfo | None,
+    inputs: contextlib.ExitStack,
+    *,
+    edit: EditInfo | None,
+    parent: Source | None,
+    components: Sequence[Source],
+    title: str | None,
+    thumbnail: bool | int,
+    extra_assertions: Sequence[Mapping[str, Any]],
+    extra_actions: Sequence[Action],
+    name: str,
+    decoded: Image.Image | None,
+) -> tuple[str, bytes]:
     identity.check_valid_now()
     check_complete(data, fmt, name)
-    parent_ing = _load_ingredient(parent, "parentOf", "parent") if parent is not None else None
-    component_ings = [_load_ingredient(c, "componentOf", f"component-{i}") for i, c in enumerate(components)]
+    parent_ing = _load_ingredient(parent, "parentOf", "parent", inputs) if parent is not None else None
+    component_ings = [
+        _load_ingredient(c, "componentOf", f"component-{i}", inputs) for i, c in enumerate(components)
+    ]
     labels = [c.label for c in component_ings]
     try:
         if info is not None:
@@ -370,6 +434,16 @@ def _sign_into(
         # Without a thumbnail nothing else decodes the pixels; a truncated
         # image must still be refused rather than signed.
         thumbnail_jpeg(data, name, 64)
+    if fmt.is_image:
+        # Thumbnails decode the first frame only: a file cut in a later frame
+        # of an animation (or page of a TIFF) must be refused too.
+        frames = check_all_frames(data, name) if decoded is None else frame_count(decoded)
+        if fmt is TIFF and frames > 1:
+            # c2pa-rs rewrites the first IFD only; later pages come out unreadable.
+            raise UnsupportedFormatError(
+                f"{name}: a TIFF with {frames} pages cannot be signed without damaging all but "
+                "the first (the C2PA library rewrites only the first page); split it into single pages"
+            )
     ingredients = [
         (
             {"title": ing.title, "relationship": rel, "label": ing.label},
@@ -388,17 +462,18 @@ def _sign_into(
         identity.algorithm.value,
         len(ingredients),
     )
-    store = c2pa_bridge.sign_stream(
-        definition,
-        signing_settings(),
-        identity,
-        fmt.mime,
-        io.BytesIO(data),
-        dest,
-        resources=resources,
-        ingredients=ingredients,
-        name=name,
-    )
+    with contextlib.closing(as_stream(data)) as source:
+        store = c2pa_bridge.sign_stream(
+            definition,
+            signing_settings(),
+            identity,
+            fmt.mime,
+            source,
+            dest,
+            resources=resources,
+            ingredients=ingredients,
+            name=name,
+        )
     return label, store
 
 
@@ -431,13 +506,16 @@ def _check_arguments(
         )
 
 
-def _load_ingredient(source: Source, relationship: str, label: str) -> _Ingredient:
+def _load_ingredient(
+    source: Source, relationship: str, label: str, inputs: contextlib.ExitStack
+) -> _Ingredient:
+    data: bytes | InputFile
     if isinstance(source, bytes):
         data, title = source, f"{relationship} ingredient"
         name = f"<{relationship} bytes>"
     else:
-        data, title = read_input(source), Path(source).name
-        name = str(source)
+        data = inputs.enter_context(open_input(source))
+        title, name = display(Path(source).name), data.name
     fmt = require_signable(data, name)
     return _Ingredient(data, fmt.mime, title, label)
 
@@ -449,7 +527,7 @@ def _warn_on_lying_extension(path: Path, fmt: MediaFormat) -> None:
     claimed = by_extension(ext)
     if claimed is not None and claimed.mime != fmt.mime:
         warnings.warn(
-            f"{path}: named .{ext} but the content is {fmt.extension.upper()}; signing it as "
+            f"{display(path)}: named .{ext} but the content is {fmt.extension.upper()}; signing it as "
             f"{fmt.extension.upper()}",
             ExtensionMismatchWarning,
             stacklevel=3,

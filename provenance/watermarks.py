@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 import watermark
-from provenance._internal.files import atomic_write, read_input, same_file
+from provenance._internal.files import atomic_write, display, open_input, read_input, same_file
 from provenance._internal.images import (
     encode_image,
     load_image,
@@ -62,8 +62,8 @@ def watermark_file(
 ) -> None:
     """Embed ``payload`` and write the result in the input's format, keeping EXIF and ICC."""
     if same_file(input_path, output_path):
-        raise OutputError(f"{output_path}: output is the input file; inputs are never modified")
-    name = str(input_path)
+        raise OutputError(f"{display(output_path)}: output is the input file; inputs are never modified")
+    name = display(input_path)
     image = load_image(read_input(input_path), name)
     fmt = stamp_format(image, None, name)
     try:
@@ -76,5 +76,6 @@ def watermark_file(
 
 def detect_file(path: str | os.PathLike[str], key: bytes = watermark.DEFAULT_KEY) -> watermark.Detection:
     """Look for a watermark in an image file."""
-    image = load_image(read_input(path), str(path))
-    return watermark.detect(image, key)
+    with open_input(path) as source:  # decoded from a stream, never copied whole
+        image = load_image(source, source.name)
+        return watermark.detect(image, key)

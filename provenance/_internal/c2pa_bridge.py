@@ -14,6 +14,8 @@ from typing import IO, Any
 
 import c2pa
 
+from provenance._internal.files import InputFile, as_stream
+from provenance._internal.interrupts import deferred_interrupts
 from provenance.errors import (
     CorruptInputError,
     IdentityError,
@@ -46,6 +48,15 @@ def _context(settings_json: str, pid: int) -> Any:
 
 def context(settings: dict[str, Any]) -> Any:
     return _context(json.dumps(settings, sort_keys=True), os.getpid())
+
+
+class DamagedManifestError(CorruptInputError):
+    """The asset parses, but the Content Credentials in it do not: a verdict (invalid), not a
+    file error, for a verifier; ``detail`` is the C2PA library's own words."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class _CallbackSigner:
@@ -95,11 +106,22 @@ def translated(name: str, *, signing: bool = False) -> Iterator[None]:
         raise _translate(exc, name, signing) from None
 
 
+# What the C2PA library says when the asset's own structure (not its manifest) is broken.
+_ASSET_BROKEN = ("asset could not be parsed", "failed to fill whole buffer", "unexpected eof")
+
+
 def _translate(exc: Exception, name: str, signing: bool) -> ProvenanceError:
     kind = type(exc).__name__.lstrip("_").removeprefix("C2pa")
     text = _text(exc)
     if kind == "NotSupported":
         return UnsupportedFormatError(f"{name}: format not supported by the C2PA library ({text})")
+    if not signing:
+        # A verifier never talks about signing: a manifest that cannot be
+        # decoded (bad CBOR, missing claim box, unparsable certificate) is
+        # damaged credentials; only a broken container is a file error.
+        if any(b in text.lower() for b in _ASSET_BROKEN):
+            return CorruptInputError(f"{name}: the file is truncated or corrupt ({text})")
+        return DamagedManifestError(f"{name}: its Content Credentials are damaged ({text})", text)
     if kind == "Signature":
         return SigningError(f"{name}: signing failed ({text}); check the identity's key")
     lowered = text.lower()
@@ -125,19 +147,26 @@ def sign_stream(
     dest: IO[bytes],
     *,
     resources: dict[str, bytes],
-    ingredients: list[tuple[dict[str, Any], str, bytes]],
+    ingredients: list[tuple[dict[str, Any], str, bytes | InputFile]],
     name: str,
 ) -> bytes:
     """Sign ``source`` into ``dest``; returns the manifest store bytes."""
     signer, callback = make_signer(identity)
     try:
-        with translated(name, signing=True), c2pa.Builder(definition, context=context(settings)) as builder:
+        with (
+            deferred_interrupts() as interrupts,
+            translated(name, signing=True),
+            c2pa.Builder(definition, context=context(settings)) as builder,
+        ):
             for uri, data in resources.items():
                 builder.add_resource(uri, io.BytesIO(data))
-            for ingredient_json, ingredient_mime, data in ingredients:
-                builder.add_ingredient(ingredient_json, ingredient_mime, io.BytesIO(data))
+            for ingredient_json, ingredient_mime, ingredient in ingredients:
+                with as_stream(ingredient) as stream:
+                    builder.add_ingredient(ingredient_json, ingredient_mime, interrupts.guard(stream))
             try:
-                manifest: bytes = builder.sign(signer, mime, source, dest)
+                # Guarded streams make a Ctrl-C abort the native call (their next
+                # read or write fails) instead of truncating what it hashes.
+                manifest: bytes = builder.sign(signer, mime, interrupts.guard(source), interrupts.guard(dest))
             except c2pa.C2paError:
                 if callback.error is not None:
                     raise SigningError(
@@ -190,9 +219,9 @@ def read_store_full(
     sidecar or an exported manifest): it is validated against the asset.
     """
     stream = io.BytesIO(data) if isinstance(data, bytes) else data
-    with translated(name):
+    with deferred_interrupts() as interrupts, translated(name):
         try:
-            reader = c2pa.Reader(mime, stream, manifest_data, context(settings))
+            reader = c2pa.Reader(mime, interrupts.guard(stream), manifest_data, context(settings))
         except c2pa.C2paError as exc:
             kind = type(exc).__name__
             if "ManifestNotFound" in kind:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import defusedxml.ElementTree as SafeXML
+from defusedxml import DefusedXmlException
+
+from provenance._internal.files import ByteView
 from provenance.errors import CorruptInputError, UnsupportedFormatError
 
 
@@ -76,7 +80,7 @@ def supported_names() -> str:
     return ", ".join(sorted({f.extension.upper() for f in SIGNABLE}))
 
 
-def sniff(data: bytes) -> MediaFormat | None:
+def sniff(data: ByteView) -> MediaFormat | None:
     """The format the bytes are in, or None when no supported signature matches."""
     head = data[:64]
     if head.startswith(b"\xff\xd8\xff"):
@@ -104,23 +108,24 @@ def sniff(data: bytes) -> MediaFormat | None:
     if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
         return MP3
     text = data[:1024].lstrip().lower()
-    if text.startswith((b"<?xml", b"<svg")) and b"<svg" in data[:4096].lower():
+    if text.startswith((b"<?xml", b"<svg", b"<!doctype svg", b"<!--")) and b"<svg" in data[:4096].lower():
         return SVG
     return None
 
 
-def _sniff_ftyp(data: bytes) -> MediaFormat:
+def _sniff_ftyp(data: ByteView) -> MediaFormat:
     size = int.from_bytes(data[0:4], "big")
-    brands = [data[8:12]]
-    end = min(max(size, 16), 256, len(data))
-    brands += [data[i : i + 4] for i in range(16, end - 3, 4)]
+    head = data[:256]
+    brands = [head[8:12]]
+    end = min(max(size, 16), len(head))
+    brands += [head[i : i + 4] for i in range(16, end - 3, 4)]
     for brand in brands:
         if brand in _FTYP_BRANDS:
             return _FTYP_BRANDS[brand]
     return MP4
 
 
-def require_signable(data: bytes, name: str) -> MediaFormat:
+def require_signable(data: ByteView, name: str) -> MediaFormat:
     """The format of ``data``, or an error naming what is supported."""
     fmt = sniff(data)
     if fmt is None:
@@ -145,12 +150,19 @@ def by_extension(ext: str) -> MediaFormat | None:
 _BMFF = {MP4, MOV, M4A, AVIF, HEIC, HEIF}
 
 
-def check_complete(data: bytes, fmt: MediaFormat, name: str) -> None:
+MAX_SVG_BYTES = 64 * 1024 * 1024
+"""SVG is parsed whole to check it; larger SVG files are refused."""
+
+
+def check_complete(data: ByteView, fmt: MediaFormat, name: str) -> None:
     """Refuse files whose own structure says bytes are missing.
 
     The C2PA library hashes whatever bytes it is given, so a truncated video
     or audio file would otherwise be signed as if it were whole. Images are
-    checked by decoding them; these checks cover the containers that are not.
+    checked by decoding them (every frame of an animation); these checks cover
+    the containers that are not, and the block structure of GIF, whose decoder
+    stops quietly at a cut. Only structure is checked: the compressed audio and
+    video inside MP4/MOV/M4A/MP3 is not decoded.
     """
     problem = None
     if fmt in _BMFF:
@@ -159,11 +171,76 @@ def check_complete(data: bytes, fmt: MediaFormat, name: str) -> None:
         problem = "no end-of-file marker"
     elif fmt is MP3:
         problem = _mp3_problem(data)
+    elif fmt is GIF:
+        problem = _gif_problem(data)
+    elif fmt is SVG:
+        problem = _svg_problem(data)
     if problem:
         raise CorruptInputError(f"{name}: file is truncated or corrupt ({problem})")
 
 
-def _bmff_problem(data: bytes) -> str | None:
+def _gif_problem(data: ByteView) -> str | None:
+    """Walk GIF blocks to the trailer (0x3B): a cut file never reaches it."""
+    end = len(data)
+    if end < 13:
+        return "the header is cut short"
+    flags = data[10:11][0]
+    pos = 13 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0)
+    frames = 0
+    while True:
+        if pos >= end:
+            return f"the data stops after {frames} frame(s), before the GIF trailer"
+        block = data[pos : pos + 1][0]
+        if block == 0x3B:
+            return None if frames else "no image in the file"
+        if block == 0x21:  # extension: label, then data sub-blocks
+            pos = _gif_sub_blocks(data, pos + 2)
+        elif block == 0x2C:  # image: descriptor, local colour table, LZW code size, sub-blocks
+            if pos + 10 > end:
+                return f"frame {frames + 1} is cut short"
+            local = data[pos + 9 : pos + 10][0]
+            pos += 10 + (3 * 2 ** ((local & 7) + 1) if local & 0x80 else 0)
+            pos = _gif_sub_blocks(data, pos + 1)
+            frames += 1
+        else:
+            return f"unexpected block 0x{block:02x} at byte {pos}"
+        if pos < 0:
+            where = f"inside frame {frames + 1}" if block == 0x2C else "inside an extension block"
+            return f"the data stops {where}"
+
+
+def _gif_sub_blocks(data: ByteView, pos: int) -> int:
+    """Position after a chain of sub-blocks ending with a zero length; -1 when cut short."""
+    end = len(data)
+    while pos < end:
+        # Sub-blocks are at most 256 bytes: read ahead in chunks, not one pread each.
+        chunk = data[pos : pos + 65536]
+        offset = 0
+        while offset < len(chunk):
+            length = chunk[offset]
+            if length == 0:
+                return pos + offset + 1
+            offset += length + 1
+        pos += offset
+    return -1
+
+
+def _svg_problem(data: ByteView) -> str | None:
+    if len(data) > MAX_SVG_BYTES:
+        return f"SVG larger than {MAX_SVG_BYTES // 2**20} MiB"
+    try:
+        # defusedxml: no entity expansion, no external entities or DTD fetches.
+        root = SafeXML.fromstring(data[:])
+    except DefusedXmlException as exc:
+        return f"SVG uses XML features refused for safety: {type(exc).__name__}"
+    except SafeXML.ParseError as exc:
+        return f"not well-formed XML: {exc}"
+    if str(root.tag).rpartition("}")[2] != "svg":
+        return "the XML document is not an SVG image"
+    return None
+
+
+def _bmff_problem(data: ByteView) -> str | None:
     pos, end = 0, len(data)
     while pos < end:
         if end - pos < 8:
@@ -191,9 +268,9 @@ _MP3_BITRATES = {  # kbit/s for MPEG-1 Layer III and MPEG-2/2.5 Layer III, by in
 _MP3_RATES = {3: [44100, 48000, 32000], 2: [22050, 24000, 16000], 0: [11025, 12000, 8000]}
 
 
-def _mp3_problem(data: bytes) -> str | None:
+def _mp3_problem(data: ByteView) -> str | None:
     pos = 0
-    if data.startswith(b"ID3") and len(data) >= 10:
+    if data[:3] == b"ID3" and len(data) >= 10:
         tag = data[6:10]
         pos = 10 + ((tag[0] << 21) | (tag[1] << 14) | (tag[2] << 7) | tag[3])
     end = len(data)

@@ -1,14 +1,33 @@
-"""Pillow with guard rails: pixel limits, clear errors, cheap thumbnails."""
+"""Pillow with guard rails: pixel limits, clear errors, cheap thumbnails.
+
+    >>> import io
+    >>> from PIL import Image
+    >>> from provenance._internal.images import load_image
+    >>> out = io.BytesIO()
+    >>> Image.effect_noise((64, 64), 40).save(out, "PNG")
+    >>> load_image(out.getvalue(), "a.png").size
+    (64, 64)
+    >>> load_image(out.getvalue()[:-200], "cut.png")
+    Traceback (most recent call last):
+    ...
+    provenance.errors.CorruptInputError: cut.png: image data is truncated or corrupt (...)
+
+Decoders are third-party parsers of untrusted bytes: whatever they raise on
+a malformed file (Pillow's ``OSError`` and ``SyntaxError``, pillow-heif's
+``RuntimeError``, a plugin's ``struct.error`` or ``IndexError``) means the
+input is corrupt, and is reported as such (exit 4), never as a crash.
+"""
 
 from __future__ import annotations
 
-import io
 import os
 import warnings
+from io import BytesIO
 from typing import Any
 
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
+from provenance._internal.files import InputFile, as_stream
 from provenance.errors import CorruptInputError, ImageTooLargeError, UnsupportedFormatError
 
 try:  # HEIC/HEIF decoding for thumbnails and watermark detection
@@ -46,12 +65,16 @@ _SAVE_FORMATS = {
 }
 
 
-def open_image(data: bytes, name: str) -> Image.Image:
-    """Open (lazily) an encoded image, refusing decompression bombs up front."""
+def open_image(data: bytes | InputFile, name: str) -> Image.Image:
+    """Open (lazily) an encoded image, refusing decompression bombs up front.
+
+    An :class:`InputFile` is read through a file stream, never copied whole
+    into memory.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(as_stream(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLargeError(
             f"{name}: image is too large to process safely (limit {MAX_PIXELS:,} pixels; "
@@ -59,8 +82,10 @@ def open_image(data: bytes, name: str) -> Image.Image:
         ) from None
     except UnidentifiedImageError:
         raise UnsupportedFormatError(f"{name}: not an image Pillow can decode") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise CorruptInputError(f"{name}: cannot decode image ({exc})") from None
+    except MemoryError:
+        raise ImageTooLargeError(f"{name}: not enough memory to decode this image") from None
+    except Exception as exc:  # a decoder failing on untrusted bytes: see the module docstring
+        raise CorruptInputError(f"{name}: cannot decode image ({_why(exc)})") from None
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise ImageTooLargeError(
@@ -70,17 +95,69 @@ def open_image(data: bytes, name: str) -> Image.Image:
     return image
 
 
-def load_image(data: bytes, name: str) -> Image.Image:
-    """Fully decode an image, so truncation is found now rather than later."""
-    image = open_image(data, name)
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:300] if not isinstance(exc, OSError | SyntaxError) else text[:300]
+
+
+def _decode(image: Image.Image, name: str) -> None:
     try:
         image.load()
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise CorruptInputError(f"{name}: image data is truncated or corrupt ({exc})") from None
+    except MemoryError:
+        raise ImageTooLargeError(f"{name}: not enough memory to decode this image") from None
+    except Exception as exc:  # see the module docstring
+        raise CorruptInputError(f"{name}: image data is truncated or corrupt ({_why(exc)})") from None
+
+
+def frame_count(image: Image.Image) -> int:
+    """Frames (animation) or pages (multi-page TIFF) in ``image``; 1 for still images."""
+    try:
+        return max(1, int(getattr(image, "n_frames", 1)))
+    except Exception:  # counting walks the file; a damaged one is reported when decoded
+        return 1
+
+
+def load_image(data: bytes | InputFile, name: str) -> Image.Image:
+    """Fully decode an image (its first frame), so truncation is found now rather than later."""
+    image = open_image(data, name)
+    _decode(image, name)
     return image
 
 
-def thumbnail_jpeg(source: bytes | Image.Image, name: str, long_edge: int = THUMBNAIL_EDGE) -> bytes:
+def check_all_frames(data: bytes | InputFile, name: str) -> int:
+    """Decode every frame of an animation or multi-page file; the number of frames.
+
+    Decoders stop quietly at the first frame otherwise, so a file cut in its
+    third frame would be signed as whole. A still image is not decoded here
+    (the thumbnail already did).
+    """
+    image = open_image(data, name)
+    count = frame_count(image)
+    for index in range(count if count > 1 else 0):
+        try:
+            image.seek(index)
+        except Exception as exc:  # see the module docstring
+            raise CorruptInputError(
+                f"{name}: frame {index + 1} of {count} is truncated or corrupt ({_why(exc)})"
+            ) from None
+        _decode(image, name)
+    return count
+
+
+def refuse_animation(image: Image.Image, name: str, what: str) -> None:
+    """Refuse to ``what`` an image with several frames, which would keep only the first."""
+    count = frame_count(image)
+    if count > 1:
+        kind = "pages" if (image.format or "").upper() == "TIFF" else "frames"
+        raise UnsupportedFormatError(
+            f"{name}: has {count} {kind}; cannot {what} it without losing all but the first "
+            f"(only single-frame images are supported; `provenance sign` keeps every {kind[:-1]})"
+        )
+
+
+def thumbnail_jpeg(
+    source: bytes | InputFile | Image.Image, name: str, long_edge: int = THUMBNAIL_EDGE
+) -> bytes:
     """A small JPEG of the image for the claim thumbnail.
 
     For JPEG input, ``draft`` makes libjpeg decode at 1/2..1/8 scale directly,
@@ -97,15 +174,21 @@ def thumbnail_jpeg(source: bytes | Image.Image, name: str, long_edge: int = THUM
         if scale < 1:
             image.draft("RGB", (max(1, int(image.width * scale)), max(1, int(image.height * scale))))
     try:
-        small = ImageOps.exif_transpose(image) if not isinstance(source, Image.Image) else image
-        small = small.copy() if small is source else small
+        if isinstance(source, Image.Image):
+            small = source.copy()  # the caller's image is never changed
+        else:
+            # In place: the image was opened here, and a copy of a 200 MP decode is 600 MB more.
+            ImageOps.exif_transpose(image, in_place=True)
+            small = image
         small.thumbnail((long_edge, long_edge), Image.Resampling.BILINEAR, reducing_gap=2.0)
         if small.mode not in ("RGB", "L"):
             small = _flatten(small)
-        out = io.BytesIO()
+        out = BytesIO()
         small.save(out, "JPEG", quality=75, optimize=False)
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise CorruptInputError(f"{name}: image data is truncated or corrupt ({exc})") from None
+    except MemoryError:
+        raise ImageTooLargeError(f"{name}: not enough memory to decode this image") from None
+    except Exception as exc:  # see the module docstring
+        raise CorruptInputError(f"{name}: image data is truncated or corrupt ({_why(exc)})") from None
     return out.getvalue()
 
 
@@ -134,6 +217,11 @@ def encode_image(image: Image.Image, fmt: str, **options: Any) -> tuple[bytes, s
             f"cannot encode an in-memory image as {fmt!r} (use one of: {', '.join(_SAVE_FORMATS)})"
         )
     params = dict(options)
+    if frame_count(image) > 1:
+        if key not in _MULTI_FRAME:
+            refuse_animation(image, "<image>", f"encode as {key}")
+        # Every frame is kept: saving only the current one would drop the rest silently.
+        params.setdefault("save_all", True)
     for meta in ("exif", "icc_profile"):
         if meta in image.info and meta not in params:
             params[meta] = image.info[meta]
@@ -142,7 +230,7 @@ def encode_image(image: Image.Image, fmt: str, **options: Any) -> tuple[bytes, s
             params.setdefault("quality", 92)
         if image.mode not in ("RGB", "L", "CMYK"):
             image = _flatten(image)
-    out = io.BytesIO()
+    out = BytesIO()
     try:
         image.save(out, key, **params)
     except (OSError, ValueError) as exc:
@@ -150,11 +238,15 @@ def encode_image(image: Image.Image, fmt: str, **options: Any) -> tuple[bytes, s
     return out.getvalue(), _SAVE_FORMATS[key]
 
 
+_MULTI_FRAME = ("PNG", "WEBP", "TIFF", "GIF", "AVIF")
+
 STAMPABLE_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF")
 """Formats a watermarked image is written in; others lose the mark to palettes or heavy compression."""
 
 
 def stamp_format(image: Image.Image, requested: str | None, name: str) -> str:
+    """The format a watermarked image is written in; animations are refused (the mark is per frame)."""
+    refuse_animation(image, name, "watermark")
     fmt = canonical_format(requested or image.format or "PNG")
     if fmt not in STAMPABLE_FORMATS:
         raise UnsupportedFormatError(

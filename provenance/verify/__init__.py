@@ -30,15 +30,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import watermark
 from provenance._internal import c2pa_bridge, likeness
-from provenance._internal.files import read_input
+from provenance._internal.files import InputFile, as_stream, display, open_input, read_input
 from provenance._internal.formats import require_signable
 from provenance._internal.images import load_image
-from provenance.errors import CorruptInputError, ImageTooLargeError, UnsupportedFormatError
+from provenance.errors import CorruptInputError, FileError, ImageTooLargeError, UnsupportedFormatError
 from provenance.store import ManifestStore, StoreEntry
 from provenance.trust import TrustPolicy
 from provenance.verify._batch import Tally, expand_inputs, outcome_of
@@ -190,25 +189,28 @@ def verify_file(
 ) -> VerificationResult:
     """Verify the file at ``path`` (see the module docstring for the steps).
 
-    ``manifest`` is a manifest store kept beside the file (a ``.c2pa``
-    sidecar, or one exported with ``provenance store export``): the file is
-    checked against it instead of against credentials embedded in it.
+    The file is read in pieces (a stream for the C2PA library), never whole,
+    so memory does not grow with the size of a video. ``manifest`` is a
+    manifest store kept beside the file (a ``.c2pa`` sidecar, or one exported
+    with ``provenance store export``): the file is checked against it instead
+    of against credentials embedded in it.
     """
-    data = read_input(path)
     sidecar = None
     if manifest is not None:
         sidecar = read_input(manifest)
-        c2pa_bridge.require_manifest_store(sidecar, str(Path(manifest)))
-    return verify_bytes(  # [1]
-        data,
-        policy=policy,
-        store=store,
-        watermark_key=watermark_key,
-        name=str(Path(path)),
-        resolvers=resolvers,
-        resolver_timeout=resolver_timeout,
-        manifest=sidecar,
-    )
+        c2pa_bridge.require_manifest_store(sidecar, display(manifest))
+    with open_input(path) as source:  # [1]
+        chosen = policy or TrustPolicy()
+        return _verify(
+            source,
+            chosen=chosen,
+            store=store,
+            watermark_key=watermark_key,
+            name=source.name,
+            resolvers=resolvers,
+            resolver_timeout=resolver_timeout,
+            manifest=sidecar,
+        )
 
 
 def verify_bytes(
@@ -231,20 +233,58 @@ def verify_bytes(
     network: the watermark's binding first, then the content) when the file
     has no credentials and the store none; without them nothing leaves the machine.
     """
-    chosen = policy or TrustPolicy()
+    return _verify(
+        data,
+        chosen=policy or TrustPolicy(),
+        store=store,
+        watermark_key=watermark_key,
+        name=name,
+        resolvers=resolvers,
+        resolver_timeout=resolver_timeout,
+        manifest=manifest,
+    )
+
+
+DAMAGED_MANIFEST = "provenance.manifest.damaged"
+"""Not a C2PA code: the credentials in the file cannot even be decoded (bad CBOR, missing claim box)."""
+
+
+def _verify(
+    data: bytes | InputFile,
+    *,
+    chosen: TrustPolicy,
+    store: ManifestStore | None,
+    watermark_key: bytes | None,
+    name: str,
+    resolvers: Sequence[str] = (),
+    resolver_timeout: float = 10.0,
+    manifest: bytes | None = None,
+) -> VerificationResult:
     fmt = require_signable(data, name)  # [1]
     if manifest is not None:
         c2pa_bridge.require_manifest_store(manifest, "manifest")
-    found_store = c2pa_bridge.read_store_full(  # [2]
-        fmt.mime, data, chosen.c2pa_settings(), name, manifest
-    )
+    try:
+        with as_stream(data) as stream:
+            found_store = c2pa_bridge.read_store_full(  # [2]
+                fmt.mime, stream, chosen.c2pa_settings(), name, manifest
+            )
+    except c2pa_bridge.DamagedManifestError as exc:
+        # Credentials that cannot be decoded are a verdict, not a file error.
+        sentence = "Its Content Credentials are damaged and cannot be read: they were altered or corrupted."
+        return VerificationResult(
+            State.INVALID, sentence, fmt.mime, failures=(StatusCode(DAMAGED_MANIFEST, exc.detail),)
+        )
     store_json, remote_url, embedded = found_store.store, found_store.remote_url, found_store.embedded
     notes: tuple[str, ...] = ()
     if found_store.fetch_error:
         notes = (f"fetching the remote manifest failed: {found_store.fetch_error}",)
     if manifest is not None:
         embedded = False
-    image, skipped = _pixels(data, name) if fmt.is_image and watermark_key is not None else (None, None)
+    image, undecodable = _pixels(data, name) if fmt.is_image and watermark_key is not None else (None, None)
+    if store_json is None and isinstance(undecodable, CorruptInputError):
+        # Nothing verifiable and the pixels do not decode: a corrupt file (exit 4), not "no credentials".
+        raise undecodable
+    skipped = f"watermark not checked: {undecodable}" if undecodable else None
     detection = (  # [6]
         watermark.detect(image, watermark_key) if image is not None and watermark_key is not None else None
     )
@@ -254,8 +294,9 @@ def verify_bytes(
             return _recovered(store, found, image, chosen, fmt.mime)  # [7]
         remote_warnings: list[str] = []
         if resolvers and image is not None:
+            asset = data if isinstance(data, bytes) else data.read_all()  # an image: pixel-limited
             remote, remote_warnings = _recover_remotely(
-                data, image, found, resolvers, chosen, fmt.mime, resolver_timeout
+                asset, image, found, resolvers, chosen, fmt.mime, resolver_timeout
             )
             if remote is not None:
                 return remote
@@ -305,7 +346,7 @@ def _once(codes: tuple[StatusCode, ...]) -> tuple[StatusCode, ...]:
     return tuple(seen.values())
 
 
-def _pixels(data: bytes, name: str) -> tuple[Any, str | None]:
+def _pixels(data: bytes | InputFile, name: str) -> tuple[Any, FileError | None]:
     """The decoded image for watermark detection, or why it was skipped.
 
     A file too large or too damaged to decode still gets its C2PA verdict;
@@ -314,7 +355,7 @@ def _pixels(data: bytes, name: str) -> tuple[Any, str | None]:
     try:
         return load_image(data, name), None
     except (ImageTooLargeError, CorruptInputError, UnsupportedFormatError) as exc:
-        return None, f"watermark not checked: {exc}"
+        return None, exc
 
 
 def _declared_payloads(root: ManifestReport | None) -> list[bytes] | None:
