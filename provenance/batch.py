@@ -596,11 +596,14 @@ def _start_fork_server() -> None:
     """Start the fork server with SIGINT blocked, so that it and every worker it
     forks are deaf to Ctrl-C from birth (the mask survives fork and exec); a
     worker that died of Ctrl-C before its initializer ran would break the pool."""
-    from multiprocessing import forkserver
+    from multiprocessing import forkserver, resource_tracker
 
     if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
         forkserver.ensure_running()
         return
+    # The fork server starts the resource tracker, which unblocks SIGINT
+    # afterwards (whatever the mask was): start it first, outside the mask.
+    resource_tracker.ensure_running()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         forkserver.ensure_running()

@@ -590,3 +590,24 @@ def test_an_interrupt_inside_the_signing_callback_prints_no_traceback() -> None:
     finally:
         sys.unraisablehook = previous
     assert reported == [ValueError]  # anything else is still reported
+
+
+def test_the_fork_server_is_born_deaf_to_ctrl_c() -> None:
+    # Ctrl-C early in a batch reached a fork server still importing (a
+    # KeyboardInterrupt traceback, then exit 70 on EOFError in the batch):
+    # multiprocessing's resource tracker, started on the way, unblocks SIGINT.
+    probe = (
+        "import signal\n"
+        "from multiprocessing import forkserver\n"
+        "from provenance.batch import _start_fork_server\n"
+        "_start_fork_server()\n"
+        "pid = forkserver._forkserver._forkserver_pid\n"
+        "mask = next(l for l in open(f'/proc/{pid}/status') if l.startswith('SigBlk:'))\n"
+        "print(int(mask.split()[1], 16) >> (signal.SIGINT - 1) & 1)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1", "the fork server does not block SIGINT"
