@@ -91,3 +91,17 @@ def test_page_is_self_contained_and_says_files_are_not_stored(served: tuple[Serv
         assert status == 200 and b"http://" not in content and b"https://" not in content
     status, document = service.json("GET", "/openapi.json")
     assert "/api/verify" in document["paths"]
+
+
+def test_a_corrupt_store_still_verifies_what_the_file_carries(tmp_path: Path) -> None:
+    # As `provenance verify` does: the store only serves recovery (it was a 503 for every file).
+    from provenance.service import ServiceConfig
+    from provenance.service.page import _verify
+
+    store = tmp_path / "manifests.db"
+    store.write_bytes(b"this is not a database" * 300)
+    path = PUBLIC_JPEGS / "adobe-20220124-A.jpg"
+    answer = _verify(path.read_bytes(), "A.jpg", ServiceConfig(store=str(store)), TrustPolicy(), 0)
+    assert answer["state"] == verify_file(path).state.value
+    assert any("cannot open the manifest store" in w for w in answer["warnings"])
+    assert "stripped credentials cannot be recovered" in answer["html"]

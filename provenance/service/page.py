@@ -17,6 +17,8 @@ thumbnails as data URLs and the answer already rendered by
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import replace
 from functools import lru_cache
 from html import escape
 from importlib.resources import files
@@ -32,7 +34,7 @@ from provenance.errors import FileError, ProvenanceError, StoreError, Unsupporte
 from provenance.report import collect, render_fragment, report_css, result_document
 from provenance.report._thumbnails import data_url
 from provenance.service import ServiceConfig, ServiceHTTPError, read_body
-from provenance.store import open_store
+from provenance.store import ManifestStore, open_store
 from provenance.trust import TrustPolicy
 from provenance.verify import verify_bytes
 
@@ -86,9 +88,17 @@ def _verify(
     data: bytes, name: str, config: ServiceConfig, policy: TrustPolicy, anchors: int
 ) -> dict[str, Any]:
     """Blocking work, run off the event loop: the same verification as the CLI."""
+    notes: tuple[str, ...] = ()
     try:
-        with open_store(config.store) as store:
+        store: ManifestStore | None = open_store(config.store)
+    except StoreError as exc:
+        # As `provenance verify`: the store only serves recovery, what the file carries is still verified.
+        store = None
+        notes = (f"{exc}; verified without it (stripped credentials cannot be recovered)",)
+    try:
+        with store if store is not None else contextlib.nullcontext():
             result = verify_bytes(data, policy=policy, store=store, name=name)
+            result = replace(result, warnings=result.warnings + notes)
             evidence = collect(name, data, result, store=store, trust_anchor_count=anchors)
     except UnsupportedFormatError as exc:
         hint = "this page checks pictures, videos, sound and PDF files"
