@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance._internal.files import atomic_write, read_input
+from provenance._internal.names import printable
 from provenance.report import _thumbnails
 from provenance.report._words import (
     Plain,
@@ -94,7 +95,9 @@ def collect_file(
     trust_anchor_count: int | None = None,
 ) -> Evidence:
     """:func:`collect` for a file on disk."""
-    return collect(str(path), read_input(path), result, store=store, trust_anchor_count=trust_anchor_count)
+    # A name that is not UTF-8 is shown escaped (it could not be written into the report).
+    name = printable(path)
+    return collect(name, read_input(path), result, store=store, trust_anchor_count=trust_anchor_count)
 
 
 def result_document(evidence: Evidence) -> dict[str, Any]:
