@@ -9,6 +9,7 @@ import click
 
 from cli._common import run_per_file
 from provenance import report
+from provenance._internal.names import printable
 from provenance.errors import ExitCode, ProvenanceError, StoreError, UnsupportedFormatError, UsageError
 from provenance.resolution import check_url, configured_resolvers
 from provenance.store import open_existing_store
@@ -162,7 +163,7 @@ def verify(
         if as_json:
             click.echo(json.dumps({"file": str(path), **result.to_dict()}))
         elif html_path != "-":
-            click.echo(render(str(path), result, verbose=verbose))
+            click.echo(render(printable(path), result, verbose=verbose))
         return _EXIT[result.state]
 
     def report_tally() -> None:

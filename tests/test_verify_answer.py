@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import socket
 import sys
 import time
@@ -667,3 +668,12 @@ def test_failed_remote_fetch_keeps_the_url_and_warns(
     offline = runner.invoke(cli, ["verify", str(path), "--json"])
     assert json.loads(offline.stdout)["remote_manifest_url"] == url
     assert "allow network access" in json.loads(offline.stdout)["summary"]
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_escaped(tmp_path: Path) -> None:
+    # The answer's first line named the file raw: an internal error (exit 70) on a strict UTF-8 stdout.
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.jpg"))
+    path.write_bytes(encode(photo("coffee"), "JPEG", quality=90))
+    result = CliRunner().invoke(cli, ["verify", str(path)])
+    assert result.exit_code == 3, result.stderr
+    assert result.stdout.startswith(f"{tmp_path}/caf\\xe9.jpg: NO CREDENTIALS")
