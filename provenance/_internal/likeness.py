@@ -7,6 +7,22 @@ in hand. At stamping time we keep a tiny greyscale reference (long edge
 inside it by normalised cross-correlation over a range of scales, which
 tolerates re-encoding, resizing and cropping (a crop is a sub-window of the
 reference). Unrelated images score around 0.3-0.5; the same content above 0.9.
+
+A screenshot of a web page, a post with a caption strip or a framed picture holds the
+stamped picture *and* things that were never stamped. Given the watermark's
+:class:`~watermark.MarkRegion` (where in the image the mark is), the comparison is
+also made on that region: shrunk by the region's accuracy it is a crop of the picture
+(searched inside the reference as above); grown by it, it holds the whole picture (the
+reference is searched inside it, at the few scales the region's size allows).
+
+    >>> from skimage import data
+    >>> from PIL import Image
+    >>> photo, other = Image.fromarray(data.astronaut()), Image.fromarray(data.coffee())
+    >>> ref = reference(photo)
+    >>> similarity(ref, photo.resize((300, 300))) > SAME_CONTENT
+    True
+    >>> similarity(ref, other) < SAME_CONTENT
+    True
 """
 
 from __future__ import annotations
@@ -16,6 +32,8 @@ import io
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageFilter
+
+from watermark import MarkRegion
 
 REFERENCE_EDGE = 128
 SAME_CONTENT = 0.8
@@ -47,9 +65,29 @@ def reference(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def similarity(reference_png: bytes, image: Image.Image) -> float:
-    """Best normalised cross-correlation of ``image`` inside the reference (0..1)."""
+def similarity(reference_png: bytes, image: Image.Image, region: MarkRegion | None = None) -> float:
+    """How well ``image`` matches the reference (0..1): the best normalised
+    cross-correlation of the image inside the reference, and with ``region`` (where
+    the watermark is, see the module docstring) of the picture the region holds."""
     ref = np.asarray(Image.open(io.BytesIO(reference_png)).convert("L"), dtype=np.float64)
+    best = _inside_reference(ref, image)
+    if region is not None:
+        left, top, right, bottom = region.box
+        # The box's edges are within half a block outside the marked picture and
+        # up to a block and a half inside it (watermark.MarkRegion).
+        shrink, grow = round(region.block / 2), round(region.block * 1.5)
+        inner = (left + shrink, top + shrink, right - shrink, bottom - shrink)
+        if inner[2] - inner[0] >= _MIN_SIDE and inner[3] - inner[1] >= _MIN_SIDE:
+            best = max(best, _inside_reference(ref, image.crop(inner)))
+        outer = (max(0, left - grow), max(0, top - grow),
+                 min(image.width, right + grow), min(image.height, bottom + grow))
+        best = max(best, _reference_inside(ref, image.crop(outer), 2 * (grow + shrink)))
+    return max(0.0, min(1.0, best))
+
+
+def _inside_reference(ref: F64, image: Image.Image) -> float:
+    """Best normalised cross-correlation of ``image`` (the whole picture or a crop of
+    it, at any size) inside the reference."""
     best = 0.0
     for fraction in _FRACTIONS:
         edge = round(REFERENCE_EDGE * fraction)
@@ -59,7 +97,33 @@ def similarity(reference_png: bytes, image: Image.Image) -> float:
             continue
         query = query[: ref.shape[0], : ref.shape[1]]
         best = max(best, _max_ncc(ref, query))
-    return max(0.0, min(1.0, best))
+    return best
+
+
+# Scales tried when the whole reference is searched inside a region: the picture's
+# extent along the reference's long axis, as a fraction of the region's, from the
+# region minus its slack up to all of it.
+_REGION_STEPS = 12
+
+
+def _reference_inside(ref: F64, region: Image.Image, slack: int) -> float:
+    """Best normalised cross-correlation of the whole reference inside ``region``,
+    which holds the picture with up to ``slack`` pixels of something else along each
+    axis (a border, the page around it)."""
+    rh, rw = ref.shape
+    extent = region.width if rw >= rh else region.height
+    low = max(0.5, 1.0 - slack / max(extent, 1))
+    best = 0.0
+    for fraction in np.geomspace(low, 1.0, _REGION_STEPS):
+        scale = max(rw, rh) / (extent * fraction)
+        size = (round(region.width * scale), round(region.height * scale))
+        if size[0] < rw or size[1] < rh:
+            continue
+        grey = _grey(region, max(size))
+        if grey.shape[0] < rh or grey.shape[1] < rw:
+            continue
+        best = max(best, _max_ncc(grey, ref))
+    return best
 
 
 def _max_ncc(ref: F64, query: F64) -> float:

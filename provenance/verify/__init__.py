@@ -225,13 +225,18 @@ def verify_bytes(
     if manifest is not None:
         embedded = False
     image, skipped = _pixels(data, name) if fmt.is_image and watermark_key is not None else (None, None)
+    # Where the mark is matters only for recovery (the likeness check compares that region).
+    recovering = store_json is None and store is not None
     detection = (  # [6]
-        watermark.detect(image, watermark_key) if image is not None and watermark_key is not None else None
+        watermark.detect(image, watermark_key, locate=recovering)
+        if image is not None and watermark_key is not None
+        else None
     )
     if store_json is None:
         found = _watermark_report(detection, declared=None, store=store)
         if found is not None and found.known_to_store and store is not None and image is not None:
-            return _recovered(store, found, image, chosen, fmt.mime)  # [7]
+            assert detection is not None
+            return _recovered(store, found, image, chosen, fmt.mime, detection.region)  # [7]
         return VerificationResult(
             State.NONE,
             _summary_none(remote_url, chosen.allow_network, found, found_store.fetch_error),
@@ -384,8 +389,10 @@ def _recovered(
     image: Any,
     policy: TrustPolicy,
     mime: str,
+    region: watermark.MarkRegion | None = None,
 ) -> VerificationResult:
-    """[7] Validate the manifest recorded for the watermark's identifier."""
+    """[7] Validate the manifest recorded for the watermark's identifier; ``region``
+    is where the mark is in ``image`` (the picture inside a screenshot)."""
     assert report.payload is not None
     entry = store.get_by_payload(bytes.fromhex(report.payload))
     assert entry is not None
@@ -405,7 +412,7 @@ def _recovered(
     notes = [RECOVERED_NOTE]
     similarity = None
     if entry.fingerprint_image:
-        similarity = round(likeness.similarity(entry.fingerprint_image, image), 3)
+        similarity = round(likeness.similarity(entry.fingerprint_image, image, region), 3)
     else:
         notes.append("no fingerprint was recorded, so the image could not be compared")
     if similarity is not None and similarity < likeness.SAME_CONTENT:
