@@ -102,7 +102,8 @@ def locate(w: F32, v1: tuple[float, float], v2: tuple[float, float], phase: floa
     # A 3x3 neighbourhood reaches one block past the marked area (the page around a
     # screenshot's picture scores from its marked neighbours): eroding by one block
     # takes that back, and drops small specks of chance correlation in text.
-    core = cv2.erode(marked, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    core: npt.NDArray[np.uint8] = np.asarray(
+        cv2.erode(marked, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE), dtype=np.uint8)
     if core.any():
         marked = core
     n, _, stats, _ = cv2.connectedComponentsWithStats(marked, connectivity=8)
