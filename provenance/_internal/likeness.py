@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageFilter
@@ -70,18 +71,21 @@ def similarity(reference_png: bytes, image: Image.Image, region: MarkRegion | No
     cross-correlation of the image inside the reference, and with ``region`` (where
     the watermark is, see the module docstring) of the picture the region holds."""
     ref = np.asarray(Image.open(io.BytesIO(reference_png)).convert("L"), dtype=np.float64)
-    best = _inside_reference(ref, image)
-    if region is not None:
-        left, top, right, bottom = region.box
-        # The box's edges are within half a block outside the marked picture and
-        # up to a block and a half inside it (watermark.MarkRegion).
-        shrink, grow = round(region.block / 2), round(region.block * 1.5)
-        inner = (left + shrink, top + shrink, right - shrink, bottom - shrink)
-        if inner[2] - inner[0] >= _MIN_SIDE and inner[3] - inner[1] >= _MIN_SIDE:
-            best = max(best, _inside_reference(ref, image.crop(inner)))
-        outer = (max(0, left - grow), max(0, top - grow),
-                 min(image.width, right + grow), min(image.height, bottom + grow))
-        best = max(best, _reference_inside(ref, image.crop(outer), 2 * (grow + shrink)))
+    if region is None:
+        return max(0.0, min(1.0, _inside_reference(ref, image)))
+    # With a region, the whole image is not compared: shrunk into the reference, a
+    # page of text and white space correlates with unrelated pictures up to ~0.75.
+    left, top, right, bottom = region.box
+    # The box's edges are within half a block outside the marked picture and up to a
+    # block and a half inside it (watermark.MarkRegion).
+    shrink, grow = round(region.block / 2), round(region.block * 1.5)
+    best = 0.0
+    inner = (left + shrink, top + shrink, right - shrink, bottom - shrink)
+    if inner[2] - inner[0] >= _MIN_SIDE and inner[3] - inner[1] >= _MIN_SIDE:
+        best = _inside_reference(ref, image.crop(inner))
+    outer = (max(0, left - grow), max(0, top - grow),
+             min(image.width, right + grow), min(image.height, bottom + grow))
+    best = max(best, _reference_inside(ref, image.crop(outer), 2 * (grow + shrink)))
     return max(0.0, min(1.0, best))
 
 
@@ -127,26 +131,10 @@ def _reference_inside(ref: F64, region: Image.Image, slack: int) -> float:
 
 
 def _max_ncc(ref: F64, query: F64) -> float:
-    """Maximum normalised cross-correlation of ``query`` over every position in ``ref``."""
+    """Maximum normalised cross-correlation of ``query`` over every position in ``ref``
+    where it fits (OpenCV's TM_CCOEFF_NORMED: both sides centred on their means)."""
     qh, qw = query.shape
-    q = query - query.mean()
-    q_norm = float(np.sqrt((q * q).sum()))
-    if q_norm < 1e-6:
+    if qh > ref.shape[0] or qw > ref.shape[1] or float(query.std()) < 1e-3:
         return 0.0
-    shape = (ref.shape[0] + qh, ref.shape[1] + qw)
-    corr = np.fft.irfft2(np.fft.rfft2(ref, shape) * np.conj(np.fft.rfft2(q, shape)), shape)
-    corr = corr[: ref.shape[0] - qh + 1, : ref.shape[1] - qw + 1]
-    # Local sums of the reference under each window, from integral images.
-    s1 = _window_sums(ref, qh, qw)
-    s2 = _window_sums(ref * ref, qh, qw)
-    n = qh * qw
-    variance = np.maximum(s2 - s1 * s1 / n, 1e-9)
-    ncc = corr / (np.sqrt(variance) * q_norm)
-    return float(ncc.max()) if ncc.size else 0.0
-
-
-def _window_sums(a: F64, h: int, w: int) -> F64:
-    integral = np.pad(a.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    return np.asarray(
-        integral[h:, w:] - integral[:-h, w:] - integral[h:, :-w] + integral[:-h, :-w], dtype=np.float64
-    )
+    ncc = cv2.matchTemplate(ref.astype(np.float32), query.astype(np.float32), cv2.TM_CCOEFF_NORMED)
+    return float(np.nanmax(ncc)) if ncc.size else 0.0
