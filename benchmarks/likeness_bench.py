@@ -31,7 +31,6 @@ the whole image searched inside the reference.
 from __future__ import annotations
 
 import argparse
-import io
 import platform
 import random
 import statistics
@@ -214,10 +213,11 @@ def main(argv: list[str] | None = None) -> str:
     not_found = {a: m for a, m in missed.items() if m}
     lines += ["", "Watermark not found (recovery impossible whatever the likeness; a detection limit):"]
     for a, m in not_found.items():
-        lines.append(f"  {a}: {len(m)} of {len(m) + len(genuine[a])} ({', '.join(m[:8])}{'...' if len(m) > 8 else ''})")
+        names = ", ".join(m[:8]) + ("..." if len(m) > 8 else "")
+        lines.append(f"  {a}: {len(m)} of {len(m) + len(genuine[a])} ({names})")
     lines.append("")
-    lines.append(f"Likeness time per comparison with a region: median {statistics.median(timings) * 1000:.0f} ms "
-                 f"(max {max(timings) * 1000:.0f} ms)")
+    lines.append(f"Likeness time per comparison with a region: median "
+                 f"{statistics.median(timings) * 1000:.0f} ms (max {max(timings) * 1000:.0f} ms)")
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.quick:

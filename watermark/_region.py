@@ -32,8 +32,8 @@ class MarkRegion:
 
     ``box`` is ``(left, top, right, bottom)`` (right and bottom exclusive) around the
     largest connected area of marked blocks, accurate to about ``block`` pixels (it
-    errs inwards: its edges are within half a block outside the marked area, and up
-    to about a block and a half inside it);
+    errs inwards: its edges are rarely more than a block outside the marked area, and
+    up to about a block and a half inside it);
     ``tile`` is the tile period in input pixels (the mark's scale: it is
     ``64 / work_scale`` pixels of the image as it was marked, so the ratio of the two
     is how much the marked picture was resized); ``coverage`` is the fraction of the
@@ -101,9 +101,11 @@ def locate(w: F32, v1: tuple[float, float], v2: tuple[float, float], phase: floa
     marked = (z >= BLOCK_MIN_Z).astype(np.uint8)
     # A 3x3 neighbourhood reaches one block past the marked area (the page around a
     # screenshot's picture scores from its marked neighbours): eroding by one block
-    # takes that back, and drops small specks of chance correlation in text.
+    # takes that back, and drops small specks of chance correlation in text. Outside
+    # the image counts as unmarked, or a border as wide as a block would survive.
     core: npt.NDArray[np.uint8] = np.asarray(
-        cv2.erode(marked, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE), dtype=np.uint8)
+        cv2.erode(marked, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0),
+        dtype=np.uint8)
     if core.any():
         marked = core
     n, _, stats, _ = cv2.connectedComponentsWithStats(marked, connectivity=8)

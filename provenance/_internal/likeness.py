@@ -76,9 +76,9 @@ def similarity(reference_png: bytes, image: Image.Image, region: MarkRegion | No
     # With a region, the whole image is not compared: shrunk into the reference, a
     # page of text and white space correlates with unrelated pictures up to ~0.75.
     left, top, right, bottom = region.box
-    # The box's edges are within half a block outside the marked picture and up to a
-    # block and a half inside it (watermark.MarkRegion).
-    shrink, grow = round(region.block / 2), round(region.block * 1.5)
+    # The box's edges are rarely more than a block outside the marked picture, and up
+    # to a block and a half inside it (watermark.MarkRegion).
+    shrink, grow = round(region.block), round(region.block * 1.5)
     best = 0.0
     inner = (left + shrink, top + shrink, right - shrink, bottom - shrink)
     if inner[2] - inner[0] >= _MIN_SIDE and inner[3] - inner[1] >= _MIN_SIDE:
@@ -92,22 +92,30 @@ def similarity(reference_png: bytes, image: Image.Image, region: MarkRegion | No
 def _inside_reference(ref: F64, image: Image.Image) -> float:
     """Best normalised cross-correlation of ``image`` (the whole picture or a crop of
     it, at any size) inside the reference."""
-    best = 0.0
-    for fraction in _FRACTIONS:
-        edge = round(REFERENCE_EDGE * fraction)
+
+    def score(edge: int) -> float:
         query = _grey(image, edge)
         qh, qw = query.shape
         if qh < _MIN_SIDE or qw < _MIN_SIDE or qh > ref.shape[0] + 1 or qw > ref.shape[1] + 1:
-            continue
-        query = query[: ref.shape[0], : ref.shape[1]]
-        best = max(best, _max_ncc(ref, query))
-    return best
+            return 0.0
+        return _max_ncc(ref, query[: ref.shape[0], : ref.shape[1]])
+
+    coarse = {round(REFERENCE_EDGE * f): 0.0 for f in _FRACTIONS}
+    for edge in coarse:
+        coarse[edge] = score(edge)
+    best_edge = max(coarse, key=lambda e: coarse[e])
+    # Then every whole-pixel size between the grid's neighbours of the best: texture
+    # (brick, grass) decorrelates within the grid's 5 % steps.
+    step = max(1, round(best_edge * (_FRACTIONS[1] / _FRACTIONS[0] - 1)))
+    fine = [score(e) for e in range(best_edge - step + 1, best_edge + step) if e not in coarse]
+    return max([coarse[best_edge], *fine])
 
 
 # Scales tried when the whole reference is searched inside a region: the picture's
 # extent along the reference's long axis, as a fraction of the region's, from the
-# region minus its slack up to all of it.
+# region minus its slack up to all of it; then finer steps around the best.
 _REGION_STEPS = 12
+_REGION_FINE = 4
 
 
 def _reference_inside(ref: F64, region: Image.Image, slack: int) -> float:
@@ -117,17 +125,21 @@ def _reference_inside(ref: F64, region: Image.Image, slack: int) -> float:
     rh, rw = ref.shape
     extent = region.width if rw >= rh else region.height
     low = max(0.5, 1.0 - slack / max(extent, 1))
-    best = 0.0
-    for fraction in np.geomspace(low, 1.0, _REGION_STEPS):
+
+    def score(fraction: float) -> float:
         scale = max(rw, rh) / (extent * fraction)
-        size = (round(region.width * scale), round(region.height * scale))
-        if size[0] < rw or size[1] < rh:
-            continue
-        grey = _grey(region, max(size))
+        grey = _grey(region, round(max(region.size) * scale))
         if grey.shape[0] < rh or grey.shape[1] < rw:
-            continue
-        best = max(best, _max_ncc(grey, ref))
-    return best
+            return 0.0
+        return _max_ncc(grey, ref)
+
+    grid = np.geomspace(low, 1.0, _REGION_STEPS)
+    scores = [score(f) for f in grid]
+    i = int(np.argmax(scores))
+    ratio = grid[1] / grid[0] if len(grid) > 1 else 1.0
+    fine = [score(grid[i] * ratio ** (k / (_REGION_FINE + 1)))
+            for k in range(-_REGION_FINE, _REGION_FINE + 1) if k != 0]
+    return max([scores[i], *fine])
 
 
 def _max_ncc(ref: F64, query: F64) -> float:
