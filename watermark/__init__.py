@@ -59,6 +59,7 @@ __all__ = [
     "detect",
     "embed",
     "estimate_strength",
+    "locate",
     "payload_from_soft_binding_value",
     "soft_binding_value",
 ]
@@ -162,6 +163,20 @@ def detect(image: Image.Image, key: bytes = DEFAULT_KEY, *, locate: bool = False
     except Exception:  # by contract detect never raises; the cause stays visible at debug level
         _log.debug("watermark detection failed; reporting not detected", exc_info=True)
         return _core.NOT_DETECTED
+
+
+def locate(image: Image.Image, payload: bytes, tile: float, rotation_deg: float = 0.0,
+           key: bytes = DEFAULT_KEY) -> MarkRegion | None:
+    """Where ``image`` carries the mark of ``payload`` whose tile period is ``tile``
+    input pixels at ``rotation_deg`` (as a :class:`MarkRegion`, None if nowhere): for
+    a mark that was detected in a part of the image (``detect(part, locate=True)``
+    gives the period as ``region.tile``), to find all of it. Never raises."""
+    try:
+        with np.errstate(all="ignore"):
+            return _core.locate_known(image, bytes(payload), _check_key(key), tile, rotation_deg)
+    except Exception:  # like detect: "not found", the cause at debug level
+        _log.debug("watermark location failed", exc_info=True)
+        return None
 
 
 def soft_binding_value(payload: bytes) -> str:

@@ -241,5 +241,19 @@ def _refine(folder: _sync.Folder, lat: _sync.Lattice, z: float, pilot: F32
     return best
 
 
+def locate_known(img: Image.Image, payload: bytes, key: bytes, tile: float,
+                 rotation_deg: float) -> MarkRegion | None:
+    """The region of a mark whose payload and geometry (tile period in input pixels,
+    rotation) are already known, e.g. from a detection in part of ``img``."""
+    luma = _image.work_luma(img)
+    if min(luma.shape) < MIN_DETECT_SHORT:
+        return None
+    sx, sy = img.size[0] / luma.shape[1], img.size[1] / luma.shape[0]
+    period = tile / sx
+    theta = math.radians(rotation_deg)
+    v1 = (period * math.cos(theta), period * math.sin(theta))
+    return _region.locate(_sync.whiten(luma), v1, (-v1[1], v1[0]), 0.5, payload, key, (sx, sy))
+
+
 def detect_image(img: Image.Image, key: bytes, locate: bool = False) -> Detection:
     return detect_with_bits(img, key, locate=locate)[0]

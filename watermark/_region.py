@@ -33,7 +33,7 @@ class MarkRegion:
     ``box`` is ``(left, top, right, bottom)`` (right and bottom exclusive) around the
     largest connected area of marked blocks, accurate to about ``block`` pixels (it
     errs inwards: its edges are rarely more than a block outside the marked area, and
-    up to about a block and a half inside it);
+    up to about two blocks inside it);
     ``tile`` is the tile period in input pixels (the mark's scale: it is
     ``64 / work_scale`` pixels of the image as it was marked, so the ratio of the two
     is how much the marked picture was resized); ``coverage`` is the fraction of the
@@ -108,13 +108,35 @@ def locate(w: F32, v1: tuple[float, float], v2: tuple[float, float], phase: floa
         dtype=np.uint8)
     if core.any():
         marked = core
-    n, _, stats, _ = cv2.connectedComponentsWithStats(marked, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(marked, connectivity=8)
     if n < 2:
         return None
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     bx0, by0 = int(stats[best, cv2.CC_STAT_LEFT]), int(stats[best, cv2.CC_STAT_TOP])
-    bw, bh = int(stats[best, cv2.CC_STAT_WIDTH]), int(stats[best, cv2.CC_STAT_HEIGHT])
-    inside = marked[by0:by0 + bh, bx0:bx0 + bw]
+    bx1 = bx0 + int(stats[best, cv2.CC_STAT_WIDTH])
+    by1 = by0 + int(stats[best, cv2.CC_STAT_HEIGHT])
+    # Whitened text is not white noise, so a page's headline or toolbar can score a
+    # few chance blocks that touch the picture's: trim edge rows and columns that
+    # are mostly unmarked (a picture is a rectangle; a protrusion is not).
+    part = labels == best
+    while bx1 - bx0 > 2 and by1 - by0 > 2:
+        edges = {
+            "top": part[by0, bx0:bx1].mean(), "bottom": part[by1 - 1, bx0:bx1].mean(),
+            "left": part[by0:by1, bx0].mean(), "right": part[by0:by1, bx1 - 1].mean(),
+        }
+        side = min(edges, key=lambda k: edges[k])
+        if edges[side] >= 0.5:
+            break
+        if side == "top":
+            by0 += 1
+        elif side == "bottom":
+            by1 -= 1
+        elif side == "left":
+            bx0 += 1
+        else:
+            bx1 -= 1
+    inside = part[by0:by1, bx0:bx1]
+    bw, bh = bx1 - bx0, by1 - by0
     sx, sy = to_input
     box = (
         round(bx0 * block * sx),

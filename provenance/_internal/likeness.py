@@ -28,12 +28,14 @@ reference is searched inside it, at the few scales the region's size allows).
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageFilter
 
+import watermark
 from watermark import MarkRegion
 
 REFERENCE_EDGE = 128
@@ -77,8 +79,8 @@ def similarity(reference_png: bytes, image: Image.Image, region: MarkRegion | No
     # page of text and white space correlates with unrelated pictures up to ~0.75.
     left, top, right, bottom = region.box
     # The box's edges are rarely more than a block outside the marked picture, and up
-    # to a block and a half inside it (watermark.MarkRegion).
-    shrink, grow = round(region.block), round(region.block * 1.5)
+    # to two blocks inside it (watermark.MarkRegion).
+    shrink, grow = round(region.block), round(region.block * 2)
     best = 0.0
     inner = (left + shrink, top + shrink, right - shrink, bottom - shrink)
     if inner[2] - inner[0] >= _MIN_SIDE and inner[3] - inner[1] >= _MIN_SIDE:
@@ -150,3 +152,70 @@ def _max_ncc(ref: F64, query: F64) -> float:
         return 0.0
     ncc = cv2.matchTemplate(ref.astype(np.float32), query.astype(np.float32), cv2.TM_CCOEFF_NORMED)
     return float(np.nanmax(ncc)) if ncc.size else 0.0
+
+
+# --- where a picture sits in a screenshot, without the watermark -------------------
+
+_UI_BLOCK = 16  # pixels, at the working size below
+_UI_EDGE = 1024  # long edge the search runs at
+# A block is page or interface (flat colour, text on a flat background) when at least
+# this fraction of its pixels is within _UI_TOLERANCE grey levels of its commonest
+# value (JPEG rings around text by a few levels); photographs rarely have such a
+# dominant value.
+_UI_FLAT = 0.5
+_UI_TOLERANCE = 8
+
+
+def picture_box(image: Image.Image) -> tuple[int, int, int, int] | None:
+    """The bounding box (left, top, right, bottom) of the largest picture-like area of
+    a screenshot: what is left after flat colour and text on flat backgrounds (a
+    browser's bars, margins, paragraphs, a caption strip, a border) are trimmed. None
+    when the picture-like area is the whole image (nothing to trim) or absent.
+
+    The watermark's synchronisation can lose the mark of a picture that covers a
+    small part of a page full of text and straight lines; looking again inside this
+    box finds it."""
+    scale = min(1.0, _UI_EDGE / max(image.size))
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    grey = np.asarray(image.convert("L").resize(size, Image.Resampling.BOX), dtype=np.int16)
+    nby, nbx = grey.shape[0] // _UI_BLOCK, grey.shape[1] // _UI_BLOCK
+    if nby < 3 or nbx < 3:
+        return None
+    blocks = grey[: nby * _UI_BLOCK, : nbx * _UI_BLOCK].reshape(nby, _UI_BLOCK, nbx, _UI_BLOCK)
+    blocks = blocks.transpose(0, 2, 1, 3).reshape(nby, nbx, _UI_BLOCK * _UI_BLOCK)
+    # Each block's commonest value, from one histogram of (block, value) pairs.
+    index = np.arange(nby * nbx, dtype=np.int64).reshape(nby, nbx, 1) * 256 + blocks
+    mode = np.bincount(index.ravel(), minlength=nby * nbx * 256).reshape(nby, nbx, 256).argmax(axis=2)
+    near = (np.abs(blocks - mode[..., None]) <= _UI_TOLERANCE).mean(axis=2)
+    photo = (near < _UI_FLAT).astype(np.uint8)
+    # Close small gaps (a clipped highlight, a flat patch of sky) inside the picture.
+    photo = np.asarray(cv2.morphologyEx(photo, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)), dtype=np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(photo, connectivity=4)
+    if n < 2:
+        return None
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y = int(stats[best, cv2.CC_STAT_LEFT]), int(stats[best, cv2.CC_STAT_TOP])
+    w, h = int(stats[best, cv2.CC_STAT_WIDTH]), int(stats[best, cv2.CC_STAT_HEIGHT])
+    if w * h >= 0.9 * nbx * nby or w < 4 or h < 4:
+        return None
+    unit = _UI_BLOCK / scale
+    return (round(x * unit), round(y * unit), min(image.width, round((x + w) * unit)),
+            min(image.height, round((y + h) * unit)))
+
+
+def detect_in_picture(image: Image.Image, key: bytes) -> tuple[Image.Image, watermark.Detection] | None:
+    """Look for the watermark again inside :func:`picture_box` (for an image in which
+    it was not found as a whole): the cropped picture and its detection, or None."""
+    box = picture_box(image)
+    if box is None:
+        return None
+    picture = image.crop(box)
+    found = watermark.detect(picture, key, locate=True)
+    if not found.detected or found.payload is None or found.region is None:
+        return None
+    # The box can miss smooth parts of the picture (an out-of-focus background reads
+    # as flat): with the mark's geometry known, find all of it in the whole image.
+    whole = watermark.locate(image, found.payload, found.region.tile, found.rotation_deg or 0.0, key)
+    if whole is not None:
+        return image, replace(found, region=whole)
+    return picture, found

@@ -232,6 +232,13 @@ def verify_bytes(
         if image is not None and watermark_key is not None
         else None
     )
+    if recovering and detection is not None and not detection.detected and image is not None:
+        assert watermark_key is not None
+        # A picture covering a small part of a screenshot full of text and lines can
+        # hide its mark from the synchronisation: look again inside the picture.
+        inside = likeness.detect_in_picture(image, watermark_key)
+        if inside is not None:
+            image, detection = inside
     if store_json is None:
         found = _watermark_report(detection, declared=None, store=store)
         if found is not None and found.known_to_store and store is not None and image is not None:
