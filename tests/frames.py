@@ -5,7 +5,7 @@ tests and ``benchmarks/likeness_bench.py`` share exactly the same frames.
     >>> from PIL import Image
     >>> shot = browser_screenshot(Image.new("RGB", (600, 400), "grey"), zoom=0.67)
     >>> shot.size
-    (1280, 519)
+    (1280, 518)
 """
 
 from __future__ import annotations
