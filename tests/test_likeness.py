@@ -72,26 +72,21 @@ def test_a_framed_or_screen_captured_picture_recovers_as_valid(
     assert CONTENT_MISMATCH not in result.to_dict()["failures"]
     assert result.fingerprint_similarity is not None and result.fingerprint_similarity >= 0.9
     assert result.summary.startswith("Content Credentials recovered from the invisible watermark")
+    if frame in ("browser page, 67% zoom", "caption strip", "white border 40 px"):
+        # Why the region matters: compared as a whole (the previous check), these
+        # frames score far below the threshold ("copied onto another image").
+        entry = store.get_by_payload(camera_stamp.payload)
+        assert entry is not None and entry.fingerprint_image is not None
+        assert likeness.similarity(entry.fingerprint_image, shot) < likeness.SAME_CONTENT
 
 
-@pytest.mark.parametrize("frame", ["browser page, 67% zoom", "caption strip", "white border 40 px"])
-def test_the_whole_screenshot_does_not_look_like_the_picture(
-    frame: str, camera_stamp: StampResult, store: SQLiteManifestStore
-) -> None:
-    # Why the region matters: compared as a whole (the previous check), these frames
-    # score far below the threshold and were refused as "copied onto another image".
-    entry = store.get_by_payload(camera_stamp.payload)
-    assert entry is not None and entry.fingerprint_image is not None
-    shot = FRAMES[frame](_pixels(camera_stamp))
-    assert likeness.similarity(entry.fingerprint_image, shot) < likeness.SAME_CONTENT
-    result = verify_bytes(encode(shot, "PNG"), store=store)
-    assert result.fingerprint_similarity is not None and result.fingerprint_similarity >= 0.9
-
-
-@pytest.mark.parametrize("name", ["coffee", "chelsea"])
 @pytest.mark.parametrize(
-    "frame",
-    ["caption strip, JPEG 80", "black border 40 px, JPEG 80", "browser page, 100%, picture cut off, JPEG 85"],
+    ("name", "frame"),
+    [
+        ("coffee", "caption strip, JPEG 80"),
+        ("coffee", "black border 40 px, JPEG 80"),
+        ("chelsea", "browser page, 100%, picture cut off, JPEG 85"),
+    ],
 )
 def test_skimage_photographs_in_frames_recover(
     name: str, frame: str, identity: Identity, store: SQLiteManifestStore
