@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import watermark
+from provenance._internal import likeness
 from provenance.verify._core import (
     GENERATIVE_AI_SOURCES,
     ManifestReport,
@@ -310,7 +311,8 @@ def explain(result: VerificationResult) -> Explanation:
         if result.fingerprint_similarity is not None:
             details.append(
                 "Likeness to the picture they were issued for: "
-                f"{result.fingerprint_similarity:.0%} (0.8 or more is the same picture)."
+                f"{result.fingerprint_similarity:.0%} "
+                f"({likeness.SAME_CONTENT:.0%} or more is the same picture)."
             )
     details += _time_lines(root)
     edits = edit_summary(root)
