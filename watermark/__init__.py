@@ -155,7 +155,7 @@ def detect(image: Image.Image, key: bytes = DEFAULT_KEY, *, locate: bool = False
 
     With ``locate``, a detection also says where the mark is (``Detection.region``:
     the marked picture inside a screenshot, without the borders or page around it);
-    this costs a few milliseconds, and only when a mark was found."""
+    this costs about one more detection's time, and only when a mark was found."""
     try:
         # Hostile float images (inf, 1e30) must not spray RuntimeWarnings either.
         with np.errstate(all="ignore"):

@@ -46,18 +46,23 @@ class MarkRegion:
 
 
 def _bins(shape: tuple[int, int], v1: tuple[float, float], v2: tuple[float, float],
-          phase: float) -> npt.NDArray[np.intp]:
+          phase: float) -> npt.NDArray[np.int32]:
     """Tile bin (row * TILE + column) of every pixel along the lattice (v1, v2), as
     _sync.Folder computes it (floor(inv @ (x, y) + phase) mod TILE)."""
     h, w = shape
     (ax, ay), (bx, by) = v1, v2
     det = ax * by - bx * ay
     i00, i01, i10, i11 = TILE * by / det, -TILE * bx / det, -TILE * ay / det, TILE * ax / det
-    ys = np.arange(h, dtype=np.float64)[:, None]
-    xs = np.arange(w, dtype=np.float64)[None, :]
-    u = np.floor(i00 * xs + i01 * ys + phase).astype(np.intp) % TILE
-    v = np.floor(i10 * xs + i11 * ys + phase).astype(np.intp) % TILE
-    out: npt.NDArray[np.intp] = v * TILE + u
+    ys = np.arange(h, dtype=np.float64)
+    xs = np.arange(w, dtype=np.float64)
+    # Row term + column term, floored in place; "& (TILE - 1)" is "mod TILE" for the
+    # power of two (and for negative values), several times cheaper than "%".
+    u = np.add.outer(i01 * ys + phase, i00 * xs)
+    np.floor(u, out=u)
+    v = np.add.outer(i11 * ys + phase, i10 * xs)
+    np.floor(v, out=v)
+    out: npt.NDArray[np.int32] = (v.astype(np.int32) & (TILE - 1)) * TILE
+    out |= u.astype(np.int32) & (TILE - 1)
     return out
 
 
