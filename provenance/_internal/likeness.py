@@ -44,7 +44,7 @@ REFERENCE_EDGE = 128
 SAME_CONTENT = 0.9
 """Scores at or above this are treated as the same content. Chosen from
 benchmarks/results/likeness.txt (34 pictures, plain attacks and screenshot frames):
-genuine matches score 0.95-1.00 when the picture is found (97 %), copied identifiers
+genuine matches score 0.95-1.00 in 96 % of the cases found, copied identifiers
 0.47 at the median with a tail to 0.93 among look-alike pictures (quadrants of one
 landscape, two grey textures): at 0.8, 4.8 % of copied cases passed; at 0.9, 0.06 %,
 for 0.7 % more false rejects."""
