@@ -44,11 +44,11 @@ REFERENCE_EDGE = 128
 SAME_CONTENT = 0.9
 """Scores at or above this are treated as the same content. Chosen from
 benchmarks/results/likeness.txt (34 pictures, plain attacks and screenshot frames):
-genuine matches score 0.95-1.00 in 96 % of the cases found, copied identifiers
-0.47 at the median with a tail to 0.93 among look-alike pictures (quadrants of one
-landscape, two grey textures): at 0.8, 4.8 % of copied cases passed; at 0.9, 0.06 %,
-for 0.7 % more false rejects."""
-# A mark region covering at least this much of the image: the image is the picture.
+genuine matches found by the watermark score 0.95-1.00, copied identifiers 0.46 at
+the median with a tail up to 0.93 among look-alike pictures (quarters of one
+landscape, two grey textures): at 0.8, 4.8 % of copied cases passed; at 0.9, 0.06 %."""
+# A mark region (grown by its accuracy) covering at least this much of the image:
+# the image is the picture.
 _MOSTLY = 0.6
 
 # Query sizes tried, as a fraction of the reference's long edge: from a 40% crop
@@ -83,7 +83,10 @@ def similarity(reference_png: bytes, image: Image.Image, region: MarkRegion | No
     the watermark is, see the module docstring) of the picture the region holds."""
     ref = np.asarray(Image.open(io.BytesIO(reference_png)).convert("L"), dtype=np.float64)
     left, top, right, bottom = region.box if region is not None else (0, 0, *image.size)
-    if region is None or (right - left) * (bottom - top) >= _MOSTLY * image.width * image.height:
+    # (The box errs inwards by up to two blocks: a small crop's box can be a third of it.)
+    reach = 2 * region.block if region is not None else 0.0
+    covered = (right - left + 2 * reach) * (bottom - top + 2 * reach)
+    if region is None or covered >= _MOSTLY * image.width * image.height:
         # The image is (mostly) the picture: compare all of it, as a crop of the
         # reference. With the picture inside a page this is not done: shrunk into the
         # reference, a page of text and white space correlates with unrelated
@@ -99,7 +102,7 @@ def similarity(reference_png: bytes, image: Image.Image, region: MarkRegion | No
     best = whole
     inner = (left + shrink, top + shrink, right - shrink, bottom - shrink)
     if inner[2] - inner[0] >= _MIN_SIDE and inner[3] - inner[1] >= _MIN_SIDE:
-        best = _inside_reference(ref, image.crop(inner))
+        best = max(best, _inside_reference(ref, image.crop(inner)))
     outer = (max(0, left - grow), max(0, top - grow),
              min(image.width, right + grow), min(image.height, bottom + grow))
     best = max(best, _reference_inside(ref, image.crop(outer), 2 * (grow + shrink)))
