@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PROVENANCE_HOME ?= $(CURDIR)/.provenance-home
 
-.PHONY: demo test lint typecheck unit screenshots bench bench-watermark bench-stamp bench-sign bench-likeness clean
+.PHONY: demo test lint typecheck unit screenshots bench bench-watermark bench-stamp bench-sign bench-likeness bench-resolution clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps 'invisible-watermark==0.2.0'
 	touch $@
 
-bench: bench-watermark bench-stamp bench-sign bench-likeness
+bench: bench-watermark bench-stamp bench-sign bench-likeness bench-resolution
 
 bench-watermark: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.watermark_bench
@@ -54,6 +54,11 @@ bench-sign: $(STAMP)
 # Genuine vs copied-identifier likeness on 34 pictures (about 20 minutes on one core).
 bench-likeness: $(STAMP)
 	taskset -c 1 $(BIN)/python -m benchmarks.likeness_bench
+
+# 1,000,000-record store, loopback HTTP (server on core 0, load on core 1): a few minutes.
+# Another backend: $(BIN)/python -m benchmarks.resolution_bench --store URL
+bench-resolution: $(STAMP)
+	$(BIN)/python -m benchmarks.resolution_bench
 
 clean:
 	rm -rf $(VENV) .provenance-home .pytest_cache .mypy_cache .ruff_cache build *.egg-info

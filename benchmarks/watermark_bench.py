@@ -38,14 +38,32 @@ JPEG_DIR = ROOT / "tests" / "fixtures" / "c2pa" / "image" / "jpeg"
 RESULTS = ROOT / "benchmarks" / "results" / "watermark.txt"
 
 SKIMAGE_PHOTOS = [
-    "astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "hubble_deep_field",
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "motorcycle_left",
+    "hubble_deep_field",
     "retina",
 ]
 # Non-photographic or grey skimage images used only as unmarked negatives.
 SKIMAGE_NEGATIVES = [
-    "camera", "moon", "coins", "page", "text", "horse", "brick", "grass", "gravel",
-    "immunohistochemistry", "motorcycle_right", "cell", "clock", "colorwheel",
-    "logo", "microaneurysms",
+    "camera",
+    "moon",
+    "coins",
+    "page",
+    "text",
+    "horse",
+    "brick",
+    "grass",
+    "gravel",
+    "immunohistochemistry",
+    "motorcycle_right",
+    "cell",
+    "clock",
+    "colorwheel",
+    "logo",
+    "microaneurysms",
 ]
 
 Attack = Callable[[Image.Image, np.random.Generator], Image.Image]
@@ -57,6 +75,7 @@ def _jpeg(q: int) -> Attack:
         buf = io.BytesIO()
         im.convert("RGB").save(buf, "JPEG", quality=q)
         return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
     return f
 
 
@@ -65,6 +84,7 @@ def _webp(q: int) -> Attack:
         buf = io.BytesIO()
         im.convert("RGB").save(buf, "WEBP", quality=q)
         return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
     return f
 
 
@@ -72,6 +92,7 @@ def _resize(s: float, resample: Image.Resampling = Image.Resampling.BICUBIC) -> 
     def f(im: Image.Image, rng: np.random.Generator) -> Image.Image:
         w, h = im.size
         return im.resize((max(1, round(w * s)), max(1, round(h * s))), resample)
+
     return f
 
 
@@ -86,6 +107,7 @@ def _crop(area: float) -> Attack:
         if abs(x0 - (w - cw) // 2) < 3 and abs(y0 - (h - ch) // 2) < 3:
             x0, y0 = 0, h - ch
         return im.crop((x0, y0, x0 + cw, y0 + ch))
+
     return f
 
 
@@ -93,6 +115,7 @@ def _enhance(kind: str, factor: float) -> Attack:
     def f(im: Image.Image, rng: np.random.Generator) -> Image.Image:
         enh = ImageEnhance.Brightness(im) if kind == "b" else ImageEnhance.Contrast(im)
         return enh.enhance(factor)
+
     return f
 
 
@@ -101,18 +124,21 @@ def _noise(sigma: float) -> Attack:
         a = np.asarray(im, dtype=np.float32)
         a = a + rng.normal(0.0, sigma, a.shape).astype(np.float32)
         return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
+
     return f
 
 
 def _blur(sigma: float) -> Attack:
     def f(im: Image.Image, rng: np.random.Generator) -> Image.Image:
         return im.filter(ImageFilter.GaussianBlur(sigma))
+
     return f
 
 
 def _rotate(deg: float) -> Attack:
     def f(im: Image.Image, rng: np.random.Generator) -> Image.Image:
         return im.rotate(deg, Image.Resampling.BILINEAR, expand=False)
+
     return f
 
 
@@ -121,13 +147,13 @@ def _chain(*fs: Attack) -> Attack:
         for g in fs:
             im = g(im, rng)
         return im
+
     return f
 
 
 def _screenshot(im: Image.Image, rng: np.random.Generator) -> Image.Image:
     w, h = im.size
-    shot = im.resize((round(w * 0.9), round(h * 0.9)), Image.Resampling.BILINEAR,
-                     reducing_gap=None)
+    shot = im.resize((round(w * 0.9), round(h * 0.9)), Image.Resampling.BILINEAR, reducing_gap=None)
     buf = io.BytesIO()
     shot.save(buf, "PNG")
     return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
@@ -196,6 +222,7 @@ def _install_torch_shim() -> None:
     install for that is not worth it, so provide the few calls it makes."""
     try:
         import torch  # noqa: F401
+
         return
     except ImportError:
         pass
@@ -251,8 +278,7 @@ def _load_rivagan_single_thread() -> None:
     opts.inter_op_num_threads = 1
     here = os.path.dirname(os.path.abspath(rivaGan.__file__))
     for attr, fname in (("encoder", "rivagan_encoder.onnx"), ("decoder", "rivagan_decoder.onnx")):
-        sess = ort.InferenceSession(os.path.join(here, fname), opts,
-                                    providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(os.path.join(here, fname), opts, providers=["CPUExecutionProvider"])
         setattr(rivaGan.RivaWatermark, attr, sess)
 
 
@@ -308,8 +334,7 @@ def load_skimage(name: str) -> Image.Image:
     else:
         arr = getattr(data, name)()
     if arr.dtype != np.uint8:
-        arr = (np.clip(arr, 0, 1) * 255).astype(np.uint8) if arr.dtype.kind == "f" else \
-            arr.astype(np.uint8)
+        arr = (np.clip(arr, 0, 1) * 255).astype(np.uint8) if arr.dtype.kind == "f" else arr.astype(np.uint8)
     im = Image.fromarray(arr)
     return im.convert("RGB") if im.mode not in ("RGB", "L") else im
 
@@ -349,9 +374,13 @@ class Stats:
     images: set[str] = field(default_factory=set)
 
 
-def run_robustness(images: list[tuple[str, Image.Image]], methods: list[Method], trials: int,
-                   attacks: list[tuple[str, Attack]], log: Callable[[str], None]
-                   ) -> tuple[dict[str, Stats], list[tuple[str, Image.Image]]]:
+def run_robustness(
+    images: list[tuple[str, Image.Image]],
+    methods: list[Method],
+    trials: int,
+    attacks: list[tuple[str, Attack]],
+    log: Callable[[str], None],
+) -> tuple[dict[str, Stats], list[tuple[str, Image.Image]]]:
     stats = {m.name: Stats() for m in methods}
     marked_samples: list[tuple[str, Image.Image]] = []
     for ii, (name, im) in enumerate(images):
@@ -384,29 +413,46 @@ def run_robustness(images: list[tuple[str, Image.Image]], methods: list[Method],
                     acc = float(np.mean(raw == want)) if raw is not None else 0.5
                     st.exact.setdefault(an, []).append(ok)
                     st.bitacc.setdefault(an, []).append(acc)
-        log(f"# image {ii + 1}/{len(images)} {name} {im.size[0]}x{im.size[1]} "
-            f"done in {time.perf_counter() - t_img:.1f}s")
+        log(
+            f"# image {ii + 1}/{len(images)} {name} {im.size[0]}x{im.size[1]} "
+            f"done in {time.perf_counter() - t_img:.1f}s"
+        )
     return stats, marked_samples
 
 
-def robustness_table(stats: dict[str, Stats], methods: list[Method], attacks: list[str],
-                     n_required: int) -> str:
+def robustness_table(
+    stats: dict[str, Stats], methods: list[Method], attacks: list[str], n_required: int
+) -> str:
     names = [m.name for m in methods]
     w = 18
     lines = []
     head = f"{'':22s}" + "".join(f"{n:>{w}s}" for n in names)
     lines.append(head)
     lines.append(f"{'payload bits':22s}" + "".join(f"{m.bits:>{w}d}" for m in methods))
-    lines.append(f"{'images x trials':22s}" + "".join(
-        f"{f'{len(stats[n].images)} x {len(stats[n].psnr) / max(1, len(stats[n].images)):.0f}':>{w}s}"
-        for n in names))
-    lines.append(f"{'PSNR mean / min (dB)':22s}" + "".join(
-        f"{np.mean(stats[n].psnr):>{w - 7}.2f} /{np.min(stats[n].psnr):5.1f}" if stats[n].psnr
-        else f"{'-':>{w}s}" for n in names))
-    lines.append(f"{'embed ms/MP':22s}" + "".join(
-        f"{1000 * stats[n].embed_s / max(stats[n].embed_mp, 1e-9):>{w}.0f}" for n in names))
-    lines.append(f"{'detect ms/MP':22s}" + "".join(
-        f"{1000 * stats[n].detect_s / max(stats[n].detect_mp, 1e-9):>{w}.0f}" for n in names))
+    lines.append(
+        f"{'images x trials':22s}"
+        + "".join(
+            f"{f'{len(stats[n].images)} x {len(stats[n].psnr) / max(1, len(stats[n].images)):.0f}':>{w}s}"
+            for n in names
+        )
+    )
+    lines.append(
+        f"{'PSNR mean / min (dB)':22s}"
+        + "".join(
+            f"{np.mean(stats[n].psnr):>{w - 7}.2f} /{np.min(stats[n].psnr):5.1f}"
+            if stats[n].psnr
+            else f"{'-':>{w}s}"
+            for n in names
+        )
+    )
+    lines.append(
+        f"{'embed ms/MP':22s}"
+        + "".join(f"{1000 * stats[n].embed_s / max(stats[n].embed_mp, 1e-9):>{w}.0f}" for n in names)
+    )
+    lines.append(
+        f"{'detect ms/MP':22s}"
+        + "".join(f"{1000 * stats[n].detect_s / max(stats[n].detect_mp, 1e-9):>{w}.0f}" for n in names)
+    )
     lines.append("exact 64-bit recovery % (mean bit accuracy %); * = required attack")
     for i, an in enumerate(attacks):
         if i == n_required:
@@ -429,8 +475,7 @@ def _binom_cdf(d: int, n: int) -> float:
     return sum(math.comb(n, i) for i in range(d + 1)) / 2.0**n
 
 
-def unmarked_samples(sources: list[Image.Image], n: int, seed: int
-                     ) -> list[Image.Image]:
+def unmarked_samples(sources: list[Image.Image], n: int, seed: int) -> list[Image.Image]:
     """Random crops, rescales and recompressions of unmarked photos."""
     rng = np.random.default_rng(seed)
     out = []
@@ -446,21 +491,28 @@ def unmarked_samples(sources: list[Image.Image], n: int, seed: int
         crop = im.crop((x0, y0, x0 + cw, y0 + ch))
         short = float(rng.uniform(96, 900))
         s = min(1.5, short / min(cw, ch))
-        crop = crop.resize((max(1, round(cw * s)), max(1, round(ch * s))),
-                           Image.Resampling.BILINEAR, reducing_gap=2.0)
+        crop = crop.resize(
+            (max(1, round(cw * s)), max(1, round(ch * s))), Image.Resampling.BILINEAR, reducing_gap=2.0
+        )
         if rng.random() < 0.3:
             crop = _jpeg(int(rng.integers(40, 96)))(crop, rng)
         out.append(crop)
     return out
 
 
-def run_false_positives(sources: list[Image.Image], marked: list[tuple[str, Image.Image]],
-                        n: int, wrong_keys: int, log: Callable[[str], None]) -> str:
+def run_false_positives(
+    sources: list[Image.Image],
+    marked: list[tuple[str, Image.Image]],
+    n: int,
+    wrong_keys: int,
+    log: Callable[[str], None],
+) -> str:
     key = watermark.DEFAULT_KEY
     probe = _ecc.encode(bytes.fromhex("5a17c0de5a17c0de"), key)
     n_bits = _ecc.CODE_BITS
-    thresholds = [d for d in range(n_bits) if _binom_cdf(d, n_bits) >= 1e-3][:1] + \
-        [d for d in range(n_bits) if _binom_cdf(d, n_bits) >= 1e-2][:1]
+    thresholds = [d for d in range(n_bits) if _binom_cdf(d, n_bits) >= 1e-3][:1] + [
+        d for d in range(n_bits) if _binom_cdf(d, n_bits) >= 1e-2
+    ][:1]
     hits = 0
     below = dict.fromkeys(thresholds, 0)
     with_bits = 0
@@ -485,8 +537,10 @@ def run_false_positives(sources: list[Image.Image], marked: list[tuple[str, Imag
                 for th in thresholds:
                     below[th] += dist <= th
             done += 1
-        log(f"# false positives: {done}/{n} unmarked checked, {hits} detections "
-            f"({time.perf_counter() - t0:.0f}s)")
+        log(
+            f"# false positives: {done}/{n} unmarked checked, {hits} detections "
+            f"({time.perf_counter() - t0:.0f}s)"
+        )
     wk_hits = 0
     wk_checks = 0
     krng = np.random.default_rng(7)
@@ -501,25 +555,31 @@ def run_false_positives(sources: list[Image.Image], marked: list[tuple[str, Imag
         f"unmarked images and crops checked: {n}; detections: {hits}",
         f"marked images checked with a wrong key: {wk_checks}; detections: {wk_hits}",
         f"analytic bound per image (any number of corrected errors, {_core.MAX_ATTEMPTS} "
-        f"lattice attempts x {2 ** _ecc.CHASE_BITS} Chase patterns): {p_max:.2e}; "
+        f"lattice attempts x {2**_ecc.CHASE_BITS} Chase patterns): {p_max:.2e}; "
         f"expected false detections in this run: {(n + wk_checks) * p_max:.1e}",
         "calibration (null model = read-out bits are fair coins): share of unmarked "
         "read-outs within distance d of a fixed codeword",
     ]
     for th in thresholds:
         emp = below[th] / max(with_bits, 1)
-        lines.append(f"  d <= {th:3d}: predicted {_binom_cdf(th, n_bits):.4f}, measured "
-                     f"{emp:.4f} ({below[th]}/{with_bits})")
+        lines.append(
+            f"  d <= {th:3d}: predicted {_binom_cdf(th, n_bits):.4f}, measured "
+            f"{emp:.4f} ({below[th]}/{with_bits})"
+        )
     z = np.array(z_scores)
-    lines.append(f"pilot z-score of unmarked samples (best attempt): median {np.median(z):.2f}, "
-                 f"max {z.max():.2f}; >= {_core.DECODE_MIN_Z} (decoded): "
-                 f"{int((z >= _core.DECODE_MIN_Z).sum())}; "
-                 f">= {_core.REFINE_MIN_Z} (refined): {int((z >= _core.REFINE_MIN_Z).sum())}")
+    lines.append(
+        f"pilot z-score of unmarked samples (best attempt): median {np.median(z):.2f}, "
+        f"max {z.max():.2f}; >= {_core.DECODE_MIN_Z} (decoded): "
+        f"{int((z >= _core.DECODE_MIN_Z).sum())}; "
+        f">= {_core.REFINE_MIN_Z} (refined): {int((z >= _core.REFINE_MIN_Z).sum())}"
+    )
     if ms_per_mp:
         t = np.array(ms_per_mp)
-        lines.append(f"detect time of the {len(t)} samples with short side >= {watermark.MIN_SIZE} "
-                     f"(one per sample, not best-of): median {np.median(t):.0f}, p99 "
-                     f"{np.percentile(t, 99):.0f}, max {t.max():.0f} ms/MP")
+        lines.append(
+            f"detect time of the {len(t)} samples with short side >= {watermark.MIN_SIZE} "
+            f"(one per sample, not best-of): median {np.median(t):.0f}, p99 "
+            f"{np.percentile(t, 99):.0f}, max {t.max():.0f} ms/MP"
+        )
     return "\n".join(lines)
 
 
@@ -528,17 +588,18 @@ def run_false_positives(sources: list[Image.Image], marked: list[tuple[str, Imag
 SPEED_ROUNDS = 7
 
 
-def run_speed(source: Image.Image, sizes: list[tuple[int, int]], log: Callable[[str], None]
-              ) -> str:
+def run_speed(source: Image.Image, sizes: list[tuple[int, int]], log: Callable[[str], None]) -> str:
     """Embed, detect (marked) and detect (unmarked) time per size, best of several
     runs. Runs below 1 MP are spread over rounds across all sizes rather than made
     back to back: this VM has slow phases lasting seconds, which back-to-back runs
     would all fall into."""
     import tracemalloc
 
-    lines = [f"{'size':>12s} {'MP':>6s} {'embed ms':>9s} {'ms/MP':>6s} {'detect ms':>10s} "
-             f"{'ms/MP':>6s} {'unmarked detect ms':>19s} {'ms/MP':>6s} "
-             f"{'embed numpy peak MB':>20s} {'image MB':>9s}"]
+    lines = [
+        f"{'size':>12s} {'MP':>6s} {'embed ms':>9s} {'ms/MP':>6s} {'detect ms':>10s} "
+        f"{'ms/MP':>6s} {'unmarked detect ms':>19s} {'ms/MP':>6s} "
+        f"{'embed numpy peak MB':>20s} {'image MB':>9s}"
+    ]
     payload = bytes(range(8))
     best: dict[tuple[int, int], list[float]] = {}
 
@@ -578,8 +639,10 @@ def run_speed(source: Image.Image, sizes: list[tuple[int, int]], log: Callable[[
     for w, h in sizes:
         mp = w * h / 1e6
         e, d, u = (1000 * t for t in best[(w, h)])
-        lines.append(f"{f'{w}x{h}':>12s} {mp:6.2f} {e:9.0f} {e / mp:6.0f} {d:10.0f} "
-                     f"{d / mp:6.0f} {u:19.0f} {u / mp:6.0f} {extra[(w, h)]}")
+        lines.append(
+            f"{f'{w}x{h}':>12s} {mp:6.2f} {e:9.0f} {e / mp:6.0f} {d:10.0f} "
+            f"{d / mp:6.0f} {u:19.0f} {u / mp:6.0f} {extra[(w, h)]}"
+        )
         log("# speed " + lines[-1].strip())
     return "\n".join(lines)
 
@@ -596,25 +659,28 @@ def machine_reference() -> str:
         cv2.idft(cv2.dft(cv2.GaussianBlur(x, (9, 9), 1.2)), flags=cv2.DFT_REAL_OUTPUT)
         float(np.sort(x.ravel())[0])
         runs.append(time.perf_counter() - t0)
-    return (f"# machine reference (512x512 blur + DFT pair + sort, best of 50): "
-            f"{1000 * min(runs):.2f} ms")
+    return f"# machine reference (512x512 blur + DFT pair + sort, best of 50): {1000 * min(runs):.2f} ms"
 
 
-def run_speed_photos(images: list[Image.Image], shorts: list[int], log: Callable[[str], None]
-                     ) -> str:
+def run_speed_photos(images: list[Image.Image], shorts: list[int], log: Callable[[str], None]) -> str:
     """Detection time over every benchmark photo resized to each short side: the
     unmarked case pays for the full lattice search, so it is the one to watch at
     small sizes (the budget, 50 ms/MP, is 3.3 ms for a 256x256 image)."""
-    lines = [f"{'short side':>10s} {'images':>6s} {'MP':>11s} "
-             f"{'unmarked ms/MP median / p90 / max':>34s} {'marked ms/MP median / p90 / max':>32s}"]
+    lines = [
+        f"{'short side':>10s} {'images':>6s} {'MP':>11s} "
+        f"{'unmarked ms/MP median / p90 / max':>34s} {'marked ms/MP median / p90 / max':>32s}"
+    ]
     payload = bytes(range(8))
     for short in shorts:
         cases: list[tuple[Image.Image, Image.Image, float]] = []
         for im in images:
             w, h = im.size
             s = short / min(w, h)
-            x = im.resize((max(short, round(w * s)), max(short, round(h * s))),
-                          Image.Resampling.BILINEAR, reducing_gap=2.0)
+            x = im.resize(
+                (max(short, round(w * s)), max(short, round(h * s))),
+                Image.Resampling.BILINEAR,
+                reducing_gap=2.0,
+            )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", watermark.WeakWatermarkWarning)
                 marked = watermark.embed(x, payload)
@@ -631,9 +697,11 @@ def run_speed_photos(images: list[Image.Image], shorts: list[int], log: Callable
                     watermark.detect(src)
                     acc[i] = min(acc[i], 1000 * (time.perf_counter() - t0) / mp)
         mps = [mp for _, _, mp in cases]
-        lines.append(f"{short:>10d} {len(images):>6d} {min(mps):5.3f}-{max(mps):5.3f} "
-                     f"{np.median(tu):18.0f} / {np.percentile(tu, 90):4.0f} / {tu.max():4.0f} "
-                     f"{np.median(tm):16.0f} / {np.percentile(tm, 90):4.0f} / {tm.max():4.0f}")
+        lines.append(
+            f"{short:>10d} {len(images):>6d} {min(mps):5.3f}-{max(mps):5.3f} "
+            f"{np.median(tu):18.0f} / {np.percentile(tu, 90):4.0f} / {tu.max():4.0f} "
+            f"{np.median(tm):16.0f} / {np.percentile(tm, 90):4.0f} / {tm.max():4.0f}"
+        )
         log("# speed " + lines[-1].strip())
     return "\n".join(lines)
 
@@ -641,19 +709,28 @@ def run_speed_photos(images: list[Image.Image], shorts: list[int], log: Callable
 # --------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--quick", action="store_true",
-                    help="few images, 1 trial, 500 false-positive samples, small speed test")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="few images, 1 trial, 500 false-positive samples, small speed test",
+    )
     ap.add_argument("--trials", type=int, default=3, help="random payloads per image")
     ap.add_argument("--fp-samples", type=int, default=10000)
     ap.add_argument("--wrong-keys", type=int, default=10, help="wrong keys per marked image")
     ap.add_argument("--no-baselines", action="store_true")
-    ap.add_argument("--rivagan-trials", type=int, default=1,
-                    help="payloads per image for rivaGan (slow)")
-    ap.add_argument("--rivagan-max-mp", type=float, default=0.5,
-                    help="skip rivaGan on images above this many megapixels (slow)")
+    ap.add_argument("--rivagan-trials", type=int, default=1, help="payloads per image for rivaGan (slow)")
+    ap.add_argument(
+        "--rivagan-max-mp",
+        type=float,
+        default=0.5,
+        help="skip rivaGan on images above this many megapixels (slow)",
+    )
     ap.add_argument("--no-speed", action="store_true")
-    ap.add_argument("--no-robustness", action="store_true",
-                    help="skip the robustness table (false positives and speed only)")
+    ap.add_argument(
+        "--no-robustness",
+        action="store_true",
+        help="skip the robustness table (false positives and speed only)",
+    )
     ap.add_argument("--no-fp", action="store_true", help="skip the false-positive test")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -682,26 +759,34 @@ def main(argv: list[str] | None = None) -> int:
             if m.name == "rivaGan":
                 m.max_trials = args.rivagan_trials
     emit(f"# watermark benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    emit(f"# machine: {platform.machine()}, {os.cpu_count()} cores (one process, one "
-         f"thread for BLAS/OpenCV where settable), Python {platform.python_version()}, "
-         f"numpy {np.__version__}")
-    emit(f"# algorithm {watermark.ALGORITHM}; images: {len(images)} natural photos "
-         f"({', '.join(n for n, _ in images)})")
-    emit(f"# trials: {args.trials} random payloads per image; rivaGan: "
-         f"{args.rivagan_trials} per image on images <= {args.rivagan_max_mp} MP")
+    emit(
+        f"# machine: {platform.machine()}, {os.cpu_count()} cores (one process, one "
+        f"thread for BLAS/OpenCV where settable), Python {platform.python_version()}, "
+        f"numpy {np.__version__}"
+    )
+    emit(
+        f"# algorithm {watermark.ALGORITHM}; images: {len(images)} natural photos "
+        f"({', '.join(n for n, _ in images)})"
+    )
+    emit(
+        f"# trials: {args.trials} random payloads per image; rivaGan: "
+        f"{args.rivagan_trials} per image on images <= {args.rivagan_max_mp} MP"
+    )
     emit()
 
     ours = methods[0]
     if args.no_robustness:
-        marked = [(n, ours.embed(im, np.random.default_rng(i).integers(0, 2, 64)
-                                 .astype(np.uint8))) for i, (n, im) in enumerate(images)]
+        marked = [
+            (n, ours.embed(im, np.random.default_rng(i).integers(0, 2, 64).astype(np.uint8)))
+            for i, (n, im) in enumerate(images)
+        ]
     else:
-        stats, marked = run_robustness(images, [m for m in methods if m.name != "rivaGan"],
-                                       args.trials, ATTACKS, log)
+        stats, marked = run_robustness(
+            images, [m for m in methods if m.name != "rivaGan"], args.trials, ATTACKS, log
+        )
         riva = [m for m in methods if m.name == "rivaGan"]
         if riva:
-            small = [(n, im) for n, im in images
-                     if im.size[0] * im.size[1] / 1e6 <= args.rivagan_max_mp]
+            small = [(n, im) for n, im in images if im.size[0] * im.size[1] / 1e6 <= args.rivagan_max_mp]
             rs, _ = run_robustness(small, riva, args.rivagan_trials, ATTACKS, log)
             stats.update(rs)
         emit("## Robustness, invisibility, speed (same images, payloads and attacks for all)")
@@ -710,22 +795,28 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_fp:
         negatives = [load_skimage(n).convert("RGB") for n in SKIMAGE_NEGATIVES]
         emit("## False positives (ours, default key)")
-        emit(run_false_positives([im for _, im in images] + negatives, marked,
-                                 args.fp_samples, args.wrong_keys, log))
+        emit(
+            run_false_positives(
+                [im for _, im in images] + negatives, marked, args.fp_samples, args.wrong_keys, log
+            )
+        )
         emit()
     if not args.no_speed:
-        sizes = [(256, 256), (384, 256), (512, 512), (768, 512), (1536, 1024), (3072, 2048),
-                 (7680, 4320)]
+        sizes = [(256, 256), (384, 256), (512, 512), (768, 512), (1536, 1024), (3072, 2048), (7680, 4320)]
         if not args.quick:
             sizes.append((8192, 8192))
-        emit(f"## Speed (ours; one core; best of {SPEED_ROUNDS + 2} runs below 1 MP, "
-             "spread over the test; best of 2 below 20 MP)")
+        emit(
+            f"## Speed (ours; one core; best of {SPEED_ROUNDS + 2} runs below 1 MP, "
+            "spread over the test; best of 2 below 20 MP)"
+        )
         emit(machine_reference())
         src = [im for n, im in images if n.startswith("truepic")] or [images[0][1]]
         emit(run_speed(src[0], sizes, log))
         emit()
-        emit(f"## Detection speed across all benchmark photos (ours; one core; best of "
-             f"{SPEED_ROUNDS} per image, in rounds over all photos)")
+        emit(
+            f"## Detection speed across all benchmark photos (ours; one core; best of "
+            f"{SPEED_ROUNDS} per image, in rounds over all photos)"
+        )
         emit(run_speed_photos([im for _, im in images], [256, 384, 512, 768], log))
         emit(machine_reference() + " (again, after the speed tests)")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from tqdm import tqdm
 
 from cli._identity import identity_loader, identity_options
 from cli.sign import generation_info, generation_options
-from provenance.batch import FileOutcome, stamp_tree
+from provenance._internal.names import printable
+from provenance.batch import DEFAULT_INCLUDE, BatchInterrupted, BatchReport, FileOutcome, stamp_tree
 from provenance.errors import ExitCode
 from provenance.store import default_store_path
 from provenance.watermarks import read_key_file
@@ -37,6 +39,25 @@ from provenance.watermarks import read_key_file
 @click.option(
     "--key-file", type=click.Path(path_type=Path), help="Watermark key file (default: the public key)."
 )
+@click.option(
+    "--include",
+    "includes",
+    multiple=True,
+    metavar="GLOB",
+    help="Stamp only files of the folders whose name (or relative path, with a /) matches; "
+    f"repeatable, case-insensitive. Default: image names ({' '.join(DEFAULT_INCLUDE[:4])} ...).",
+)
+@click.option(
+    "--exclude", "excludes", multiple=True, metavar="GLOB", help="Leave out matching files; repeatable."
+)
+@click.option(
+    "--force", is_flag=True, help="Stamp again files already stamped and recorded (new identifiers)."
+)
+@click.option(
+    "--quality",
+    type=click.IntRange(1, 100),
+    help="JPEG/WebP output quality (default: keep the original's); PNG and TIFF are lossless.",
+)
 @generation_options
 @identity_options
 @click.option("--json", "as_json", is_flag=True, help="Print a report of every file on stdout.")
@@ -46,6 +67,10 @@ def command(
     jobs: int | None,
     store_path: Path | None,
     key_file: Path | None,
+    includes: tuple[str, ...],
+    excludes: tuple[str, ...],
+    force: bool,
+    quality: int | None,
     identity_dir: Path | None,
     key_path: Path | None,
     cert_path: Path | None,
@@ -56,8 +81,14 @@ def command(
     """Stamp INPUTS (images or folders) into OUTDIR: invisible watermark, signed
     Content Credentials, and a record in the manifest store.
 
-    Re-running skips what is already stamped and recorded. One bad file is
+    \b
+    Re-running skips what is already stamped and recorded with the same
+    generation facts; other facts (say, --model) stamp again. Files of the
+    folders that are not images are ignored and counted. One bad file is
     reported and the rest go on; the exit code is 6 if any file failed.
+    Ctrl-C or SIGTERM stops handing out files, lets the ones in progress
+    finish and reports what was done (exit 130, or 143 for SIGTERM); a
+    second Ctrl-C abandons the files in progress. Re-run to resume.
     """
     loader = identity_loader(identity_dir, key_path, cert_path, tsa_url)
     info = generation_info(generation, required=True)
@@ -70,37 +101,75 @@ def command(
         bar.total = total
         bar.refresh()
 
+    def say(text: str) -> None:
+        (bar.write if interactive else click.echo)(printable(text), file=sys.stderr)
+
     def progress(outcome: FileOutcome) -> None:
+        if outcome.status == "ignored":
+            return  # counted in the summary, listed in --json
         for warning in outcome.warnings:
-            (bar.write if interactive else click.echo)(f"warning: {warning}", file=sys.stderr)
+            say(f"warning: {warning}")
+        if outcome.note:
+            say(f"note: {outcome.input}: {outcome.note}")
         if interactive:
-            bar.update(1)
+            if outcome.output is not None:
+                bar.update(1)
             if outcome.status == "failed":
-                bar.write(f"failed: {outcome.error}", file=sys.stderr)
+                say(f"failed: {outcome.error}")
         else:
             detail = outcome.error if outcome.status == "failed" else outcome.identifier
-            click.echo(f"{outcome.status}: {outcome.input} ({detail})", err=True)
+            say(f"{outcome.status}: {outcome.input} ({detail})")
 
-    report = stamp_tree(
-        inputs,
-        outdir,
-        loader,
-        info,
-        store_path=store,
-        jobs=jobs,
-        key=read_key_file(key_file),
-        on_result=progress,
-        on_plan=planned,
-    )
+    def interrupted(signum: int) -> None:
+        say(
+            f"{signal.Signals(signum).name}: finishing the files in progress, then stopping "
+            "(press Ctrl-C again to abandon them)"
+        )
+
+    try:
+        report = stamp_tree(
+            inputs,
+            outdir,
+            loader,
+            info,
+            store_path=store,
+            jobs=jobs,
+            key=read_key_file(key_file),
+            on_result=progress,
+            on_plan=planned,
+            include=includes or None,
+            exclude=excludes,
+            force=force,
+            quality=quality,
+            on_interrupt=interrupted,
+        )
+    except BatchInterrupted as stopped:
+        bar.close()
+        _summary(stopped.report, store, as_json)
+        raise SystemExit(128 + stopped.signum) from None
     bar.close()
-    counts = report.counts()
-    rate = counts["stamped"] / report.seconds if report.seconds else 0.0
-    click.echo(
-        f"{counts['stamped']} stamped, {counts['skipped']} already done, {counts['failed']} failed "
-        f"in {report.seconds:.1f}s ({rate:.1f} images/s); store: {store}",
-        err=True,
-    )
-    if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+    _summary(report, store, as_json)
     if report.failed:
         raise SystemExit(int(ExitCode.PARTIAL_FAILURE))
+
+
+def _summary(report: BatchReport, store: Path, as_json: bool) -> None:
+    counts = report.counts()
+    rate = counts["stamped"] / report.seconds if report.seconds else 0.0
+    ignored = ""
+    if counts["ignored"]:
+        names = [Path(o.input).name for o in report.outcomes if o.status == "ignored"]
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        ignored = f", {counts['ignored']} ignored ({shown})"
+    line = (
+        f"{counts['stamped']} stamped, {counts['skipped']} already done{ignored}, {counts['failed']} failed "
+        f"in {report.seconds:.1f}s ({rate:.1f} images/s); store: {store}"
+    )
+    if report.interrupted_by is not None:
+        line = (
+            f"interrupted: {line}; {len(report.not_done)} not done "
+            "(run the same command again to finish them)"
+        )
+    click.echo(printable(line), err=True)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
-from provenance._internal.files import atomic_write
+from provenance._internal.files import atomic_write, read_input
+from provenance.errors import UsageError
+from provenance.resolution import register
 from provenance.store import StoreEntry, default_store_path, export_manifests, open_store
 
 _STORE = click.option(
@@ -20,7 +23,7 @@ _STORE = click.option(
 
 @click.group("store")
 def command() -> None:
-    """List, show and export manifests recorded by 'provenance stamp'."""
+    """List, show, export and push manifests recorded by 'provenance stamp'."""
 
 
 def _summary(entry: StoreEntry) -> dict[str, object]:
@@ -134,3 +137,28 @@ def export(
         entry = store.find(ref)
     atomic_write(output, entry.manifest_store)
     click.echo(f"exported {entry.manifest_label} -> {output}", err=True)
+
+
+@command.command("push")
+@click.argument("ref")
+@click.option("--to", "url", required=True, metavar="URL", help="The resolution service (provenance serve).")
+@click.option(
+    "--asset",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="The published file, so the service can fingerprint it (default: the stamped output, if it exists).",
+)
+@_STORE
+def push(ref: str, url: str, asset: Path | None, store_path: Path | None) -> None:
+    """Register an entry with a resolution service (bearer token in $PROVENANCE_TOKEN)."""
+    token = os.environ.get("PROVENANCE_TOKEN", "")
+    if not token:
+        raise UsageError("set PROVENANCE_TOKEN to a write token of the service (never on the command line)")
+    with open_store(store_path) as store:
+        entry = store.find(ref)
+    if asset is None and entry.output_path and Path(entry.output_path).is_file():
+        asset = Path(entry.output_path)
+    data = read_input(asset) if asset is not None else None
+    answer = register(url, entry.manifest_store, data, token)
+    click.echo(json.dumps(answer))
+    if data is None:
+        click.echo("note: no asset sent, so the service cannot match this image by its fingerprint", err=True)

@@ -9,7 +9,8 @@ import click
 
 from cli._common import run_per_file
 from provenance import report
-from provenance.errors import ExitCode, ProvenanceError, UnsupportedFormatError, UsageError
+from provenance.errors import ExitCode, ProvenanceError, StoreError, UnsupportedFormatError, UsageError
+from provenance.resolution import check_url, configured_resolvers
 from provenance.store import default_store_path, open_store
 from provenance.trust import TrustPolicy
 from provenance.verify import (
@@ -63,6 +64,14 @@ _EXIT = {
     "--key-file", type=click.Path(path_type=Path), help="Watermark key file (default: the public key)."
 )
 @click.option(
+    "--resolver",
+    "resolvers",
+    multiple=True,
+    metavar="URL",
+    help="Soft Binding Resolution service to ask when the file has no credentials (repeatable; "
+    "also `resolvers` in $PROVENANCE_HOME/config.toml). Without one, verification stays offline.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -83,6 +92,7 @@ def verify(
     manifest_path: Path | None,
     no_watermark: bool,
     key_file: Path | None,
+    resolvers: tuple[str, ...],
     as_json: bool,
     html_path: str | None,
 ) -> None:
@@ -102,18 +112,33 @@ def verify(
     policy = TrustPolicy.from_files(anchors, allow_network=allow_network)
     key = None if no_watermark else read_key_file(key_file)
     chosen = store_path or default_store_path()
-    store = open_store(chosen) if store_path is not None or chosen.exists() else None
+    store = None
+    if store_path is not None or chosen.exists():
+        try:
+            store = open_store(chosen)
+        except StoreError as exc:
+            # The store only serves recovery: what the files carry is still verified.
+            click.echo(
+                f"warning: {exc}; verifying without it (stripped credentials cannot be recovered)",
+                err=True,
+            )
     if store is not None:
         click.get_current_context().call_on_close(store.close)
     walked = {path for path, from_folder in targets if from_folder}
     tally = Tally()
 
+    remote = [check_url(url) for url in resolvers] or configured_resolvers()
     evidence: list[report.Evidence] = []
 
     def check(path: Path) -> ExitCode:
         try:
             result = verify_file(
-                path, policy=policy, store=store, watermark_key=key, manifest=manifest_path
+                path,
+                policy=policy,
+                store=store,
+                watermark_key=key,
+                manifest=manifest_path,
+                resolvers=remote,
             )
         except UnsupportedFormatError:
             if path in walked:  # a notes.txt inside a folder is not a failure
@@ -125,7 +150,14 @@ def verify(
         except ProvenanceError:
             tally.add("unreadable")
             raise
-        tally.add(outcome_of(result.state, (f.code for f in result.failures), result.recovered))
+        tally.add(
+            outcome_of(
+                result.state,
+                (f.code for f in result.failures),
+                result.recovered,
+                remote=result.remote_manifest_url is not None,
+            )
+        )
         if html_path is not None:
             evidence.append(
                 report.collect_file(path, result, store=store, trust_anchor_count=policy.anchor_count)
@@ -137,7 +169,7 @@ def verify(
         return _EXIT[result.state]
 
     def report_tally() -> None:
-        if len(targets) > 1:
+        if len(targets) > 1 and tally.total:
             click.echo(tally.sentence(), err=as_json or html_path == "-")
 
     def write_html() -> None:
@@ -150,7 +182,13 @@ def verify(
             click.echo(f"wrote the report to {html_path}", err=True)
 
     click.get_current_context().call_on_close(report_tally)
-    run_per_file([path for path, _ in targets], check, write_html)
+    try:
+        run_per_file([path for path, _ in targets], check, write_html)
+    except SystemExit as done:
+        # Exit 0 says "credentials present and intact": not when every file was skipped.
+        if done.code == ExitCode.OK and not tally.total:
+            raise UsageError(f"no media files to verify ({tally.counts['skipped']} skipped)") from None
+        raise
 
 
 def render(name: str, result: VerificationResult, *, verbose: bool = False) -> str:

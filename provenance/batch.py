@@ -11,83 +11,141 @@
     >>> (home / "in").mkdir()
     >>> fractal = Image.effect_mandelbrot((512, 512), (-2, -1.5, 1, 1.5), 100)
     >>> fractal.convert("RGB").save(home / "in" / "a.png")
+    >>> _ = (home / "in" / "notes.txt").write_text("not an image")
     >>> report = stamp_tree([home / "in"], home / "out",
     ...                     functools.partial(load_identity_dir, home / "id"),
     ...                     GenerationInfo(generator="demo"), store_path=home / "m.db", jobs=1)
     >>> report.counts()
-    {'stamped': 1, 'skipped': 0, 'failed': 0}
+    {'stamped': 1, 'skipped': 0, 'ignored': 1, 'failed': 0}
+
+Which files: inside a folder, files whose names match ``include`` (default:
+image extensions, :data:`DEFAULT_INCLUDE`, case-insensitive) and no
+``exclude`` pattern; the others are *ignored* (counted and listed, never a
+failure). Hidden files and folders are left out, symbolic links to folders are
+not followed (listed as ignored), and an entry that cannot be read (a
+symbolic-link loop, a broken link, a folder without permission) is one failed
+entry: the rest is stamped. A file named directly is always attempted.
 
 Re-running skips every file whose stamped output exists and is recorded in
-the store (matched by the source's SHA-256 and the output path), so an
-interrupted batch resumes where it stopped and nothing is stamped or
+the store (matched by the source's SHA-256 and the output path) with the same
+generation facts, watermark key and quality; with other facts it is stamped
+again (the outcome says why), and ``force=True`` stamps everything again. So
+an interrupted batch resumes where it stopped and nothing is stamped or
 recorded twice. Outputs mirror the input folders under the output folder and
 are written atomically; inputs are never modified.
+
+Concurrency and signals: each output is locked while it is stamped (a byte
+range of ``OUTDIR/.provenance-stamp.lock``), so two runs over the same folder
+share the work instead of racing. A first SIGINT or SIGTERM stops submitting
+files at once, lets the files in progress finish, and raises
+:class:`BatchInterrupted` carrying the report of what was done; a second one
+abandons the files in progress (they are rolled back). Worker processes exit
+with their parent, even when it is killed with SIGKILL.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as futures
+import contextlib
+import errno
+import fnmatch
 import hashlib
 import multiprocessing
 import os
+import select
+import signal
+import stat
+import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import watermark
 from manifests import GenerationInfo
 from provenance._internal.files import read_input
+from provenance._internal.names import printable
+from provenance._internal.signals import deferred_signals
 from provenance.errors import OutputError, ProvenanceError, UsageError
 from provenance.keys import Identity
-from provenance.stamp import stamp
-from provenance.store import open_store
+from provenance.stamp import recorded_output_path, stamp, stamp_facts
+from provenance.store import StoreEntry, open_store
 
-__all__ = ["BatchReport", "FileOutcome", "plan", "stamp_tree"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no output locks
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["DEFAULT_INCLUDE", "BatchInterrupted", "BatchReport", "FileOutcome", "plan", "stamp_tree"]
 
 IdentityLoader = Callable[[], Identity]
 """Loads the signing identity in each worker process; must be picklable
 (``functools.partial(load_identity_dir, folder)``)."""
 
+DEFAULT_INCLUDE = (
+    "*.jpg", "*.jpeg", "*.jpe", "*.jfif", "*.png", "*.webp", "*.tif", "*.tiff",
+    "*.gif", "*.bmp", "*.avif", "*.heic", "*.heif",
+)  # fmt: skip
+"""Image file names stamped by default inside folders. Images in a format stamping
+cannot write (GIF, BMP, AVIF, HEIC) are attempted so that they are reported as
+failed rather than silently left out; everything else is ignored."""
+
+LOCK_NAME = ".provenance-stamp.lock"
+"""The lock file in the output folder; hidden, so never taken for an input."""
+
 
 @dataclass(frozen=True)
 class FileOutcome:
-    """What happened to one input file."""
+    """What happened to one input file.
+
+    ``status`` is "stamped", "skipped" (already stamped and recorded),
+    "ignored" (not selected: ``note`` says why) or "failed" (``error`` says why).
+    """
 
     input: str
     output: str | None
-    status: str  # "stamped", "skipped" or "failed"
+    status: str
     identifier: str | None = None
     manifest_label: str | None = None
     error: str | None = None
     seconds: float = 0.0
     warnings: tuple[str, ...] = ()
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        # Names are shown with odd bytes escaped: JSON cannot carry them raw.
         return {
-            "input": self.input,
-            "output": self.output,
+            "input": printable(self.input),
+            "output": printable(self.output) if self.output is not None else None,
             "status": self.status,
             "identifier": self.identifier,
             "manifest_label": self.manifest_label,
-            "error": self.error,
-            "warnings": list(self.warnings),
+            "error": printable(self.error) if self.error is not None else None,
+            "note": printable(self.note) if self.note is not None else None,
+            "warnings": [printable(w) for w in self.warnings],
             "seconds": round(self.seconds, 4),
         }
 
 
 @dataclass
 class BatchReport:
-    """Every file's outcome, plus timing."""
+    """Every file's outcome, plus timing; after an interruption, what was not done."""
 
     outcomes: list[FileOutcome] = field(default_factory=list)
     seconds: float = 0.0
+    not_done: list[str] = field(default_factory=list)
+    interrupted_by: int | None = None
+    """The signal number that stopped the batch, or None when it ran to the end."""
 
     def counts(self) -> dict[str, int]:
-        out = {"stamped": 0, "skipped": 0, "failed": 0}
+        out = {"stamped": 0, "skipped": 0, "ignored": 0, "failed": 0}
         for outcome in self.outcomes:
             out[outcome.status] += 1
         return out
@@ -100,54 +158,179 @@ class BatchReport:
         return {
             "counts": self.counts(),
             "seconds": round(self.seconds, 3),
+            "interrupted": self.interrupted_by is not None,
+            "not_done": [printable(p) for p in self.not_done],
             "files": [o.to_dict() for o in self.outcomes],
         }
 
 
-def plan(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
-    """Pair every input file with its output path under ``outdir``.
+class BatchInterrupted(KeyboardInterrupt):
+    """The batch was stopped by a signal (or Ctrl-C); ``report`` lists what was done."""
+
+    def __init__(self, report: BatchReport, signum: int) -> None:
+        super().__init__(f"interrupted by signal {signum}")
+        self.report = report
+        self.signum = signum
+
+
+@dataclass
+class _Survey:
+    pairs: list[tuple[Path, Path]] = field(default_factory=list)
+    ignored: list[tuple[Path, str]] = field(default_factory=list)
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def plan(
+    inputs: Iterable[str | os.PathLike[str]],
+    outdir: str | os.PathLike[str],
+    *,
+    include: Iterable[str] | None = None,
+    exclude: Iterable[str] = (),
+) -> list[tuple[Path, Path]]:
+    """Pair every selected input file with its output path under ``outdir``.
 
     Folders are walked recursively (hidden files and the output folder itself
     are left out) and their structure is mirrored; a file named directly is
     written at the top of ``outdir``. Paths that would land outside ``outdir``
     are refused.
     """
+    return _survey(inputs, outdir, include, exclude).pairs
+
+
+def _survey(
+    inputs: Iterable[str | os.PathLike[str]],
+    outdir: str | os.PathLike[str],
+    include: Iterable[str] | None,
+    exclude: Iterable[str],
+) -> _Survey:
     out_root = Path(outdir).resolve()
-    pairs: list[tuple[Path, Path]] = []
-    seen: set[Path] = set()
+    chooser = _Chooser(DEFAULT_INCLUDE if include is None else tuple(include), tuple(exclude))
+    result = _Survey()
     for item in inputs:
         source = Path(item)
         if not source.exists():
-            raise UsageError(f"{source}: no such file or folder")
+            raise UsageError(f"{printable(source)}: no such file or folder")
         if source.is_dir():
-            for path in sorted(_walk(source, out_root)):
-                pairs.append((path, _inside(out_root, path.relative_to(source))))
+            for path in sorted(_walk(source, out_root, result)):
+                relative = path.relative_to(source)
+                reason = chooser.reason_to_ignore(relative)
+                if reason is not None:
+                    result.ignored.append((path, reason))
+                    continue
+                problem = _unusable(path)
+                if problem is not None:
+                    result.problems.append((path, problem))
+                    continue
+                result.pairs.append((path, _inside(out_root, relative)))
         else:
-            pairs.append((source, _inside(out_root, Path(source.name))))
-    sources = {src.resolve() for src, _ in pairs}
-    for _, target in pairs:
+            result.pairs.append((source, _inside(out_root, Path(source.name))))
+    sources = {_resolved(src) for src, _ in result.pairs}
+    seen: set[Path] = set()
+    for _, target in result.pairs:
         if target in seen:
-            raise UsageError(f"two inputs would both be written to {target}")
+            raise UsageError(f"two inputs would both be written to {printable(target)}")
         if target in sources:
-            raise UsageError(f"{target}: the output would overwrite an input; choose another output folder")
+            raise UsageError(
+                f"{printable(target)}: the output would overwrite an input; choose another output folder"
+            )
         seen.add(target)
-    return pairs
+    return result
 
 
-def _walk(folder: Path, out_root: Path) -> Iterator[Path]:
-    for root, dirs, files in os.walk(folder):
+class _Chooser:
+    """``--include``/``--exclude``: case-insensitive globs on the name, or on the
+    path relative to the input folder when the pattern contains a ``/``."""
+
+    def __init__(self, include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+        self.include = include
+        self.exclude = exclude
+        self.default = include == DEFAULT_INCLUDE
+
+    @staticmethod
+    def _matches(relative: Path, pattern: str) -> bool:
+        subject = relative.as_posix() if "/" in pattern else relative.name
+        return fnmatch.fnmatchcase(subject.lower(), pattern.lower())
+
+    def reason_to_ignore(self, relative: Path) -> str | None:
+        if not any(self._matches(relative, p) for p in self.include):
+            if self.default:
+                return "not an image file name (use --include to stamp it)"
+            return "matches no --include pattern"
+        for pattern in self.exclude:
+            if self._matches(relative, pattern):
+                return f"excluded by --exclude {pattern}"
+        return None
+
+
+def _walk(folder: Path, out_root: Path, result: _Survey) -> Iterator[Path]:
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else folder
+        result.problems.append(
+            (
+                where,
+                f"{printable(where)}: cannot read this folder ({exc.strerror or exc}); "
+                "nothing in it was stamped",
+            )
+        )
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
         here = Path(root)
-        dirs[:] = [d for d in dirs if not d.startswith(".") and (here / d).resolve() != out_root]
+        kept = []
+        for name in dirs:
+            path = here / name
+            if name.startswith(".") or _resolved(path) == out_root:
+                continue
+            if path.is_symlink():
+                result.ignored.append((path, "a symbolic link to a folder (not followed)"))
+                continue
+            kept.append(name)
+        dirs[:] = kept
         for name in files:
             if not name.startswith("."):
                 yield here / name
 
 
+def _unusable(path: Path) -> str | None:
+    """Why an entry of a folder cannot be stamped, or None when it is a readable-looking file."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{printable(path)}: symbolic link loop"
+        if exc.errno == errno.ENOENT:
+            return f"{printable(path)}: broken symbolic link (its target does not exist)"
+        return f"{printable(path)}: cannot read ({exc.strerror or exc})"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{printable(path)}: not a regular file"
+    return None
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symbolic-link loop; the entry is reported elsewhere
+        return path.absolute()
+
+
 def _inside(out_root: Path, relative: Path) -> Path:
-    target = (out_root / relative).resolve()
+    target = _resolved(out_root / relative)
     if out_root not in target.parents:
-        raise OutputError(f"{relative}: would be written outside {out_root}; refused")
+        raise OutputError(f"{printable(relative)}: would be written outside {printable(out_root)}; refused")
     return target
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """Everything a worker needs; picklable."""
+
+    loader: IdentityLoader
+    info: GenerationInfo
+    store_path: str | os.PathLike[str] | None
+    key: bytes
+    force: bool
+    quality: int | None
+    lock_path: str | None
+    facts: str
 
 
 def stamp_tree(
@@ -161,50 +344,265 @@ def stamp_tree(
     key: bytes = watermark.DEFAULT_KEY,
     on_result: Callable[[FileOutcome], None] | None = None,
     on_plan: Callable[[int], None] | None = None,
+    include: Iterable[str] | None = None,
+    exclude: Iterable[str] = (),
+    force: bool = False,
+    quality: int | None = None,
+    on_interrupt: Callable[[int], None] | None = None,
+    handle_signals: bool = True,
 ) -> BatchReport:
-    """Stamp every file under ``inputs`` into ``outdir``; see the module docstring.
+    """Stamp every selected file under ``inputs`` into ``outdir``; see the module docstring.
 
-    ``on_plan`` is told how many files there are before work starts,
-    ``on_result`` receives each file's outcome as it completes.
+    ``on_plan`` is told how many files will be stamped before work starts,
+    ``on_result`` receives each file's outcome as it completes (ignored and
+    unreadable entries first), ``on_interrupt`` the signal number when the
+    first SIGINT/SIGTERM arrives. With ``handle_signals`` (and when called
+    from the main thread without an application handler for them) the batch
+    handles SIGINT and SIGTERM itself as described above; the previous
+    handlers are restored when it returns.
     """
     started = time.perf_counter()
-    pairs = plan(inputs, outdir)
+    survey = _survey(inputs, outdir, include, exclude)
+    out_root = Path(outdir)
+    _make_output_folder(out_root)
     # Open (and migrate) the store here, so a bad store is one clear error
     # before any worker starts rather than a crash inside each of them.
     open_store(store_path).close()
-    if on_plan:
-        on_plan(len(pairs))
     report = BatchReport()
+
+    def deliver(outcome: FileOutcome) -> None:
+        report.outcomes.append(outcome)
+        if on_result:
+            on_result(outcome)
+
+    for path, reason in survey.ignored:
+        deliver(FileOutcome(str(path), None, "ignored", note=reason))
+    for path, message in survey.problems:
+        deliver(FileOutcome(str(path), None, "failed", error=message))
+    if on_plan:
+        on_plan(len(survey.pairs))
+    settings = _Settings(
+        identity_loader,
+        info,
+        store_path,
+        key,
+        force,
+        quality,
+        str(out_root.resolve() / LOCK_NAME) if fcntl is not None else None,
+        stamp_facts(info, key, quality),
+    )
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
-    args = [(str(src), str(dst)) for src, dst in pairs]
-    if workers == 1 or len(args) <= 1:
-        _init_worker(identity_loader, info, store_path, key)
-        results: Iterable[FileOutcome] = map(_stamp_one, args)
-        for outcome in results:
-            report.outcomes.append(outcome)
-            if on_result:
-                on_result(outcome)
-    else:
-        # forkserver: workers must not inherit the parent's native C2PA state;
-        # preloading the heavy imports in the server makes each worker start fast.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["provenance.batch"])
-        with futures.ProcessPoolExecutor(
+    queue = collections.deque((str(src), str(dst)) for src, dst in survey.pairs)
+    stop = _Stop()
+    with _signals_handled(stop, handle_signals, on_interrupt):
+        try:
+            if workers == 1 or len(queue) <= 1:
+                _run_here(queue, settings, stop, deliver)
+            else:
+                _run_pool(queue, min(workers, len(queue)), settings, stop, deliver)
+        except KeyboardInterrupt:
+            stop.signum = stop.signum or signal.SIGINT
+            _settle(queue, stop.abandoned, settings, deliver)
+    report.not_done = [src for src, _ in queue]
+    order = {str(p): i for i, p in enumerate(sorted(_all_inputs(survey)))}
+    report.outcomes.sort(key=lambda o: order.get(o.input, len(order)))
+    report.seconds = time.perf_counter() - started
+    if stop.signum is not None:
+        report.interrupted_by = int(stop.signum)
+        raise BatchInterrupted(report, int(stop.signum))
+    return report
+
+
+def _settle(
+    queue: collections.deque[tuple[str, str]],
+    abandoned: int,
+    settings: _Settings,
+    deliver: Callable[[FileOutcome], None],
+) -> None:
+    """After abandoning the files in progress, report those that completed anyway.
+
+    A file whose record and output were both written just before its worker
+    stopped is done; the report must say so rather than list it as not done.
+    """
+    with open_store(settings.store_path) as store:
+        for pair in list(queue)[:abandoned]:
+            src, dst = pair
+            try:
+                digest = hashlib.sha256(Path(src).read_bytes()).hexdigest()
+                entry = store.find_stamped(digest, recorded_output_path(dst))
+            except (OSError, ProvenanceError):
+                continue
+            if (
+                entry is not None
+                and entry.facts_sha256 == settings.facts
+                and _output_is(dst, entry.asset_sha256)
+            ):
+                queue.remove(pair)
+                deliver(
+                    FileOutcome(
+                        src, dst, "stamped", entry.payload_hex, entry.manifest_label,
+                        note="completed while the batch was being stopped",
+                    )
+                )  # fmt: skip
+
+
+def _all_inputs(survey: _Survey) -> Iterator[str]:
+    yield from (str(src) for src, _ in survey.pairs)
+    yield from (str(path) for path, _ in survey.ignored)
+    yield from (str(path) for path, _ in survey.problems)
+
+
+def _make_output_folder(out_root: Path) -> None:
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(
+            f"{printable(out_root)}: exists and is not a folder; cannot write outputs in it"
+        ) from None
+    except OSError as exc:
+        raise OutputError(
+            f"{printable(out_root)}: cannot create the output folder ({exc.strerror or exc})"
+        ) from None
+
+
+class _Stop:
+    """Set by the first signal; a second one raises KeyboardInterrupt (abandon the files in progress)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.abandon = False
+        self.abandoned = 0  # files in progress when the batch was abandoned: the head of the queue
+
+
+@contextlib.contextmanager
+def _signals_handled(
+    stop: _Stop, enabled: bool, on_interrupt: Callable[[int], None] | None
+) -> Iterator[None]:
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.signum is None:
+            stop.signum = signum
+            if on_interrupt:
+                on_interrupt(signum)
+            return
+        stop.abandon = True
+        raise KeyboardInterrupt
+
+    previous: dict[int, Any] = {}
+    hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_when_stopping(hook)
+    for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
+        if signal.getsignal(sig) is default:  # an application's own handler wins
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        sys.unraisablehook = hook
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _run_here(
+    queue: collections.deque[tuple[str, str]],
+    settings: _Settings,
+    stop: _Stop,
+    deliver: Callable[[FileOutcome], None],
+) -> None:
+    _init_worker(settings, None)
+    while queue and stop.signum is None:
+        stop.abandoned = 1
+        outcome = _stamp_one(queue[0])  # stays queued (not done) if interrupted mid-file
+        stop.abandoned = 0
+        if stop.abandon and outcome.status == "failed":
+            return  # the interrupt surfaced as an error inside native code: rolled back, not done
+        with deferred_signals():  # a file is either reported or left queued, never lost between
+            queue.popleft()
+            deliver(outcome)
+
+
+def _run_pool(
+    queue: collections.deque[tuple[str, str]],
+    workers: int,
+    settings: _Settings,
+    stop: _Stop,
+    deliver: Callable[[FileOutcome], None],
+) -> None:
+    # forkserver: workers must not inherit the parent's native C2PA state;
+    # preloading the heavy imports in the server makes each worker start fast.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["provenance.batch"])
+    _start_fork_server()
+    while queue and stop.signum is None:
+        pool = futures.ProcessPoolExecutor(
             max_workers=workers,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(identity_loader, info, store_path, key),
-        ) as pool:
-            pending = [pool.submit(_stamp_one, a) for a in args]
-            for future in futures.as_completed(pending):
-                outcome = future.result()
-                report.outcomes.append(outcome)
-                if on_result:
-                    on_result(outcome)
-        order = {a[0]: i for i, a in enumerate(args)}
-        report.outcomes.sort(key=lambda o: order[o.input])
-    report.seconds = time.perf_counter() - started
-    return report
+            initargs=(settings, os.getpid()),
+        )
+        in_flight: dict[futures.Future[FileOutcome], tuple[str, str]] = {}
+        broken = False
+        try:
+            while True:
+                # At most one file per worker is handed out, so that stopping
+                # never waits for files queued inside the pool.
+                while queue and not broken and len(in_flight) < workers and stop.signum is None:
+                    with deferred_signals():
+                        pair = queue[0]
+                        in_flight[pool.submit(_stamp_one, pair)] = pair
+                        queue.popleft()
+                if not in_flight:
+                    break
+                done, _ = futures.wait(in_flight, return_when=futures.FIRST_COMPLETED)
+                for future in done:
+                    pair = in_flight[future]
+                    try:
+                        outcome = future.result()
+                    except BrokenProcessPool:
+                        # A worker was killed (out of memory, a stray signal); the
+                        # pool stops them all, each rolling back its file.
+                        broken = True
+                        outcome = FileOutcome(
+                            pair[0], pair[1], "failed",
+                            error=f"{printable(pair[0])}: a worker process was killed while this "
+                            "file was stamped; it was not stamped",
+                        )  # fmt: skip
+                    with deferred_signals():
+                        del in_flight[future]
+                        deliver(outcome)
+        except BaseException:
+            # Abandon the files in progress: the workers roll them back.
+            queue.extendleft(reversed(list(in_flight.values())))
+            stop.abandoned = len(in_flight)
+            _terminate(pool)
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)  # a broken pool takes no more work: a fresh one goes on
+
+
+def _start_fork_server() -> None:
+    """Start the fork server with SIGINT blocked, so that it and every worker it
+    forks are deaf to Ctrl-C from birth (the mask survives fork and exec); a
+    worker that died of Ctrl-C before its initializer ran would break the pool."""
+    from multiprocessing import forkserver
+
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        forkserver.ensure_running()
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _terminate(pool: futures.ProcessPoolExecutor) -> None:
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        with contextlib.suppress(Exception):
+            process.terminate()
 
 
 # --- worker side --------------------------------------------------------------
@@ -212,22 +610,85 @@ def stamp_tree(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(
-    loader: IdentityLoader,
-    info: GenerationInfo,
-    store_path: str | os.PathLike[str] | None,
-    key: bytes,
-) -> None:
+class _WorkerState:
+    busy = False
+    terminating = False
+
+
+def _init_worker(settings: _Settings, parent_pid: int | None) -> None:
     # Each process loads the identity and opens its own store connection once;
     # SQLite serialises the writers.
     _WORKER.clear()
+    if parent_pid is not None:
+        # Ctrl-C reaches the whole process group; the parent decides what it
+        # means. SIGTERM (from the parent, or from the watch below) rolls back
+        # the file in progress and exits.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, _on_worker_sigterm)
+        sys.unraisablehook = _quiet_when_stopping(sys.unraisablehook)
+        _watch_parent(parent_pid)
     try:
-        _WORKER["identity"] = loader()
+        _WORKER["identity"] = settings.loader()
     except ProvenanceError as exc:
         _WORKER["error"] = str(exc)
-    _WORKER["info"] = info
-    _WORKER["store"] = open_store(store_path)
-    _WORKER["key"] = key
+    _WORKER["settings"] = settings
+    _WORKER["store"] = open_store(settings.store_path)
+    _WORKER["lock"] = None
+
+
+class _Terminated(BaseException):
+    """Raised in a worker by SIGTERM while it stamps a file."""
+
+
+def _on_worker_sigterm(signum: int, frame: FrameType | None) -> None:
+    _WorkerState.terminating = True
+    if not _WorkerState.busy:
+        os._exit(128 + signum)
+    raise _Terminated
+
+
+def _quiet_when_stopping(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """An interrupt raised inside the C2PA library's signing callback cannot
+    propagate through native code: Python would print it as an "exception
+    ignored" traceback. It is expected there (the signature fails and the file
+    is rolled back), so it is dropped; anything else is still reported."""
+
+    def quiet(unraisable: Any) -> Any:
+        if isinstance(unraisable.exc_value, _Terminated | KeyboardInterrupt):
+            return None
+        return hook(unraisable)
+
+    return quiet
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit with the parent: a worker's own parent is the fork server, so
+    PR_SET_PDEATHSIG would not fire when the batch's process dies."""
+
+    def watch() -> None:
+        try:
+            handle = os.pidfd_open(parent_pid)
+        except ProcessLookupError:
+            handle = None
+        except (AttributeError, OSError):  # no pidfd (old kernel, not Linux): poll
+            while _alive(parent_pid):
+                time.sleep(0.5)
+            handle = None
+        if handle is not None:
+            select.select([handle], [], [])  # readable once the process has exited
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _stamp_one(pair: tuple[str, str]) -> FileOutcome:
@@ -235,35 +696,67 @@ def _stamp_one(pair: tuple[str, str]) -> FileOutcome:
     started = time.perf_counter()
     if "error" in _WORKER:
         return FileOutcome(src, dst, "failed", error=_WORKER["error"])
+    _WorkerState.busy = True
+    try:
+        outcome = _stamp_file(src, dst, started)
+    except _Terminated:
+        os._exit(128 + signal.SIGTERM)  # the file in progress was rolled back while unwinding
+    finally:
+        _WorkerState.busy = False
+    if _WorkerState.terminating:
+        # SIGTERM came inside native code (the signing callback), which turned
+        # it into an ordinary failure; the parent is gone or asked us to stop.
+        os._exit(128 + signal.SIGTERM)
+    return outcome
+
+
+def _stamp_file(src: str, dst: str, started: float) -> FileOutcome:
+    settings: _Settings = _WORKER["settings"]
     store = _WORKER["store"]
+    shown = printable(src)
     try:
         raw = read_input(src)
         digest = hashlib.sha256(raw).hexdigest()
-        existing = store.find_stamped(digest, dst)
-        if existing is not None and _output_is(dst, existing.asset_sha256):
-            return FileOutcome(
-                src,
-                dst,
-                "skipped",
-                existing.payload_hex,
-                existing.manifest_label,
-                seconds=time.perf_counter() - started,
-            )
-        Path(dst).parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings(record=True) as caught:
-            # Warnings (a weak mark on a flat image) belong in the file's report,
-            # not on the worker's stderr.
-            warnings.simplefilter("always")
-            result = stamp(
-                raw,
-                _WORKER["identity"],
-                _WORKER["info"],
-                store=store,
-                output=dst,
-                key=_WORKER["key"],
-                title=Path(src).name,
-                source_name=src,
-            )
+        with _output_locked(dst):
+            note = None
+            existing = store.find_stamped(digest, recorded_output_path(dst))
+            if existing is not None and _output_is(dst, existing.asset_sha256):
+                changed = None if settings.force else _what_changed(existing, settings)
+                if settings.force:
+                    note = "stamped again (--force)"
+                elif changed is None:
+                    return FileOutcome(
+                        src,
+                        dst,
+                        "skipped",
+                        existing.payload_hex,
+                        existing.manifest_label,
+                        seconds=time.perf_counter() - started,
+                    )
+                else:
+                    note = f"stamped again: {changed}"
+            folder = Path(dst).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(
+                    f"{printable(folder)}: cannot create the output folder ({exc.strerror or exc})"
+                ) from None
+            with warnings.catch_warnings(record=True) as caught:
+                # Warnings (a weak mark on a flat image) belong in the file's report,
+                # not on the worker's stderr.
+                warnings.simplefilter("always")
+                result = stamp(
+                    raw,
+                    _WORKER["identity"],
+                    settings.info,
+                    store=store,
+                    output=dst,
+                    key=settings.key,
+                    title=Path(src).name,
+                    source_name=src,
+                    quality=settings.quality,
+                )
         return FileOutcome(
             src,
             dst,
@@ -271,22 +764,63 @@ def _stamp_one(pair: tuple[str, str]) -> FileOutcome:
             result.identifier,
             result.manifest_label,
             seconds=time.perf_counter() - started,
-            warnings=tuple(f"{src}: {w.message}" for w in caught),
+            warnings=tuple(f"{shown}: {w.message}" for w in caught),
+            note=note,
         )
     except ProvenanceError as exc:
         return FileOutcome(src, dst, "failed", error=str(exc), seconds=time.perf_counter() - started)
     except OSError as exc:
         return FileOutcome(
-            src, dst, "failed", error=f"{src}: {exc.strerror or exc}", seconds=time.perf_counter() - started
+            src, dst, "failed", error=f"{shown}: {exc.strerror or exc}", seconds=time.perf_counter() - started
         )
     except Exception as exc:  # a bug on one file must not stop the batch; it is reported as such
         return FileOutcome(
             src,
             dst,
             "failed",
-            error=f"{src}: internal error: {type(exc).__name__}: {exc}",
+            error=f"{shown}: internal error: {type(exc).__name__}: {exc}",
             seconds=time.perf_counter() - started,
         )
+
+
+def _what_changed(existing: StoreEntry, settings: _Settings) -> str | None:
+    """Why a recorded stamp no longer matches this run, or None when it does."""
+    if existing.facts_sha256 == settings.facts:
+        return None
+    info = settings.info
+    differences = [
+        f"{label} was {old!r}, now {new!r}"
+        for label, old, new in (
+            ("generator", existing.generator, info.generator),
+            ("model", existing.model, info.model),
+        )
+        if old != new
+    ]
+    if differences:
+        return "; ".join(differences)
+    if existing.facts_sha256 is None:
+        return None  # recorded before facts were kept: generator and model are all we know
+    return "the generation facts, watermark key or quality differ from the recorded stamp"
+
+
+@contextlib.contextmanager
+def _output_locked(dst: str) -> Iterator[None]:
+    """Hold the lock of one output (a byte of the shared lock file chosen by its path)."""
+    settings: _Settings = _WORKER["settings"]
+    if settings.lock_path is None or fcntl is None:
+        yield
+        return
+    if _WORKER["lock"] is None:
+        # One descriptor per process, kept open: POSIX record locks are
+        # released when any descriptor of the file is closed.
+        _WORKER["lock"] = os.open(settings.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _WORKER["lock"]
+    offset = int.from_bytes(hashlib.sha256(os.fsencode(dst)).digest()[:6], "big")
+    fcntl.lockf(fd, fcntl.LOCK_EX, 1, offset)
+    try:
+        yield
+    finally:
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
 
 
 def _output_is(path: str, expected_sha256: str | None) -> bool:

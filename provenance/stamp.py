@@ -22,12 +22,23 @@ Inside a generation pipeline, with no temporary files::
 watermark, signs a manifest that declares it (the ``c2pa.soft-binding`` assertion and
 the C2PA 2.4 ``c2pa.watermarked.bound`` action), records the signed manifest in the store with a
 small greyscale reference of the picture, and returns the stamped bytes. The image is encoded
-exactly once, in its original format with its quality settings, EXIF and ICC.
+exactly once, in its original format with its quality settings (or ``quality=``), EXIF and ICC.
+
+An image that already carries this library's watermark (a stamped output
+stamped again) keeps its identifier: the mark is not embedded a second time,
+the old credentials become the parent ingredient of the new manifest, and the
+store's entry for that identifier is replaced by the new manifest.
+
+With ``output=``, the record and the file both exist or neither does: the
+output is written to a temporary file first, the record is committed, then the
+file is renamed into place (Ctrl-C and SIGTERM are held back across the two).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -37,8 +48,8 @@ from PIL import Image
 
 import watermark
 from manifests import Action, EditInfo, GenerationInfo
-from provenance._internal import c2pa_bridge, likeness
-from provenance._internal.files import atomic_write, read_input, same_file
+from provenance._internal import c2pa_bridge, likeness, pdq
+from provenance._internal.files import atomic_output, read_input, same_file
 from provenance._internal.images import (
     STAMPABLE_FORMATS,
     encode_image,
@@ -46,12 +57,14 @@ from provenance._internal.images import (
     preserving_save_options,
     stamp_format,
 )
-from provenance.errors import OutputError, StoreError, WatermarkFailure
+from provenance._internal.names import printable
+from provenance._internal.signals import deferred_signals
+from provenance.errors import OutputError, StoreError, UsageError, WatermarkFailure
 from provenance.keys import Identity
 from provenance.sign import sign_encoded_image
 from provenance.store import ManifestStore, StoreEntry
 
-__all__ = ["STAMPABLE_FORMATS", "StampResult", "stamp"]
+__all__ = ["STAMPABLE_FORMATS", "StampResult", "stamp", "stamp_facts"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,18 @@ class StampResult:
         return self.payload.hex()
 
 
+def stamp_facts(info: GenerationInfo, key: bytes = watermark.DEFAULT_KEY, quality: int | None = None) -> str:
+    """A digest of everything a stamp is made with besides the pixels and the signer.
+
+    Recorded with each stamp; a batch re-run whose facts differ stamps again.
+    The raw prompt enters only through its SHA-256, like in the manifest.
+    """
+    facts = dataclasses.asdict(dataclasses.replace(info, prompt=info.prompt_sha256))
+    document = {"info": facts, "key": hashlib.sha256(key).hexdigest(), "quality": quality}
+    text = json.dumps(document, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
+
+
 def stamp(
     source: bytes | str | os.PathLike[str] | Image.Image,
     identity: Identity,
@@ -82,37 +107,70 @@ def stamp(
     format: str | None = None,
     title: str | None = None,
     source_name: str | None = None,
+    quality: int | None = None,
 ) -> StampResult:
     """Watermark, sign and record one image; see the module docstring.
 
     ``source`` is a path, encoded bytes, or an in-memory ``PIL.Image`` (then
     ``format`` picks the encoding, PNG by default). With ``output`` the result
-    is also written there atomically (never over the source). The store entry
-    is written after the output, so an interrupted stamp never leaves a record
-    pointing at an asset that does not exist.
+    is also written there atomically (never over the source). ``quality``
+    (1-100) sets the JPEG/WebP encoder quality instead of keeping the
+    original's; PNG and TIFF are lossless and ignore it.
     """
+    if quality is not None and not 1 <= quality <= 100:
+        raise UsageError(f"quality must be between 1 and 100, not {quality}")
     name, raw, image = _load(source, source_name)
+    name = printable(name)
     if output is not None and isinstance(source, str | os.PathLike) and same_file(source, output):
-        raise OutputError(f"{output}: output is the input file; stamping never modifies inputs")
+        raise OutputError(f"{printable(output)}: output is the input file; stamping never modifies inputs")
     fmt = stamp_format(image, format, name)
+    options = preserving_save_options(image, fmt)
+    if quality is not None and fmt in ("JPEG", "WEBP"):
+        options.pop("qtables", None)
+        options["quality"] = quality
     # An image that already carries credentials keeps them: it becomes the
     # parent ingredient and the new manifest records only the watermarking.
     parent = raw if raw is not None and c2pa_bridge.has_credentials(raw) else None
-    payload = _fresh_payload(store)
-    try:
-        marked = watermark.embed(image, payload, key)
-    except watermark.ImageTooSmallError as exc:
-        raise WatermarkFailure(f"{name}: {exc}") from None
-    except watermark.WatermarkError as exc:
-        raise WatermarkFailure(f"{name}: cannot watermark ({exc})") from None
-    encoded, mime = encode_image(marked, fmt, **preserving_save_options(image, fmt))
-    _check_readable(encoded, payload, key, name, fmt)
+    # A stamped output stamped again already carries a mark; a second one on
+    # top would garble both, so it keeps its identifier. Looking costs a
+    # detection, so only images with credentials are checked up front; the
+    # others only when the new mark does not read back.
+    kept = _existing_mark(image, key) if parent is not None else None
+    if kept is None:
+        payload = _fresh_payload(store)
+        marked = _embed(image, payload, key, name)
+        encoded, mime = encode_image(marked, fmt, **options)
+        try:
+            _check_readable(encoded, payload, key, name, fmt)
+        except WatermarkFailure:
+            kept = _existing_mark(image, key)
+            if kept is None:
+                raise
+    replacing = False
+    if kept is not None:
+        payload, marked = kept, image
+        replacing = store.get_by_payload(payload) is not None
+        if replacing and parent is None:
+            raise WatermarkFailure(
+                f"{name}: already carries watermark {payload.hex()}, whose credentials are in the "
+                "manifest store but no longer in the file (`provenance verify` recovers them); "
+                "stamp the original image instead"
+            )
+        encoded, mime = encode_image(marked, fmt, **options)
+        _check_readable(encoded, payload, key, name, fmt)
     value = watermark.soft_binding_value(payload)
     soft_binding = {
         "label": "c2pa.soft-binding",
         "data": {"alg": watermark.ALGORITHM, "blocks": [{"scope": {}, "value": value}]},
     }
     watermarked = watermark_action()
+    if title is None and (source_name or not name.startswith("<")):
+        title = Path(name).name
+    title = printable(title) if title is not None else None
+    # With a parent (credentials already there) the new manifest is an edit whose
+    # action is declaring the watermark; the mark itself may be older (kept).
+    edit = EditInfo((watermarked,)) if parent is not None else None
+    actions = [] if parent is not None else [watermarked]
     signed = sign_encoded_image(
         encoded,
         mime,
@@ -120,35 +178,48 @@ def stamp(
         identity,
         info,
         parent=parent,
-        edit=EditInfo((watermarked,)) if parent is not None else None,
-        title=title or (Path(name).name if source_name or not name.startswith("<") else None),
+        edit=edit,
+        title=title,
         extra_assertions=[soft_binding],
-        extra_actions=[] if parent is not None else [watermarked],
+        extra_actions=actions,
     )
     assert signed.data is not None
-    fingerprint = likeness.reference(marked)
-    if output is not None:
-        atomic_write(output, signed.data)
-    recorded = store.record(
-        StoreEntry(
-            payload=payload,
-            manifest_label=signed.manifest_label,
-            manifest_store=signed.manifest_store,
-            mime=signed.mime,
-            soft_binding_alg=watermark.ALGORITHM,
-            soft_binding_value=value,
-            fingerprint_image=fingerprint,
-            source_sha256=hashlib.sha256(raw).hexdigest() if raw is not None else None,
-            asset_sha256=hashlib.sha256(signed.data).hexdigest(),
-            output_path=str(Path(output).resolve()) if output is not None else None,
-            generator=info.generator,
-            model=info.model,
-            title=title,
-        )
+    entry = StoreEntry(
+        payload=payload,
+        manifest_label=signed.manifest_label,
+        manifest_store=signed.manifest_store,
+        mime=signed.mime,
+        soft_binding_alg=watermark.ALGORITHM,
+        soft_binding_value=value,
+        fingerprint_image=likeness.reference(marked),
+        # Fingerprint the pixels as published (after the watermark and the encoder):
+        # both move a perceptual hash, and copies in the wild descend from these.
+        pdq_hash=pdq.fingerprint(load_image(encoded, name)),
+        source_sha256=hashlib.sha256(raw).hexdigest() if raw is not None else None,
+        asset_sha256=hashlib.sha256(signed.data).hexdigest(),
+        output_path=recorded_output_path(output) if output is not None else None,
+        generator=info.generator,
+        model=info.model,
+        title=title,
+        facts_sha256=stamp_facts(info, key, quality),
     )
-    if not recorded:
-        # Another writer took this identifier between our check and our insert.
-        raise StoreError(f"{name}: identifier {payload.hex()} is already in the store; stamp again")
+
+    def commit() -> None:
+        recorded = store.supersede(entry) if replacing else store.record(entry)
+        if not recorded:
+            # Another writer took this identifier between our check and our insert.
+            raise StoreError(f"{name}: identifier {payload.hex()} is already in the store; stamp again")
+
+    if output is None:
+        commit()
+    else:
+        # Record first, rename second: a failed record (store full) leaves no
+        # output carrying an identifier the store does not know.
+        with deferred_signals(), atomic_output(output) as handle:
+            handle.write(signed.data)
+            handle.flush()
+            os.fsync(handle.fileno())
+            commit()
     return StampResult(
         signed.data,
         signed.mime,
@@ -157,6 +228,28 @@ def stamp(
         value,
         Path(output) if output is not None else None,
     )
+
+
+def recorded_output_path(output: str | os.PathLike[str]) -> str:
+    """How an output path is written in the store (absolute; odd bytes escaped)."""
+    return printable(Path(output).resolve())
+
+
+def _embed(image: Image.Image, payload: bytes, key: bytes, name: str) -> Image.Image:
+    try:
+        return watermark.embed(image, payload, key)
+    except watermark.ImageTooSmallError as exc:
+        raise WatermarkFailure(f"{name}: {exc}") from None
+    except watermark.WatermarkError as exc:
+        raise WatermarkFailure(f"{name}: cannot watermark ({exc})") from None
+
+
+def _existing_mark(image: Image.Image, key: bytes) -> bytes | None:
+    try:
+        found = watermark.detect(image, key)
+    except watermark.WatermarkError:
+        return None
+    return found.payload if found.detected else None
 
 
 WATERMARK_ACTION = "c2pa.watermarked.bound"

@@ -54,7 +54,10 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
+
+_Fingerprints = list[tuple[bytes, bytes]]
+"""``(payload, pdq_hash)`` pairs."""
 
 
 @dataclass(frozen=True)
@@ -68,12 +71,17 @@ class StoreEntry:
     soft_binding_alg: str | None = None
     soft_binding_value: str | None = None
     fingerprint_image: bytes | None = None
+    pdq_hash: bytes | None = None
+    """32-byte PDQ perceptual hash of the published image (provenance/_internal/pdq.py)."""
     source_sha256: str | None = None
     asset_sha256: str | None = None
     output_path: str | None = None
     generator: str | None = None
     model: str | None = None
     title: str | None = None
+    facts_sha256: str | None = None
+    """Digest of what the stamp was made with (generation facts, watermark key,
+    quality): a batch re-run with other facts stamps again instead of skipping."""
     created_at: str = field(
         default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     )
@@ -109,6 +117,40 @@ class ManifestStore(ABC):
     @abstractmethod
     def count(self) -> int:
         """How many entries there are."""
+
+    def label_for_payload(self, payload: bytes) -> str | None:
+        """The manifest label recorded for a watermark identifier (a resolution lookup).
+
+        Backends override it to read the label alone, not the whole entry.
+        """
+        entry = self.get_by_payload(payload)
+        return entry.manifest_label if entry is not None else None
+
+    def fingerprints_after(self, cursor: int, limit: int = 10_000) -> tuple[int, _Fingerprints]:
+        """PDQ fingerprints recorded after position ``cursor`` (0: from the start).
+
+        Returns the new position and ``(payload, pdq_hash)`` for the entries
+        among the next ``limit`` that have a fingerprint. A resolution service
+        keeps the position and asks again for what was recorded since; a
+        returned position equal to ``cursor`` means it is up to date. This
+        generic version relies on :meth:`count` and :meth:`list` (stores only
+        ever append); backends override it with an indexed range query.
+        """
+        total = self.count()
+        n = min(limit, total - cursor)
+        if n <= 0:
+            return cursor, []
+        # list() is newest first: the n oldest unseen entries end at offset total - cursor.
+        entries = self.list(limit=n, offset=total - cursor - n)
+        return cursor + n, [(e.payload, e.pdq_hash) for e in reversed(entries) if e.pdq_hash is not None]
+    def supersede(self, entry: StoreEntry) -> bool:
+        """Replace the entry whose identifier is ``entry.payload`` by ``entry``; False if there is none.
+
+        Used when an image that already carries a watermark is stamped again:
+        it keeps its identifier, and the new manifest (which names the old
+        credentials as its parent ingredient) is what recovery should find.
+        """
+        raise StoreError(f"{type(self).__name__} cannot replace an entry; this store cannot re-stamp")
 
     def find(self, ref: str) -> StoreEntry:
         """The entry for ``ref``: a watermark identifier (16 hex digits) or a manifest label.
@@ -262,6 +304,16 @@ _MIGRATIONS: list[str] = [
     """
     ALTER TABLE manifests ADD COLUMN fingerprint_image BLOB;
     """,
+    # v4: what a stamp was made with, so a re-run with other facts re-stamps.
+    """
+    ALTER TABLE manifests ADD COLUMN facts_sha256 TEXT;
+    """,
+    # v5: the PDQ perceptual hash (32 bytes) of the published image, for
+    # matching copies whose watermark was destroyed. Portable SQL: the
+    # PostgreSQL backend mirrors it as BYTEA.
+    """
+    ALTER TABLE manifests ADD COLUMN pdq_hash BLOB;
+    """,
 ]
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -310,7 +362,11 @@ class SQLiteManifestStore(ManifestStore):
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # SQLite has already rolled back after some errors (disk full); the
+            # original error is the one to report, not a failed ROLLBACK.
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
@@ -328,6 +384,23 @@ class SQLiteManifestStore(ManifestStore):
                     values,
                 )
                 return cursor.rowcount == 1
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot record the manifest ({exc})") from None
+
+    def supersede(self, entry: StoreEntry) -> bool:
+        if len(entry.payload) != 8:
+            raise StoreError("a watermark payload is exactly 8 bytes")
+        columns = [c for c in _COLUMNS if c != "payload"]
+        assignments = ", ".join(f"{c} = ?" for c in columns)
+        values = [getattr(entry, c) for c in columns]
+        try:
+            with self._transaction():
+                cursor = self._db.execute(
+                    f"UPDATE manifests SET {assignments} WHERE payload = ?", [*values, entry.payload]
+                )
+                return cursor.rowcount == 1
+        except sqlite3.IntegrityError:
+            return False  # the new manifest label is already recorded elsewhere
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot record the manifest ({exc})") from None
 
@@ -375,6 +448,28 @@ class SQLiteManifestStore(ManifestStore):
             return int(self._db.execute("SELECT COUNT(*) FROM manifests").fetchone()[0])
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot read the manifest store ({exc})") from None
+
+    def label_for_payload(self, payload: bytes) -> str | None:
+        try:
+            row = self._db.execute(
+                "SELECT manifest_label FROM manifests WHERE payload = ?", (payload,)
+            ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot read the manifest store ({exc})") from None
+        return str(row[0]) if row is not None else None
+
+    def fingerprints_after(self, cursor: int, limit: int = 10_000) -> tuple[int, _Fingerprints]:
+        # The row id is the position: an indexed range scan, whatever the store's size.
+        try:
+            rows = self._db.execute(
+                "SELECT id, payload, pdq_hash FROM manifests WHERE id > ? ORDER BY id LIMIT ?",
+                (cursor, limit),
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot read the manifest store ({exc})") from None
+        if not rows:
+            return cursor, []
+        return int(rows[-1][0]), [(bytes(p), bytes(h)) for _, p, h in rows if h is not None]
 
     def close(self) -> None:
         self._db.close()

@@ -48,8 +48,10 @@ def test_folder_is_mirrored_and_every_output_verifies(tmp_path: Path, identity_d
     _tree(tmp_path)
     before = {p: p.read_bytes() for p in (tmp_path / "in").rglob("*") if p.is_file()}
     report = _run(tmp_path, identity_dir, jobs=2)
-    assert report.counts() == {"stamped": 4, "skipped": 0, "failed": 0}
-    assert {p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.*")} == {
+    assert report.counts() == {"stamped": 4, "skipped": 0, "ignored": 0, "failed": 0}
+    outputs = {p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.*")}
+    assert outputs == {
+        ".provenance-stamp.lock",  # the per-output locks of concurrent runs
         "astronaut.jpg",
         "coffee.png",
         "portraits/chelsea.jpg",
@@ -68,16 +70,43 @@ def test_one_bad_file_does_not_stop_the_batch(tmp_path: Path, identity_dir: Path
     _tree(tmp_path)
     full = encode(photo("astronaut"), "JPEG")
     (tmp_path / "in" / "truncated.jpg").write_bytes(full[: len(full) // 2])
-    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    (tmp_path / "in" / "notes.jpg").write_text("not an image")
     (tmp_path / "in" / "tiny.png").write_bytes(encode(photo("astronaut", (64, 64)), "PNG"))
     report = _run(tmp_path, identity_dir)
     failed = {Path(o.input).name: o.error for o in report.failed}
-    assert set(failed) == {"truncated.jpg", "notes.txt", "tiny.png"}
+    assert set(failed) == {"truncated.jpg", "notes.jpg", "tiny.png"}
     assert "truncated or corrupt" in str(failed["truncated.jpg"])
-    assert "not an image" in str(failed["notes.txt"])
+    assert "not an image" in str(failed["notes.jpg"])
     assert "at least" in str(failed["tiny.png"])
     assert report.counts()["stamped"] == 4
     assert not (tmp_path / "out" / "truncated.jpg").exists()
+
+
+def test_files_that_are_not_images_are_ignored_not_failed(tmp_path: Path, identity_dir: Path) -> None:
+    _tree(tmp_path)
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    (tmp_path / "in" / "prompt.JSON").write_text("{}")
+    (tmp_path / "in" / "CAPS.JPG").write_bytes(encode(photo("camera"), "JPEG"))
+    report = _run(tmp_path, identity_dir)
+    assert report.counts() == {"stamped": 5, "skipped": 0, "ignored": 2, "failed": 0}
+    ignored = {Path(o.input).name: o.note for o in report.outcomes if o.status == "ignored"}
+    assert set(ignored) == {"notes.txt", "prompt.JSON"}
+    assert "not an image file name" in str(ignored["notes.txt"])
+    assert not (tmp_path / "out" / "notes.txt").exists()
+
+
+def test_include_and_exclude_patterns(tmp_path: Path, identity_dir: Path) -> None:
+    _tree(tmp_path)
+    report = _run(tmp_path, identity_dir, include=["*.jpg", "*.webp"], exclude=["portraits/*.webp"])
+    assert {Path(o.input).name for o in report.outcomes if o.status == "stamped"} == {
+        "astronaut.jpg",
+        "chelsea.jpg",
+    }
+    notes = {Path(o.input).name: o.note for o in report.outcomes if o.status == "ignored"}
+    assert notes == {
+        "coffee.png": "matches no --include pattern",
+        "rocket.webp": "excluded by --exclude portraits/*.webp",
+    }
 
 
 def test_rerun_skips_and_never_records_twice(tmp_path: Path, identity_dir: Path) -> None:
@@ -85,7 +114,7 @@ def test_rerun_skips_and_never_records_twice(tmp_path: Path, identity_dir: Path)
     first = _run(tmp_path, identity_dir)
     outputs = {o.output: Path(o.output).read_bytes() for o in first.outcomes}  # type: ignore[arg-type]
     second = _run(tmp_path, identity_dir, jobs=2)
-    assert second.counts() == {"stamped": 0, "skipped": 4, "failed": 0}
+    assert second.counts() == {"stamped": 0, "skipped": 4, "ignored": 0, "failed": 0}
     assert {o.output: Path(o.output).read_bytes() for o in second.outcomes} == outputs  # type: ignore[arg-type]
     with open_store(tmp_path / "m.db") as store:
         assert store.count() == 4
@@ -103,7 +132,7 @@ def test_resume_after_an_interrupted_batch(tmp_path: Path, identity_dir: Path) -
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, identity_dir, on_result=interrupt_after_two)
     resumed = _run(tmp_path, identity_dir)
-    assert resumed.counts() == {"stamped": 2, "skipped": 2, "failed": 0}
+    assert resumed.counts() == {"stamped": 2, "skipped": 2, "ignored": 0, "failed": 0}
     with open_store(tmp_path / "m.db") as store:
         assert store.count() == 4
 
@@ -113,9 +142,9 @@ def test_an_output_that_was_deleted_is_stamped_again(tmp_path: Path, identity_di
     _run(tmp_path, identity_dir)
     (tmp_path / "out" / "coffee.png").unlink()
     again = _run(tmp_path, identity_dir)
-    assert again.counts() == {"stamped": 1, "skipped": 3, "failed": 0}
+    assert again.counts() == {"stamped": 1, "skipped": 3, "ignored": 0, "failed": 0}
     third = _run(tmp_path, identity_dir)  # the newest record describes the file on disk
-    assert third.counts() == {"stamped": 0, "skipped": 4, "failed": 0}
+    assert third.counts() == {"stamped": 0, "skipped": 4, "ignored": 0, "failed": 0}
     with open_store(tmp_path / "m.db") as store:
         assert store.count() == 5  # the lost output's record stays: its file may be out there
 
@@ -178,7 +207,7 @@ def test_cli_batch_json_report_and_exit_code(tmp_path: Path, identity_dir: Path)
     assert result.exit_code == 6, result.stderr
     report = json.loads(result.stdout)
     assert report["counts"]["failed"] == 1, result.stderr
-    assert report["counts"] == {"stamped": 4, "skipped": 0, "failed": 1}
+    assert report["counts"] == {"stamped": 4, "skipped": 0, "ignored": 0, "failed": 1}
     assert "failed: " in result.stderr and "4 stamped" in result.stderr
     bad = next(f for f in report["files"] if f["status"] == "failed")
     assert bad["input"].endswith("broken.png") and bad["error"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,21 @@ def test_without_verbose_no_debug_at_all(tiff: Path, identity_dir: Path) -> None
     assert logging.getLogger("provenance").getEffectiveLevel() == logging.WARNING
 
 
+@pytest.fixture
+def lowered_root() -> Iterator[None]:
+    # As an embedding application's basicConfig(level=DEBUG) would; restored afterwards
+    # through setLevel, which also clears logging's cached effective levels.
+    root, pil = logging.getLogger(), logging.getLogger("PIL")
+    saved = root.level, pil.level
+    root.setLevel(logging.DEBUG)
+    pil.setLevel(logging.NOTSET)
+    yield
+    root.setLevel(saved[0])
+    pil.setLevel(saved[1])
+
+
+@pytest.mark.usefixtures("lowered_root")
 def test_third_party_loggers_stay_quiet_even_if_the_root_was_lowered(tiff: Path, identity_dir: Path) -> None:
-    logging.getLogger().setLevel(logging.DEBUG)  # e.g. an embedding application's basicConfig
-    logging.getLogger("PIL").setLevel(logging.NOTSET)
     result = _sign(tiff, identity_dir, "-v")
     assert result.exit_code == 0, result.stderr
     assert "PIL" not in result.stderr

@@ -97,6 +97,23 @@ def test_every_verdict_has_its_own_words(state: State, recovered: bool, kind: st
         assert "genuine" in words.lead and "not" in words.lead  # never reads as authentic
 
 
+def test_credentials_stored_elsewhere_are_not_called_none() -> None:
+    # Same words as the CLI: a file pointing to remote credentials is signed; they
+    # were only not fetched.
+    url = "https://example.com/manifest.c2pa"
+    result = VerificationResult(
+        State.NONE,
+        f"Its Content Credentials are stored remotely at {url}; ...",
+        "image/jpeg",
+        remote_manifest_url=url,
+    )
+    words = explain(result)
+    assert words.kind == "none"
+    assert words.headline == "Content Credentials not checked"
+    assert "says nothing verifiable" not in words.lead and "not the same as having none" in words.lead
+    assert words.signer.startswith("Not checked") and url in words.details[0]
+
+
 def test_recovered_report_names_the_original_and_its_thumbnail(identity: Identity, tmp_path: Path) -> None:
     from provenance.stamp import stamp
 

@@ -41,6 +41,23 @@ def test_record_lookup_list_and_no_duplicates(tmp_path: Path) -> None:
         assert store.find_stamped(f"{1:064x}", "/elsewhere.png") is None
 
 
+def test_supersede_replaces_the_entry_of_an_identifier(tmp_path: Path) -> None:
+    import dataclasses
+
+    with open_store(tmp_path / "m.db") as store:
+        store.record(_entry(1))
+        store.record(_entry(2))
+        newer = dataclasses.replace(_entry(1), manifest_label="urn:c2pa:restamped", facts_sha256="f" * 64)
+        assert store.supersede(newer) is True
+        assert store.count() == 2
+        assert store.get_by_payload((1).to_bytes(8, "big")) == newer
+        assert store.get_by_label("urn:c2pa:test-1") is None
+        assert store.supersede(_entry(3)) is False  # no such identifier: nothing changes
+        clash = dataclasses.replace(_entry(1), manifest_label="urn:c2pa:test-2")
+        assert store.supersede(clash) is False  # that label belongs to another entry
+        assert store.get_by_payload((1).to_bytes(8, "big")) == newer
+
+
 def test_default_location_follows_provenance_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROVENANCE_HOME", str(tmp_path))
     assert default_store_path() == tmp_path / "manifests.db"

@@ -212,6 +212,19 @@ def _remote_url_from(exc: Exception) -> str | None:
     return found.group(0).rstrip(".,;") if found else None
 
 
+def require_manifest_store(data: bytes, name: str) -> None:
+    """Refuse, naming ``name``, data that is not a C2PA manifest store (a sidecar or an export).
+
+    A manifest store is one JUMBF superbox (ISO/IEC 19566-5): a 4-byte size,
+    then the box type ``jumb``. Checked here because the C2PA library's own
+    error ("invalid JUMBF header") would name the asset, not the manifest.
+    """
+    if data[4:8] != b"jumb":
+        raise CorruptInputError(
+            f"{name}: not a C2PA manifest store (expected a .c2pa sidecar or an exported manifest)"
+        )
+
+
 def has_credentials(data: bytes) -> bool:
     """Whether the asset carries a C2PA manifest store (no validation)."""
     try:

@@ -89,6 +89,13 @@ def _verdict(result: VerificationResult) -> tuple[str, str, str]:
             "This file or its Content Credentials were changed after signing, or the signature is "
             "broken. Do not rely on what the credentials say.",
         )
+    if result.state is State.NONE and result.remote_manifest_url:
+        return (
+            "none",
+            "Content Credentials not checked",
+            "This file's Content Credentials are stored elsewhere and were not fetched, so nothing "
+            "about it could be checked. This is not the same as having none.",
+        )
     if result.state is State.NONE:
         return (
             "none",

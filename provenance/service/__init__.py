@@ -25,6 +25,7 @@ What the service guarantees to every route, written once here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -32,12 +33,13 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -204,11 +206,12 @@ def _route_modules() -> list[ModuleType]:
     """The modules that contribute routes.
 
     Each has ``routes(config: ServiceConfig) -> list[BaseRoute]`` and may have
-    ``OPENAPI``, a dict with the ``paths`` (and ``components``) it serves.
+    ``OPENAPI``, a dict with the ``paths`` (and ``components``) it serves, and
+    ``startup(app)``, run (in a thread) before the worker serves its first request.
     """
-    from provenance.service import page
+    from provenance.service import page, resolution
 
-    return [page]
+    return [page, resolution]
 
 
 def _openapi_document(routes_openapi: list[dict[str, Any]]) -> dict[str, Any]:
@@ -235,9 +238,19 @@ def create_app(config: ServiceConfig) -> Starlette:
         Route("/openapi.json", _openapi, methods=["GET"]),
     ]
     openapi_parts: list[dict[str, Any]] = []
+    startups: list[Callable[[Starlette], None]] = []
     for module in _route_modules():
         routes.extend(module.routes(config))
         openapi_parts.append(getattr(module, "OPENAPI", {}))
+        if hasattr(module, "startup"):
+            startups.append(module.startup)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        for hook in startups:
+            await run_in_threadpool(hook, app)
+        yield
+
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         HTTPException: _http_error,
         ServiceHTTPError: _http_error,
@@ -246,6 +259,7 @@ def create_app(config: ServiceConfig) -> Starlette:
         routes=routes,
         middleware=[Middleware(_Guard, timeout=config.request_timeout)],
         exception_handlers=handlers,
+        lifespan=lifespan,
     )
     app.state.config = config
     app.state.openapi = _openapi_document(openapi_parts)
@@ -275,6 +289,9 @@ def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it: without it a response written as headers
+    # then body waits for the client's delayed ACK (~40 ms per keep-alive request).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     # Listening now means the printed address accepts connections at once.
     sock.listen(2048)

@@ -28,6 +28,7 @@ Verification follows these steps (tagged ``[n]`` in the code):
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from provenance._internal.files import read_input
 from provenance._internal.formats import require_signable
 from provenance._internal.images import load_image
 from provenance.errors import CorruptInputError, ImageTooLargeError, UnsupportedFormatError
-from provenance.store import ManifestStore
+from provenance.store import ManifestStore, StoreEntry
 from provenance.trust import TrustPolicy
 from provenance.verify._batch import Tally, expand_inputs, outcome_of
 from provenance.verify._core import (
@@ -121,6 +122,8 @@ class VerificationResult:
     recovered: bool = False
     fingerprint_similarity: float | None = None
     warnings: tuple[str, ...] = field(default=())
+    recovered_from: str | None = None
+    """Where recovered credentials came from: "store" (the local manifest store) or a resolver URL."""
     informational: tuple[StatusCode, ...] = ()
     """Status codes that are information, not failure: an unknown signer
     (``signingCredential.untrusted``, reported here once), OCSP not checked..."""
@@ -171,6 +174,7 @@ class VerificationResult:
             "recovered": self.recovered,
             "fingerprint_similarity": self.fingerprint_similarity,
             "warnings": list(self.warnings),
+            "recovered_from": self.recovered_from,
         }
 
 
@@ -180,6 +184,8 @@ def verify_file(
     policy: TrustPolicy | None = None,
     store: ManifestStore | None = None,
     watermark_key: bytes | None = watermark.DEFAULT_KEY,
+    resolvers: Sequence[str] = (),
+    resolver_timeout: float = 10.0,
     manifest: str | os.PathLike[str] | None = None,
 ) -> VerificationResult:
     """Verify the file at ``path`` (see the module docstring for the steps).
@@ -188,13 +194,20 @@ def verify_file(
     sidecar, or one exported with ``provenance store export``): the file is
     checked against it instead of against credentials embedded in it.
     """
+    data = read_input(path)
+    sidecar = None
+    if manifest is not None:
+        sidecar = read_input(manifest)
+        c2pa_bridge.require_manifest_store(sidecar, str(Path(manifest)))
     return verify_bytes(  # [1]
-        read_input(path),
+        data,
         policy=policy,
         store=store,
         watermark_key=watermark_key,
         name=str(Path(path)),
-        manifest=read_input(manifest) if manifest is not None else None,
+        resolvers=resolvers,
+        resolver_timeout=resolver_timeout,
+        manifest=sidecar,
     )
 
 
@@ -205,16 +218,23 @@ def verify_bytes(
     store: ManifestStore | None = None,
     watermark_key: bytes | None = watermark.DEFAULT_KEY,
     name: str = "<bytes>",
+    resolvers: Sequence[str] = (),
+    resolver_timeout: float = 10.0,
     manifest: bytes | None = None,
 ) -> VerificationResult:
     """Verify an asset held in memory.
 
     ``watermark_key=None`` skips watermark detection; ``store`` is where
     credentials are recovered from when the file has none; ``manifest`` is a
-    sidecar or exported manifest store to check the asset against.
+    sidecar or exported manifest store to check the asset against. Then
+    ``resolvers`` (Soft Binding Resolution services, asked in turn over the
+    network: the watermark's binding first, then the content) when the file
+    has no credentials and the store none; without them nothing leaves the machine.
     """
     chosen = policy or TrustPolicy()
     fmt = require_signable(data, name)  # [1]
+    if manifest is not None:
+        c2pa_bridge.require_manifest_store(manifest, "manifest")
     found_store = c2pa_bridge.read_store_full(  # [2]
         fmt.mime, data, chosen.c2pa_settings(), name, manifest
     )
@@ -244,6 +264,13 @@ def verify_bytes(
         if found is not None and found.known_to_store and store is not None and image is not None:
             assert detection is not None
             return _recovered(store, found, image, chosen, fmt.mime, detection.region)  # [7]
+        remote_warnings: list[str] = []
+        if resolvers and image is not None:
+            remote, remote_warnings = _recover_remotely(
+                data, image, found, resolvers, chosen, fmt.mime, resolver_timeout
+            )
+            if remote is not None:
+                return remote
         return VerificationResult(
             State.NONE,
             _summary_none(remote_url, chosen.allow_network, found, found_store.fetch_error),
@@ -251,7 +278,7 @@ def verify_bytes(
             remote_manifest_url=remote_url,
             embedded=embedded,
             watermark=found,
-            warnings=notes + ((skipped,) if skipped else ()),
+            warnings=notes + ((skipped,) if skipped else ()) + tuple(remote_warnings),
         )
     result = result_from_store(store_json, fmt.mime, remote_url=remote_url, embedded=embedded)
     if detection is None:
@@ -403,11 +430,20 @@ def _recovered(
     assert report.payload is not None
     entry = store.get_by_payload(bytes.fromhex(report.payload))
     assert entry is not None
+    recovered = _recovered_entry(entry, report, image, policy, mime, region=region)
+    assert recovered is not None
+    return recovered
+
+
+def _check_recovered(
+    manifest_store: bytes, policy: TrustPolicy
+) -> tuple[State, ManifestReport, list[StatusCode]] | None:
+    """Validate a manifest store kept apart from its asset: the hard binding is not held against it."""
     store_json, _, _ = c2pa_bridge.read_store(
-        "application/c2pa", entry.manifest_store, policy.c2pa_settings(), "recovered manifest"
+        "application/c2pa", manifest_store, policy.c2pa_settings(), "recovered manifest"
     )
     if store_json is None:
-        return VerificationResult(State.NONE, _summary_none(None, False, report), mime, watermark=report)
+        return None
     state, root, failures = evaluate_store(store_json)
     soft = [f for f in failures if f.code not in _HARD_BINDING]
     if state is State.INVALID and not [f for f in soft if f.code != "signingCredential.untrusted"]:
@@ -416,19 +452,68 @@ def _recovered(
         root = replace(
             root, state=state, failures=tuple(f for f in root.failures if f.code not in _HARD_BINDING)
         )
-    notes = [RECOVERED_NOTE]
+    return state, root, soft
+
+
+def validate_recovered_store(
+    manifest_store: bytes, policy: TrustPolicy | None = None
+) -> tuple[ManifestReport, list[str]] | None:
+    """The active manifest of a detached manifest store and the failure codes that count.
+
+    What recovery accepts: the hard binding (the asset is elsewhere) and an
+    unknown signer are not failures. None when the bytes hold no manifest store.
+    """
+    checked = _check_recovered(manifest_store, policy or TrustPolicy())
+    if checked is None:
+        return None
+    _, root, soft = checked
+    return root, [f.code for f in soft if f.code != "signingCredential.untrusted"]
+
+
+def _recovered_entry(
+    entry: StoreEntry,
+    report: WatermarkReport | None,
+    image: Any,
+    policy: TrustPolicy,
+    mime: str,
+    *,
+    origin: str | None = None,
+    by_fingerprint: bool = False,
+    region: watermark.MarkRegion | None = None,
+) -> VerificationResult | None:
+    """Validate recovered credentials (from the local store, or from the service at ``origin``);
+    ``region`` is where the watermark is in ``image`` (the picture inside a screenshot).
+
+    None when a fingerprint-only match cannot be confirmed by the likeness check.
+    """
+    checked = _check_recovered(entry.manifest_store, policy)
+    where = f"the resolution service {origin}" if origin else "the manifest store"
+    if checked is None:
+        if by_fingerprint:
+            return None
+        return VerificationResult(State.NONE, _summary_none(None, False, report), mime, watermark=report)
+    state, root, soft = checked
+    remote_note = f"the file itself carries no credentials; they come from {where}"
+    notes = [RECOVERED_NOTE if origin is None else remote_note]
     similarity = None
     if entry.fingerprint_image:
         similarity = round(likeness.similarity(entry.fingerprint_image, image, region), 3)
+    elif by_fingerprint:
+        return None
     else:
         notes.append("no fingerprint was recorded, so the image could not be compared")
+    if by_fingerprint and (similarity is None or similarity < likeness.SAME_CONTENT):
+        return None
+    if report is not None and report.detected:
+        report = replace(report, matches_manifest=True)
     if similarity is not None and similarity < likeness.SAME_CONTENT:
+        assert report is not None
         # The default watermark key is public: anyone can copy an identifier
         # onto another picture. Credentials are only recovered for the content
         # they were issued for.
         sentence = (
-            f"An invisible watermark ({report.payload}) points to Content Credentials in the "
-            f"store, but this image does not look like the one they were issued for (likeness "
+            f"An invisible watermark ({report.payload}) points to Content Credentials in "
+            f"{where}, but this image does not look like the one they were issued for (likeness "
             f"{similarity:.0%}): the watermark was copied onto another image, or the image was "
             "heavily edited."
         )
@@ -438,15 +523,20 @@ def _recovered(
             mime,
             active_manifest=root,
             failures=(*soft, StatusCode(CONTENT_MISMATCH, sentence)),
-            watermark=replace(report, matches_manifest=True),
+            watermark=report,
             recovered=True,
             fingerprint_similarity=similarity,
             warnings=tuple(notes),
+            recovered_from=origin or "store",
             informational=_once(root.informational),
         )
-    summary = f"Content Credentials recovered from the invisible watermark ({report.payload}). " + summarize(
-        state, root, soft
-    )
+    if by_fingerprint:
+        how = f"Content Credentials recovered by matching the image's fingerprint through {origin}. "
+    else:
+        assert report is not None
+        how = f"Content Credentials recovered from the invisible watermark ({report.payload})"
+        how += f" through {origin}. " if origin else ". "
+    summary = how + summarize(state, root, soft)
     if similarity is not None:
         summary += f" The image matches the recorded original (likeness {similarity:.0%})."
     return VerificationResult(
@@ -455,12 +545,62 @@ def _recovered(
         mime,
         active_manifest=root,
         failures=tuple(soft),
-        watermark=replace(report, matches_manifest=True),
+        watermark=report,
         recovered=True,
         fingerprint_similarity=similarity,
         warnings=tuple(notes),
+        recovered_from=origin or "store",
         informational=_once(root.informational),
     )
+
+
+def _recover_remotely(
+    data: bytes,
+    image: Any,
+    found: WatermarkReport | None,
+    resolvers: Sequence[str],
+    policy: TrustPolicy,
+    mime: str,
+    timeout: float,
+) -> tuple[VerificationResult | None, list[str]]:
+    """Ask the resolution services in turn; warnings say what failed on the way."""
+    from provenance import resolution
+
+    payload = bytes.fromhex(found.payload) if found is not None and found.payload else None
+    warnings: list[str] = []
+    for url in resolvers:
+        match = resolution.resolve(
+            url,
+            data,
+            mime,
+            payload,
+            timeout=timeout,
+            warnings=warnings,
+            # A service that checks reads wants a fetch:manifests token; a secret, so never from argv.
+            token=os.environ.get("PROVENANCE_RESOLVER_TOKEN") or None,
+        )
+        if match is None:
+            continue
+        entry = StoreEntry(
+            payload=payload or b"",
+            manifest_label=match.manifest_id,
+            manifest_store=match.manifest_store,
+            mime="application/c2pa",
+            fingerprint_image=match.reference,
+        )
+        result = _recovered_entry(
+            entry,
+            found,
+            image,
+            policy,
+            mime,
+            origin=match.url,
+            by_fingerprint=not match.by_watermark,
+        )
+        if result is not None:
+            return replace(result, warnings=(*warnings, *result.warnings)), []
+        warnings.append(f"{match.url}: its fingerprint match does not look like this image; ignored")
+    return None, warnings
 
 
 def _success_codes(store_json: dict[str, Any]) -> list[StatusCode]:

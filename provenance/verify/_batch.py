@@ -29,6 +29,7 @@ _WORDS = (
     ("altered", "altered"),
     ("invalid", "invalid credentials"),
     ("none", "without credentials"),
+    ("remote", "not checked (credentials stored elsewhere)"),
     ("unreadable", "unreadable"),
     ("skipped", "skipped (not a media file)"),
 )
@@ -46,12 +47,16 @@ _ALTERED = frozenset(
 )
 
 
-def outcome_of(state: State, failure_codes: Iterable[str], recovered: bool = False) -> str:
-    """The tally bucket of one verified file."""
+def outcome_of(
+    state: State, failure_codes: Iterable[str], recovered: bool = False, *, remote: bool = False
+) -> str:
+    """The tally bucket of one verified file (``remote``: its credentials are stored elsewhere)."""
     if state is State.INVALID:
         return "altered" if _ALTERED & set(failure_codes) else "invalid"
     if recovered:
         return "recovered"
+    if state is State.NONE and remote:
+        return "remote"  # signed, with credentials that were not fetched: not "without"
     return str(state.value)
 
 

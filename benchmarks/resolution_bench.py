@@ -1,0 +1,507 @@
+"""The Soft Binding Resolution service at scale, and how often fingerprints match the wrong image.
+
+Run: ``make bench-resolution`` (``.venv/bin/python -m benchmarks.resolution_bench``).
+Writes ``benchmarks/results/resolution.txt``. Three measurements:
+
+1. byBinding throughput and latency over loopback against a store of
+   ``--records`` (1,000,000) entries: ``provenance serve`` pinned to core 0, the load
+   generator in a separate process pinned to core 1 (raw keep-alive HTTP/1.1 on
+   asyncio, so the client is not the bottleneck), closed loop at a few
+   concurrency levels.
+2. byContent latency with as many PDQ fingerprints: degraded copies (blur 3.5,
+   0.4x, 2% crop, JPEG 35) of stamped photos, one at a time: decode, watermark
+   detection, PDQ, the index scan and the likeness check of the candidates.
+3. The fingerprint false-match rate (in process, PDQ + likeness exactly as the
+   service runs them): >= 10,000 images unrelated to the stored ones (other
+   photos, random crops and transforms of them, synthetic images), with
+   near-duplicates of the stored photos counted separately.
+
+The 1,000,000 records are synthetic (random identifiers and PDQ hashes, a small
+placeholder manifest: a real one is ~35 KB, 35 GB for a million), bulk-loaded in
+one transaction; a few real stamped photos sit among them. ``--store`` takes a
+path or URL, so another backend can be measured with the same script once it
+provides a bulk loader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+from PIL import Image, ImageFilter
+from skimage import data as skdata
+
+import watermark
+from manifests import GenerationInfo
+from provenance._internal import likeness, pdq
+from provenance.keys import create_development_identity, load_identity_dir
+from provenance.stamp import stamp
+from provenance.store import SQLiteManifestStore, open_store
+
+RESULTS = Path(__file__).resolve().parent / "results" / "resolution.txt"
+_MIX = 0x9E3779B97F4A7C15  # odd, so i -> i * _MIX mod 2^64 is a bijection: unique identifiers
+
+
+def synthetic_payload(i: int) -> bytes:
+    return ((i * _MIX) % (1 << 64)).to_bytes(8, "big")
+
+
+def bulk_load(store_url: str, records: int) -> float:
+    """Append ``records`` synthetic entries in one transaction; seconds taken."""
+    if "://" in store_url and not store_url.startswith("sqlite"):
+        try:
+            from benchmarks.store_bench import bulk_load as backend_bulk_load  # type: ignore[import-not-found]
+        except ImportError:
+            sys.exit(f"no bulk loader for {store_url}: this script bulk-loads SQLite only")
+        started = time.perf_counter()
+        backend_bulk_load(store_url, records)
+        return time.perf_counter() - started
+    SQLiteManifestStore(store_url).close()  # create and migrate
+    rng = np.random.default_rng(1)
+    hashes = rng.integers(0, 256, size=(records, 32), dtype=np.uint8)
+    db = sqlite3.connect(store_url, isolation_level=None)
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA cache_size=-1000000")  # 1 GB: the unique indexes stay in memory while they grow
+    started = time.perf_counter()
+    db.execute("BEGIN")
+    # Rows in payload order: the payload index then grows at its end instead of at random pages.
+    order = sorted(range(1, records + 1), key=synthetic_payload)
+    rows = (
+        (
+            synthetic_payload(i),
+            f"urn:c2pa:bench-{i:08d}",
+            b"synthetic manifest placeholder",
+            "application/c2pa",
+            watermark.ALGORITHM,
+            watermark.soft_binding_value(synthetic_payload(i)),
+            "2026-01-01T00:00:00+00:00",
+            hashes[i - 1].tobytes(),
+        )
+        for i in order
+    )
+    db.executemany(
+        "INSERT INTO manifests (payload, manifest_label, manifest_store, mime, soft_binding_alg, "
+        "soft_binding_value, created_at, pdq_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    db.execute("COMMIT")
+    db.close()
+    return time.perf_counter() - started
+
+
+# --- load generator (a separate process) --------------------------------------
+
+
+def _value(i: int) -> str:
+    return watermark.soft_binding_value(synthetic_payload(i))
+
+
+async def _client(host: str, port: int, paths: list[bytes], until: float, latencies: list[float]) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    i = 0
+    while time.perf_counter() < until:
+        path = paths[i % len(paths)]
+        i += 1
+        started = time.perf_counter()
+        writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: bench\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        body = await reader.readexactly(length)
+        latencies.append(time.perf_counter() - started)
+        if not head.startswith(b"HTTP/1.1 200") or b"manifestId" not in body:
+            raise SystemExit(f"unexpected answer: {head[:40]!r} {body[:80]!r}")
+    writer.close()
+
+
+def load_generator(url: str, records: int, concurrency: int, seconds: float) -> None:
+    host, port = url.removeprefix("http://").split(":")
+    rng = np.random.default_rng(concurrency)
+    paths = [
+        f"/matches/byBinding?alg={watermark.ALGORITHM}&value={quote(_value(int(i)), safe='')}".encode()
+        for i in rng.integers(1, records + 1, size=20_000)
+    ]
+    latencies: list[float] = []
+
+    async def main() -> None:
+        until = time.perf_counter() + seconds
+        await asyncio.gather(
+            *(_client(host, int(port), paths[k::concurrency], until, latencies) for k in range(concurrency))
+        )
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    elapsed = time.perf_counter() - started
+    ms = np.array(latencies) * 1000
+    print(
+        f"{len(ms)} {len(ms) / elapsed:.0f} {np.percentile(ms, 50):.2f} "
+        f"{np.percentile(ms, 99):.2f} {ms.max():.2f}"
+    )
+
+
+# --- the service ----------------------------------------------------------------
+
+
+def start_service(store: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    script = Path(sys.executable).with_name("provenance")
+    command = [
+        "taskset",
+        "-c",
+        "0",
+        str(script),
+        "serve",
+        "--store",
+        store,
+        "--port",
+        "0",
+        "--workers",
+        str(workers),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    buffered = b""
+    while b"in a browser" not in buffered:
+        chunk = process.stderr.readline()
+        if not chunk:
+            raise SystemExit("the service did not start: " + buffered.decode(errors="replace"))
+        buffered += chunk
+    url = buffered.split(b"open ")[1].split(b"/ in a browser")[0].decode()
+    # The access log goes to stderr: drain it so the service never blocks on a full pipe.
+    subprocess.Popen(["cat"], stdin=process.stderr, stdout=subprocess.DEVNULL)
+    # The worker loads the fingerprint index before its first answer: wait for it.
+    import httpx
+
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=60).status_code == 200:
+                break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+    return process, url
+
+
+def degraded(image: Image.Image) -> bytes:
+    small = image.convert("RGB").filter(ImageFilter.GaussianBlur(3.5))
+    small = small.resize((int(image.width * 0.4), int(image.height * 0.4)), Image.Resampling.BILINEAR)
+    dx, dy = int(small.width * 0.02), int(small.height * 0.02)
+    out = io.BytesIO()
+    small.crop((dx, dy, small.width - dx, small.height - dy)).save(out, "JPEG", quality=35)
+    return out.getvalue()
+
+
+def by_content_latency(url: str, queries: list[bytes], rounds: int) -> tuple[float, list[float], int]:
+    import httpx
+
+    with httpx.Client(timeout=120) as client:
+        started = time.perf_counter()
+        first = client.post(  # a warm-up: the first request of a connection
+            f"{url}/matches/byContent", content=queries[0], headers={"Content-Type": "image/jpeg"}
+        )
+        warm_up = time.perf_counter() - started
+        assert first.status_code == 200, first.text
+        times, found = [], 0
+        for i in range(rounds):
+            started = time.perf_counter()
+            answer = client.post(
+                f"{url}/matches/byContent",
+                content=queries[i % len(queries)],
+                headers={"Content-Type": "image/jpeg"},
+            )
+            times.append(time.perf_counter() - started)
+            found += bool(answer.json()["matches"])
+    return warm_up, times, found
+
+
+# --- false matches ------------------------------------------------------------------
+
+STORED = ["astronaut", "camera", "coffee", "chelsea", "immunohistochemistry", "moon", "brick", "grass"]
+UNRELATED = [
+    "rocket",
+    "hubble_deep_field",
+    "page",
+    "text",
+    "horse",
+    "clock",
+    "coins",
+    "gravel",
+    "retina",
+    "cell",
+    "colorwheel",
+    "binary_blobs",
+    "logo",
+]
+
+
+def _photo(name: str) -> Image.Image:
+    return Image.fromarray(getattr(skdata, name)()).convert("RGB")
+
+
+def _variants(image: Image.Image, rng: np.random.Generator, count: int) -> list[Image.Image]:
+    """Random crops (20-100% of each side), rescales, flips, blurs and re-encodings."""
+    out = []
+    for _ in range(count):
+        w, h = image.size
+        fw, fh = rng.uniform(0.2, 1.0, size=2)
+        cw, ch = max(32, int(w * fw)), max(32, int(h * fh))
+        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        v = image.crop((x, y, x + cw, y + ch))
+        scale = rng.uniform(0.3, 1.5)
+        v = v.resize((max(32, int(v.width * scale)), max(32, int(v.height * scale))))
+        kind = rng.integers(0, 4)
+        if kind == 1:
+            v = v.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        elif kind == 2:
+            v = v.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 3))))
+        elif kind == 3:
+            buf = io.BytesIO()
+            v.save(buf, "JPEG", quality=int(rng.integers(20, 90)))
+            v = Image.open(buf).convert("RGB")
+        out.append(v)
+    return out
+
+
+def _synthetic(rng: np.random.Generator, count: int) -> list[Image.Image]:
+    """Noise, gradients, blobs and stripes: flat and structured images unlike photos."""
+    out = []
+    for i in range(count):
+        h, w = int(rng.integers(64, 320)), int(rng.integers(64, 320))
+        kind = i % 4
+        if kind == 0:
+            a = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        elif kind == 1:
+            yy, xx = np.mgrid[0:h, 0:w]
+            angle = rng.uniform(0, np.pi)
+            g = (np.cos(angle) * xx + np.sin(angle) * yy) * rng.uniform(0.2, 3)
+            a = np.stack([(g * rng.uniform(0.5, 1.5)) % 256] * 3, axis=-1).astype(np.uint8)
+        elif kind == 2:
+            a = np.asarray(
+                Image.fromarray(
+                    rng.integers(0, 256, size=(h // 16 + 1, w // 16 + 1, 3), dtype=np.uint8)
+                ).resize((w, h), Image.Resampling.BICUBIC)
+            )
+        else:
+            period = int(rng.integers(4, 40))
+            yy, xx = np.mgrid[0:h, 0:w]
+            a = np.stack([((xx // period + yy // period) % 2) * 255] * 3, axis=-1).astype(np.uint8)
+        out.append(Image.fromarray(a))
+    return out
+
+
+def false_matches(total_unrelated: int) -> list[str]:
+    rng = np.random.default_rng(7)
+    index = pdq.FingerprintIndex()
+    references = {}
+    for i, name in enumerate(STORED):
+        image = _photo(name)
+        index.add([i], [pdq.fingerprint(image)])
+        references[i] = likeness.reference(image)
+    per_photo = (total_unrelated // 2) // len(UNRELATED)
+    unrelated: list[tuple[str, Image.Image]] = []
+    for name in UNRELATED:
+        photo = _photo(name)
+        unrelated += [("photo crops/transforms", v) for v in [photo, *_variants(photo, rng, per_photo - 1)]]
+    unrelated += [("synthetic", v) for v in _synthetic(rng, total_unrelated - len(unrelated))]
+    counts: dict[str, list[int]] = {}
+    closest: list[int] = []
+    started = time.perf_counter()
+    for kind, image in unrelated:
+        row = counts.setdefault(kind, [0, 0, 0, 0])
+        row[0] += 1
+        fingerprint, quality = pdq.fingerprint_and_quality(image)
+        closest.append(index.nearest(fingerprint, 1, max_distance=256)[0][1])
+        # As the service: a featureless image (PDQ quality < 50) is not searched.
+        candidates = index.nearest(fingerprint, 10) if quality >= pdq.MIN_QUALITY else []
+        row[3] += quality < pdq.MIN_QUALITY
+        row[1] += bool(candidates)
+        row[2] += any(
+            likeness.similarity(references[ref], image) >= likeness.SAME_CONTENT for ref, _ in candidates
+        )
+    elapsed = time.perf_counter() - started
+    # Near-duplicates of the stored photos: these should match.
+    near: dict[str, list[int]] = {}
+    transforms = {
+        "blur sigma 3.5": lambda im: im.filter(ImageFilter.GaussianBlur(3.5)),
+        "downscale 0.4x": lambda im: im.resize((int(im.width * 0.4), int(im.height * 0.4))),
+        "crop 2% each edge": lambda im: im.crop(
+            (int(im.width * 0.02), int(im.height * 0.02), int(im.width * 0.98), int(im.height * 0.98))
+        ),
+        "crop 5% one edge": lambda im: im.crop((0, 0, int(im.width * 0.95), im.height)),
+        "JPEG 35": lambda im: Image.open(io.BytesIO(_jpeg(im, 35))).convert("RGB"),
+        "all four (2% crop)": lambda im: Image.open(io.BytesIO(degraded(im))).convert("RGB"),
+    }
+    for label, transform in transforms.items():
+        row = near.setdefault(label, [0, 0, 0])
+        for i, name in enumerate(STORED):
+            copy = transform(_photo(name))
+            candidates = index.nearest(pdq.fingerprint(copy), 10)
+            row[0] += 1
+            row[1] += any(ref == i for ref, _ in candidates)
+            row[2] += any(
+                ref == i and likeness.similarity(references[ref], copy) >= likeness.SAME_CONTENT
+                for ref, _ in candidates
+            )
+    lines = [
+        f"stored originals: {len(STORED)} photos ({', '.join(STORED)}); PDQ candidates within "
+        f"{pdq.MATCH_DISTANCE}/256 bits, then the likeness check (>= {likeness.SAME_CONTENT})",
+        f"{'unrelated queries':<26} {'n':>7} {'low quality':>12} {'PDQ candidate':>14} "
+        f"{'confirmed (false match)':>24}",
+    ]
+    total = [0, 0, 0, 0]
+    for kind, (n, cand, conf, low) in counts.items():
+        lines.append(f"{kind:<26} {n:>7} {low:>12} {cand:>14} {conf:>24}")
+        total = [total[0] + n, total[1] + cand, total[2] + conf, total[3] + low]
+    lines.append(
+        f"{'all unrelated':<26} {total[0]:>7} {total[3]:>12} {total[1]:>14} {total[2]:>24}"
+        f"   (false-match rate {total[2] / total[0]:.2e}; {elapsed:.0f} s)"
+    )
+    lines.append(
+        f"distance from an unrelated query to its nearest stored fingerprint: min {min(closest)}, "
+        f"1st percentile {np.percentile(closest, 1):.0f}, median {np.median(closest):.0f} "
+        f"(candidates: <= {pdq.MATCH_DISTANCE})"
+    )
+    lines.append(
+        f"{'near-duplicates of stored':<26} {'n':>7} {'PDQ candidate':>14} {'confirmed (match)':>24}"
+    )
+    for label, (n, cand, conf) in near.items():
+        lines.append(f"{label:<26} {n:>7} {cand:>14} {conf:>24}")
+    return lines
+
+
+def _jpeg(image: Image.Image, quality: int) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", help="store path or URL (default: a temporary SQLite file)")
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=8.0, help="per throughput run")
+    parser.add_argument("--unrelated", type=int, default=10_400)
+    parser.add_argument("--load-generator", nargs=4, metavar=("URL", "RECORDS", "CONCURRENCY", "SECONDS"))
+    args = parser.parse_args()
+    if args.load_generator:
+        url, records, concurrency, seconds = args.load_generator
+        load_generator(url, int(records), int(concurrency), float(seconds))
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        store = args.store or os.path.join(scratch, "bench.db")
+        lines = [
+            "Soft Binding Resolution service (benchmarks/resolution_bench.py)",
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+            "server pinned to core 0 (1 worker), load generator to core 1; load average at start "
+            + " ".join(f"{x:.1f}" for x in os.getloadavg())
+            + " (the machine is shared: other work inflates the tails)",
+            "",
+        ]
+        # A few real stamped photos first, then the synthetic million.
+        home = os.path.join(scratch, "identity")
+        create_development_identity(home)
+        identity = load_identity_dir(home)
+        queries, stripped = [], []
+        with open_store(store) as opened:
+            for name in ("coffee", "camera", "chelsea"):
+                result = stamp(
+                    _jpeg(_photo(name), 92),
+                    identity,
+                    GenerationInfo(generator="bench", model="m"),
+                    store=opened,
+                )
+                queries.append(degraded(Image.open(io.BytesIO(result.data))))
+                stripped.append(_jpeg(Image.open(io.BytesIO(result.data)).convert("RGB"), 85))
+        seconds = bulk_load(store, args.records)
+        size = os.path.getsize(store) / 1e6 if os.path.exists(store) else float("nan")
+        lines.append(
+            f"bulk load: {args.records:,} synthetic records in {seconds:.1f} s "
+            f"({args.records / seconds:,.0f}/s, one transaction), store {size:,.0f} MB"
+        )
+        started = time.perf_counter()
+        process, url = start_service(store, 1)
+        lines.append(
+            f"service start, loading {args.records:,} fingerprints: {time.perf_counter() - started:.1f} s"
+        )
+        try:
+            lines += [
+                "",
+                "byBinding (GET, watermark identifier, keep-alive, closed loop)",
+                f"{'concurrency':>11} {'requests':>9} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}",
+            ]
+            for concurrency in (1, 4, 16):
+                out = subprocess.run(
+                    [
+                        "taskset",
+                        "-c",
+                        "1",
+                        sys.executable,
+                        "-m",
+                        "benchmarks.resolution_bench",
+                        "--load-generator",
+                        url,
+                        str(args.records),
+                        str(concurrency),
+                        str(args.seconds),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout.split()
+                lines.append(f"{concurrency:>11} {out[0]:>9} {out[1]:>7} {out[2]:>7} {out[3]:>7} {out[4]:>7}")
+                print(lines[-1], flush=True)
+            sets = {
+                "degraded copies, watermark gone (PDQ + likeness)": queries,
+                "stripped copies carrying the watermark": stripped,
+                "unrelated photos (no match)": [_jpeg(_photo(n), 85) for n in ("rocket", "horse", "clock")],
+            }
+            lines += ["", f"byContent over {args.records:,} fingerprints, one request at a time"]
+            for label, batch in sets.items():
+                _, times, found = by_content_latency(url, batch, 40)
+                ms = np.array(times) * 1000
+                lines.append(
+                    f"  {label:<50} p50 {np.percentile(ms, 50):6.1f} ms  p99 {np.percentile(ms, 99):6.1f} ms"
+                    f"  matched {found}/{len(ms)}"
+                )
+                print(lines[-1], flush=True)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        index = pdq.FingerprintIndex()
+        rng = np.random.default_rng(3)
+        hashes = rng.integers(0, 256, size=(args.records, 32), dtype=np.uint8)
+        index.add(list(range(args.records)), [h.tobytes() for h in hashes])
+        scan = []
+        for h in hashes[:50]:
+            started = time.perf_counter()
+            index.nearest(h.tobytes(), 10)
+            scan.append(time.perf_counter() - started)
+        lines.append(
+            f"  index scan alone ({args.records:,} x 256 bits, XOR + popcount): "
+            f"median {statistics.median(scan) * 1000:.1f} ms"
+        )
+        lines += ["", "Fingerprint false matches (in process, PDQ + likeness as the service runs them)"]
+        lines += false_matches(args.unrelated)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
