@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PROVENANCE_HOME ?= $(CURDIR)/.provenance-home
 
-.PHONY: demo test lint typecheck unit fuzz screenshots bench bench-watermark bench-stamp bench-sign bench-memory bench-resolution bench-store clean
+.PHONY: demo test lint typecheck unit fuzz screenshots bench bench-watermark bench-stamp bench-sign bench-memory bench-likeness bench-resolution bench-store clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps 'invisible-watermark==0.2.0'
 	touch $@
 
-bench: bench-watermark bench-stamp bench-sign bench-memory bench-resolution bench-store
+bench: bench-watermark bench-stamp bench-sign bench-memory bench-likeness bench-resolution bench-store
 
 bench-watermark: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.watermark_bench
@@ -61,6 +61,10 @@ bench-sign: $(STAMP)
 # PyAV from the bench extra; ~3 GB of temporary files) -> benchmarks/results/memory.txt
 bench-memory: $(VENV)/.bench-installed
 	taskset -c 1 $(BIN)/python -m benchmarks.memory_bench
+
+# Genuine vs copied-identifier likeness on 34 pictures (about 20 minutes on one core).
+bench-likeness: $(STAMP)
+	taskset -c 1 $(BIN)/python -m benchmarks.likeness_bench
 
 # 1,000,000-record store, loopback HTTP (server on core 0, load on core 1): a few minutes.
 # Another backend: $(BIN)/python -m benchmarks.resolution_bench --store URL

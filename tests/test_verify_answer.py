@@ -29,7 +29,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 import watermark
 from cli.main import cli
 from manifests import Action, EditInfo, GenerationInfo
-from provenance._internal import c2pa_bridge
+from provenance._internal import c2pa_bridge, likeness
 from provenance.keys import Identity
 from provenance.sign import sign_bytes
 from provenance.stamp import WATERMARK_ACTION, stamp, watermark_action
@@ -358,7 +358,7 @@ def test_recovered_likeness_and_its_threshold_are_said_in_the_same_unit(stamped:
     # "100% (0.8 or more is the same picture)" mixed a percentage with a fraction.
     assert line == (
         f"Likeness to the picture they were issued for: {result.fingerprint_similarity:.0%} "
-        "(80% or more is the same picture)."
+        f"({likeness.SAME_CONTENT:.0%} or more is the same picture)."
     )
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from . import _ecc, _image, _mask, _pattern, _sync
+from . import _ecc, _image, _mask, _pattern, _region, _sync
+from ._region import MarkRegion
 
 F32 = npt.NDArray[np.float32]
 
@@ -72,6 +73,7 @@ class Detection:
     scale: float | None = None
     rotation_deg: float | None = None
     sync_score: float = 0.0
+    region: MarkRegion | None = None
 
     @property
     def confidence(self) -> float:
@@ -129,8 +131,8 @@ def _pilot_spectrum(key: bytes) -> F32:
     return spec
 
 
-def detect_with_bits(img: Image.Image, key: bytes, full_folds: bool = False
-                     ) -> tuple[Detection, U8 | None]:
+def detect_with_bits(img: Image.Image, key: bytes, full_folds: bool = False,
+                     locate: bool = False) -> tuple[Detection, U8 | None]:
     """Detection plus the raw hard codeword bits of the best-synchronised attempt
     (for measuring bit accuracy when decoding fails).
 
@@ -204,6 +206,11 @@ def detect_with_bits(img: Image.Image, key: bytes, full_folds: bool = False
         best_aligned, best_z = _sync.align(folder.mean(half + folder.sums(best_lat, 1)), pilot)
     bits = _hard_bits(best_aligned, key)
     if found is not None:
+        if locate and found.payload is not None:
+            # After a decode only (see _region): input pixels per detector pixel.
+            to_input = (img.size[0] / luma.shape[1], img.size[1] / luma.shape[0])
+            found = replace(found, region=_region.locate(folder.w, best_lat.v1, best_lat.v2, best_lat.phase,
+                                                         found.payload, key, to_input))
         return found, bits
     z_out = best_z if math.isfinite(best_z) else 0.0
     return Detection(False, None, 1.0, 0, None, None, z_out), bits
@@ -234,5 +241,19 @@ def _refine(folder: _sync.Folder, lat: _sync.Lattice, z: float, pilot: F32
     return best
 
 
-def detect_image(img: Image.Image, key: bytes) -> Detection:
-    return detect_with_bits(img, key)[0]
+def locate_known(img: Image.Image, payload: bytes, key: bytes, tile: float,
+                 rotation_deg: float) -> MarkRegion | None:
+    """The region of a mark whose payload and geometry (tile period in input pixels,
+    rotation) are already known, e.g. from a detection in part of ``img``."""
+    luma = _image.work_luma(img)
+    if min(luma.shape) < MIN_DETECT_SHORT:
+        return None
+    sx, sy = img.size[0] / luma.shape[1], img.size[1] / luma.shape[0]
+    period = tile / sx
+    theta = math.radians(rotation_deg)
+    v1 = (period * math.cos(theta), period * math.sin(theta))
+    return _region.locate(_sync.whiten(luma), v1, (-v1[1], v1[0]), 0.5, payload, key, (sx, sy))
+
+
+def detect_image(img: Image.Image, key: bytes, locate: bool = False) -> Detection:
+    return detect_with_bits(img, key, locate=locate)[0]

@@ -285,13 +285,25 @@ def _verify(
         # Nothing verifiable and the pixels do not decode: a corrupt file (exit 4), not "no credentials".
         raise undecodable
     skipped = f"watermark not checked: {undecodable}" if undecodable else None
+    # Where the mark is matters only for recovery (the likeness check compares that region).
+    recovering = store_json is None and store is not None
     detection = (  # [6]
-        watermark.detect(image, watermark_key) if image is not None and watermark_key is not None else None
+        watermark.detect(image, watermark_key, locate=recovering)
+        if image is not None and watermark_key is not None
+        else None
     )
+    if recovering and detection is not None and not detection.detected and image is not None:
+        assert watermark_key is not None
+        # A picture covering a small part of a screenshot full of text and lines can
+        # hide its mark from the synchronisation: look again inside the picture.
+        inside = likeness.detect_in_picture(image, watermark_key)
+        if inside is not None:
+            image, detection = inside
     if store_json is None:
         found = _watermark_report(detection, declared=None, store=store)
         if found is not None and found.known_to_store and store is not None and image is not None:
-            return _recovered(store, found, image, chosen, fmt.mime)  # [7]
+            assert detection is not None
+            return _recovered(store, found, image, chosen, fmt.mime, detection.region)  # [7]
         remote_warnings: list[str] = []
         if resolvers and image is not None:
             asset = data if isinstance(data, bytes) else data.read_all()  # an image: pixel-limited
@@ -452,12 +464,14 @@ def _recovered(
     image: Any,
     policy: TrustPolicy,
     mime: str,
+    region: watermark.MarkRegion | None = None,
 ) -> VerificationResult:
-    """[7] Validate the manifest recorded for the watermark's identifier."""
+    """[7] Validate the manifest recorded for the watermark's identifier; ``region``
+    is where the mark is in ``image`` (the picture inside a screenshot)."""
     assert report.payload is not None
     entry = store.get_by_payload(bytes.fromhex(report.payload))
     assert entry is not None
-    recovered = _recovered_entry(entry, report, image, policy, mime)
+    recovered = _recovered_entry(entry, report, image, policy, mime, region=region)
     assert recovered is not None
     return recovered
 
@@ -506,8 +520,10 @@ def _recovered_entry(
     *,
     origin: str | None = None,
     by_fingerprint: bool = False,
+    region: watermark.MarkRegion | None = None,
 ) -> VerificationResult | None:
-    """Validate recovered credentials (from the local store, or from the service at ``origin``).
+    """Validate recovered credentials (from the local store, or from the service at ``origin``);
+    ``region`` is where the watermark is in ``image`` (the picture inside a screenshot).
 
     None when a fingerprint-only match cannot be confirmed by the likeness check.
     """
@@ -522,7 +538,7 @@ def _recovered_entry(
     notes = [RECOVERED_NOTE if origin is None else remote_note]
     similarity = None
     if entry.fingerprint_image:
-        similarity = round(likeness.similarity(entry.fingerprint_image, image), 3)
+        similarity = round(likeness.similarity(entry.fingerprint_image, image, region), 3)
     elif by_fingerprint:
         return None
     else:
