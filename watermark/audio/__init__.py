@@ -96,7 +96,8 @@ def _as_2d(samples: object) -> npt.NDArray[np.float32]:
 
 
 def _mono16(x: npt.NDArray[np.float32], sr: int) -> npt.NDArray[np.float64]:
-    m = np.nan_to_num(x.astype(np.float64).mean(axis=1), nan=0.0, posinf=1.0, neginf=-1.0)
+    mix = x.astype(np.float64).mean(axis=1)
+    m: npt.NDArray[np.float64] = np.nan_to_num(mix, nan=0.0, posinf=1.0, neginf=-1.0)
     if sr == _stdm.SR:
         return m
     return np.asarray(soxr.resample(m, sr, _stdm.SR, quality="HQ"), dtype=np.float64)
