@@ -260,15 +260,12 @@ def pesq_wb(x: np.ndarray, y: np.ndarray, sr: int) -> float | None:
     return float(pesq(16000, a, b, "wb"))
 
 
-def payload_bit_accuracy(y: np.ndarray, sr: int, payload: bytes, key: bytes) -> float:
+def payload_bit_accuracy(soft: np.ndarray | None, payload: bytes) -> float:
     """Accuracy of the 64 payload bits (the code is systematic) at the best sync."""
-    m = soxr.resample(y.mean(axis=1).astype(np.float64), sr, _stdm.SR) if sr != _stdm.SR \
-        else y.mean(axis=1).astype(np.float64)
-    reads = _stdm.read(m, key, top=1)
-    if not reads:
+    if soft is None:
         return 0.5
     want = np.unpackbits(np.frombuffer(payload, np.uint8))
-    return float(np.mean((reads[0].soft[:64] > 0) == want))
+    return float(np.mean((soft[:64] > 0) == want))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,9 +299,9 @@ def main(argv: list[str] | None = None) -> int:
                     pesqs.append(p)
             for aname, atk in attacks:
                 z, zr = atk(y, sr, rng)
-                d = audio.detect(z, zr, key)
+                d, soft = audio.detect_with_soft(z, zr, key)
                 ok = d.detected and d.payload == payload
-                results[aname].append((ok, payload_bit_accuracy(z, zr, payload, key)))
+                results[aname].append((ok, payload_bit_accuracy(soft, payload)))
                 per_kind.setdefault(aname, {}).setdefault(kind, []).append(ok)
         print(f"  {name}: done ({time.time() - t_start:.0f} s)", file=sys.stderr, flush=True)
 
