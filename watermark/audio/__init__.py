@@ -61,7 +61,7 @@ MIN_RATE = 8000
 MAX_RATE = 96000
 
 # Attempts with a weaker pilot are not decoded (noise scores about 3-4 at the best of
-# the 512 hypotheses); skipping a decode only removes chances of a false positive.
+# the 2048 hypotheses); skipping a decode only removes chances of a false positive.
 DECODE_MIN_Z = 4.5
 CHASE_MIN_Z = 5.5
 
