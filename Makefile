@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PROVENANCE_HOME ?= $(CURDIR)/.provenance-home
 
-.PHONY: demo test lint typecheck unit fuzz screenshots bench bench-watermark bench-stamp bench-sign bench-memory bench-likeness bench-resolution bench-store clean
+.PHONY: demo test lint typecheck unit fuzz screenshots bench bench-watermark bench-stamp bench-sign bench-memory bench-likeness bench-resolution bench-store bench-audio clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,10 +46,15 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps 'invisible-watermark==0.2.0'
 	touch $@
 
-bench: bench-watermark bench-stamp bench-sign bench-memory bench-likeness bench-resolution bench-store
+bench: bench-watermark bench-stamp bench-sign bench-memory bench-likeness bench-resolution bench-store bench-audio
 
 bench-watermark: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.watermark_bench
+
+# pinned to one core (the speed rows are one-core numbers); espeak-ng (Debian) adds
+# synthetic speech if installed
+bench-audio: $(VENV)/.bench-installed
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 taskset -c 1 $(BIN)/python -m benchmarks.audio_bench
 
 bench-stamp: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.stamp_bench
