@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from provenance.errors import UsageError
+from provenance.resolution import check_url, configured_resolvers
 from provenance.service import ServiceConfig, bind, configure_logging, run
 from provenance.store import default_store_path
 
@@ -35,6 +36,14 @@ def _tokens(variable: str) -> tuple[str, ...]:
     help="PEM file or bundle of trusted root certificates. Repeatable.",
 )
 @click.option(
+    "--resolver",
+    "resolvers",
+    multiple=True,
+    metavar="URL",
+    help="Soft Binding Resolution service the verify page asks when a file has no credentials "
+    "(repeatable; default: the resolvers list of $PROVENANCE_HOME/config.toml).",
+)
+@click.option(
     "--max-body",
     "max_body_mb",
     default=64,
@@ -55,6 +64,7 @@ def command(
     port: int,
     workers: int,
     anchors: tuple[Path, ...],
+    resolvers: tuple[str, ...],
     max_body_mb: int,
     timeout: float,
 ) -> None:
@@ -71,6 +81,7 @@ def command(
     config = ServiceConfig(
         store=chosen,
         trust_anchors=tuple(str(a) for a in anchors),
+        resolvers=tuple(check_url(url) for url in resolvers) or tuple(configured_resolvers()),
         max_body_bytes=max_body_mb * 1024 * 1024,
         request_timeout=timeout,
         read_tokens=_tokens("PROVENANCE_READ_TOKENS"),

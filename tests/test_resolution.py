@@ -324,6 +324,26 @@ def test_verify_recovers_from_another_homes_service(
     assert result.exit_code == 0
 
 
+def test_the_verify_page_asks_the_servers_resolvers(
+    service: Service, home_a: tuple[Path, dict[str, StampResult]], tmp_path: Path
+) -> None:
+    # A newsroom's own checker, with an empty store, started with --resolver: the page
+    # recovers what the CLI recovers, from the same service.
+    _, stamped = home_a
+    copy = stripped(stamped["coffee"].data)
+    args = ["--store", str(tmp_path / "newsroom.db")]
+    with running_service(args) as offline:
+        status, answer = offline.json("POST", "/api/verify?name=copy.jpg", raw=copy)
+    assert status == 200 and answer["recovered"] is False and answer["state"] == "none"
+    with running_service([*args, "--resolver", service.url]) as online:
+        status, answer = online.json("POST", "/api/verify?name=copy.jpg", raw=copy)
+    assert status == 200, answer
+    assert answer["recovered"] is True and answer["recovered_from"] == service.url
+    assert answer["state"] == "valid"
+    assert answer["active_manifest"]["label"] == stamped["coffee"].manifest_label
+    assert CliRunner().invoke(cli, ["serve", "--resolver", "ftp://x", "--port", "0"]).exit_code == 2
+
+
 def test_unreachable_resolver_warns_and_keeps_the_offline_verdict(
     home_a: tuple[Path, dict[str, StampResult]], tmp_path: Path
 ) -> None:

@@ -97,7 +97,8 @@ def _verify(
         notes = (f"{exc}; verified without it (stripped credentials cannot be recovered)",)
     try:
         with store if store is not None else contextlib.nullcontext():
-            result = verify_bytes(data, policy=policy, store=store, name=name)
+            # The same resolvers as `provenance verify --resolver`, so the page and the CLI agree.
+            result = verify_bytes(data, policy=policy, store=store, name=name, resolvers=config.resolvers)
             result = replace(result, warnings=result.warnings + notes)
             evidence = collect(name, data, result, store=store, trust_anchor_count=anchors)
     except UnsupportedFormatError as exc:
