@@ -43,12 +43,15 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy.typing as npt
 from PIL import Image
 
 import watermark
 from manifests import Action, EditInfo, GenerationInfo
 from provenance._internal import c2pa_bridge, likeness, pdq
+from provenance._internal.arrays import as_pil_image
 from provenance._internal.files import atomic_output, read_input, same_file
 from provenance._internal.images import (
     STAMPABLE_FORMATS,
@@ -97,7 +100,7 @@ def stamp_facts(info: GenerationInfo, key: bytes = watermark.DEFAULT_KEY, qualit
 
 
 def stamp(
-    source: bytes | str | os.PathLike[str] | Image.Image,
+    source: bytes | str | os.PathLike[str] | Image.Image | npt.NDArray[Any],
     identity: Identity,
     info: GenerationInfo,
     *,
@@ -111,7 +114,8 @@ def stamp(
 ) -> StampResult:
     """Watermark, sign and record one image; see the module docstring.
 
-    ``source`` is a path, encoded bytes, or an in-memory ``PIL.Image`` (then
+    ``source`` is a path, encoded bytes, an in-memory ``PIL.Image`` or a numpy array as
+    :func:`~provenance.sign.sign_image` takes it (then
     ``format`` picks the encoding, PNG by default). With ``output`` the result
     is also written there atomically (never over the source). ``quality``
     (1-100) sets the JPEG/WebP encoder quality instead of keeping the
@@ -276,13 +280,20 @@ def watermark_action() -> Action:
 
 
 def _load(
-    source: bytes | str | os.PathLike[str] | Image.Image, source_name: str | None
+    source: bytes | str | os.PathLike[str] | Image.Image | npt.NDArray[Any], source_name: str | None
 ) -> tuple[str, bytes | None, Image.Image]:
-    if isinstance(source, Image.Image):
-        return source_name or "<image>", None, source
+    if isinstance(source, Image.Image) or hasattr(source, "__array_interface__"):
+        # A PIL image or a numpy array (as sign_image accepts; bad arrays are refused there).
+        return source_name or "<image>", None, as_pil_image(source, "source")
+    if isinstance(source, bytearray | memoryview):
+        source = bytes(source)
     if isinstance(source, bytes):
         name = source_name or "<bytes>"
         return name, source, load_image(source, name)
+    if not isinstance(source, str | os.PathLike):
+        raise UsageError(
+            f"stamp takes a path, encoded bytes, a PIL image or a numpy array, not {type(source).__name__}"
+        )
     raw = read_input(source)
     return str(source), raw, load_image(raw, str(source))
 

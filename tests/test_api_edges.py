@@ -202,3 +202,27 @@ def test_load_identity_refuses_a_declared_algorithm_that_does_not_fit(identity_d
     with pytest.raises(AlgorithmMismatchError, match="not ES384"):
         load_identity(key, chain, algorithm="es384")
     assert load_identity(key, chain, algorithm="ES256").algorithm is SigningAlgorithm.ES256
+
+
+def test_stamp_takes_numpy_arrays_like_sign_image(identity: Identity, tmp_path: Path) -> None:
+    from skimage import data as skdata
+
+    info = GenerationInfo(generator="g", model="m")
+    with provenance.open_store(tmp_path / "m.db") as store:
+        stamped = provenance.stamp(skdata.astronaut(), identity, info, store=store)
+        found = verify_bytes(stamped.data, store=store).watermark
+        assert found is not None and found.matches_manifest is True
+        with pytest.raises(UsageError, match="stamp takes a path, encoded bytes"):
+            provenance.stamp(12345, identity, info, store=store)  # type: ignore[arg-type]
+
+
+def test_verify_entry_points_say_what_they_take(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="for a path use verify_file"):
+        verify_bytes("photo.jpg")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="verify_bytes takes the file's bytes, not ndarray"):
+        verify_bytes(np.zeros((4, 4), np.uint8))  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="verify_file takes a path, not NoneType"):
+        provenance.verify_file(None)  # type: ignore[arg-type]
+    jpeg = io.BytesIO()
+    Image.new("RGB", (64, 64), "teal").save(jpeg, "JPEG")
+    assert verify_bytes(bytearray(jpeg.getvalue())).state is State.NONE  # bytes-like is fine

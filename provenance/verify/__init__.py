@@ -37,7 +37,13 @@ from provenance._internal import c2pa_bridge, likeness
 from provenance._internal.files import InputFile, as_stream, display, open_input, read_input
 from provenance._internal.formats import require_signable
 from provenance._internal.images import load_image
-from provenance.errors import CorruptInputError, FileError, ImageTooLargeError, UnsupportedFormatError
+from provenance.errors import (
+    CorruptInputError,
+    FileError,
+    ImageTooLargeError,
+    UnsupportedFormatError,
+    UsageError,
+)
 from provenance.store import ManifestStore, StoreEntry
 from provenance.trust import TrustPolicy
 from provenance.verify._batch import Tally, expand_inputs, outcome_of
@@ -195,6 +201,10 @@ def verify_file(
     with ``provenance store export``): the file is checked against it instead
     of against credentials embedded in it.
     """
+    if not isinstance(path, str | os.PathLike):
+        raise UsageError(
+            f"verify_file takes a path, not {type(path).__name__}; for bytes in memory use verify_bytes"
+        )
     sidecar = None
     if manifest is not None:
         sidecar = read_input(manifest)
@@ -233,6 +243,11 @@ def verify_bytes(
     network: the watermark's binding first, then the content) when the file
     has no credentials and the store none; without them nothing leaves the machine.
     """
+    if isinstance(data, bytearray | memoryview):
+        data = bytes(data)
+    if not isinstance(data, bytes):
+        hint = "; for a path use verify_file" if isinstance(data, str | os.PathLike) else ""
+        raise UsageError(f"verify_bytes takes the file's bytes, not {type(data).__name__}{hint}")
     return _verify(
         data,
         chosen=policy or TrustPolicy(),
