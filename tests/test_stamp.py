@@ -156,6 +156,28 @@ def test_a_mark_that_cannot_be_read_back_is_never_declared(
     assert store.count() == 0
 
 
+def test_an_identifier_that_does_not_read_back_is_replaced_by_another(
+    identity: Identity, store: SQLiteManifestStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # About 1 identifier in 130 does not survive the encoder on a small photo; the
+    # stamp then draws another instead of failing the file.
+    real_detect = watermark.detect
+    calls: list[bytes | None] = []
+
+    def first_read_fails(image: Image.Image, key: bytes = watermark.DEFAULT_KEY) -> watermark.Detection:
+        found = real_detect(image, key)
+        calls.append(found.payload)
+        return watermark.Detection(False, None, 1.0, 0) if len(calls) == 1 else found
+
+    monkeypatch.setattr(watermark, "detect", first_read_fails)
+    stamped = stamp(photo("coffee"), identity, INFO, store=store, format="JPEG")
+    assert calls[0] is not None and calls[0] != stamped.identifier  # the first identifier was dropped
+    assert store.count() == 1 and store.get_by_payload(calls[0]) is None
+    monkeypatch.setattr(watermark, "detect", real_detect)
+    result = verify_bytes(stamped.data, store=store)
+    assert result.watermark is not None and result.watermark.matches_manifest is True
+
+
 def test_flat_image_is_stamped_with_a_warning(identity: Identity, store: SQLiteManifestStore) -> None:
     flat = Image.new("RGB", (600, 400), (128, 128, 128))
     with pytest.warns(watermark.WeakWatermarkWarning):
