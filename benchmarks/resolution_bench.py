@@ -44,6 +44,8 @@ from PIL import Image, ImageFilter
 from skimage import data as skdata
 
 import watermark
+from benchmarks.store_bench import bulk_load as backend_bulk_load
+from benchmarks.store_bench import payload_for
 from manifests import GenerationInfo
 from provenance._internal import likeness, pdq
 from provenance.keys import create_development_identity, load_identity_dir
@@ -51,20 +53,17 @@ from provenance.stamp import stamp
 from provenance.store import SQLiteManifestStore, open_store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "resolution.txt"
-_MIX = 0x9E3779B97F4A7C15  # odd, so i -> i * _MIX mod 2^64 is a bijection: unique identifiers
 
 
 def synthetic_payload(i: int) -> bytes:
-    return ((i * _MIX) % (1 << 64)).to_bytes(8, "big")
+    # Record i (1..n) is store_bench's record i-1, so a store filled by either
+    # loader (SQLite here, PostgreSQL there) answers the same queries.
+    return payload_for(i - 1)
 
 
 def bulk_load(store_url: str, records: int) -> float:
     """Append ``records`` synthetic entries in one transaction; seconds taken."""
     if "://" in store_url and not store_url.startswith("sqlite"):
-        try:
-            from benchmarks.store_bench import bulk_load as backend_bulk_load  # type: ignore[import-not-found]
-        except ImportError:
-            sys.exit(f"no bulk loader for {store_url}: this script bulk-loads SQLite only")
         started = time.perf_counter()
         backend_bulk_load(store_url, records)
         return time.perf_counter() - started
@@ -499,8 +498,12 @@ def main() -> None:
         lines += false_matches(args.unrelated)
     text = "\n".join(lines) + "\n"
     print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+    # Each backend keeps its own file: resolution.txt (SQLite), resolution-postgresql.txt.
+    results = RESULTS if not str(args.store or "").startswith("postgres") else (
+        RESULTS.with_name("resolution-postgresql.txt")
+    )
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(text)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import logging
 import os
 import platform
@@ -54,9 +55,8 @@ RECORDS = 1_000_000
 _SPACING = 0xFFFF_FFFF_FF
 _OFFSET = 0x5A5A
 _MANIFEST = random.Random(1).randbytes(1024)
-_PG_TYPES = {
-    c: "bytea" if c in ("payload", "manifest_store", "fingerprint_image") else "text" for c in COLUMNS
-}
+_BINARY = ("payload", "manifest_store", "fingerprint_image", "pdq_hash")
+_PG_TYPES = {c: "bytea" if c in _BINARY else "text" for c in COLUMNS}
 _REFERENCE = random.Random(2).randbytes(256)
 
 
@@ -72,8 +72,8 @@ def label_for(i: int) -> str:
 
 _FIXED_ORDER = (
     "payload", "manifest_label", "manifest_store", "mime", "soft_binding_alg", "soft_binding_value",
-    "fingerprint_image", "source_sha256", "asset_sha256", "output_path", "generator", "model", "title",
-    "facts_sha256", "created_at",
+    "fingerprint_image", "pdq_hash", "source_sha256", "asset_sha256", "output_path", "generator", "model",
+    "title", "facts_sha256", "created_at",
 )  # fmt: skip
 assert COLUMNS == _FIXED_ORDER, "update _rows for the new store columns"
 
@@ -90,6 +90,8 @@ def _rows(count: int, start: int = 0) -> Iterator[tuple[Any, ...]]:
             alg,
             None,
             _REFERENCE,
+            # A distinct pseudo-random PDQ hash per record, as a fingerprint index sees them.
+            hashlib.blake2b(i.to_bytes(8, "big"), digest_size=32).digest(),
             f"{i:064x}",
             f"{i + 1:064x}",
             f"/data/stamped/{i // 1000:04d}/{i:07d}.jpg",

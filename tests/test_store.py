@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,24 @@ def test_supersede_replaces_the_entry_of_an_identifier(store_location: str) -> N
         clash = dataclasses.replace(_entry(1), manifest_label="urn:c2pa:test-2")
         assert store.supersede(clash) is False  # that label belongs to another entry
         assert store.get_by_payload((1).to_bytes(8, "big")) == newer
+
+
+def test_fingerprints_and_labels_for_resolution(store_location: str) -> None:
+    # What a resolution service reads: the new fingerprints since its last look
+    # (an indexed range on both backends) and a label by identifier.
+    with open_store(store_location) as store:
+        for i in range(1, 5):
+            entry = _entry(i)
+            store.record(replace(entry, pdq_hash=bytes([i]) * 32) if i != 3 else entry)
+        cursor, rows = store.fingerprints_after(0, limit=2)
+        assert rows == [(_entry(1).payload, bytes([1]) * 32), (_entry(2).payload, bytes([2]) * 32)]
+        cursor, rows = store.fingerprints_after(cursor)
+        assert rows == [(_entry(4).payload, bytes([4]) * 32)]  # entry 3 has no fingerprint
+        assert store.fingerprints_after(cursor) == (cursor, [])
+        store.record(replace(_entry(5), pdq_hash=bytes([5]) * 32))
+        assert store.fingerprints_after(cursor)[1] == [(_entry(5).payload, bytes([5]) * 32)]
+        assert store.label_for_payload(_entry(2).payload) == "urn:c2pa:test-2"
+        assert store.label_for_payload(bytes(8)) is None
 
 
 def test_default_location_follows_provenance_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

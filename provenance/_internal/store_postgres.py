@@ -31,6 +31,7 @@ from provenance.store import (
     SCHEMA_VERSION,
     ManifestStore,
     StoreEntry,
+    _Fingerprints,
     check_entry,
     check_schema_version,
     describe_store,
@@ -180,6 +181,24 @@ class PostgresManifestStore(ManifestStore):
             cursor.execute(f"{_SELECT} ORDER BY id")
             for row in cursor:
                 yield entry_from_row(row)
+
+    def label_for_payload(self, payload: bytes) -> str | None:
+        with self._connection("read the manifest store") as conn:
+            query = "SELECT manifest_label FROM manifests WHERE payload = %s"
+            row = conn.execute(query, (payload,)).fetchone()
+        return str(row[0]) if row is not None else None
+
+    def fingerprints_after(self, cursor: int, limit: int = 10_000) -> tuple[int, _Fingerprints]:
+        # The row id is the position: an indexed range scan, not the generic
+        # version's COUNT(*), which reads the whole table on every refresh.
+        with self._connection("read the manifest store") as conn:
+            rows = conn.execute(
+                "SELECT id, payload, pdq_hash FROM manifests WHERE id > %s ORDER BY id LIMIT %s",
+                (cursor, limit),
+            ).fetchall()
+        if not rows:
+            return cursor, []
+        return int(rows[-1][0]), [(bytes(p), bytes(h)) for _, p, h in rows if h is not None]
 
     def count(self) -> int:
         with self._connection("read the manifest store") as conn:
