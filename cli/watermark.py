@@ -46,7 +46,7 @@ def detect(files: tuple[Path, ...], key_file: Path | None, as_json: bool) -> Non
             "file": display(path),
             "detected": found.detected,
             "payload": found.payload.hex() if found.payload else None,
-            "algorithm": wm.ALGORITHM,
+            "algorithm": found.algorithm or wm.ALGORITHM,
             "p_value": found.p_value,
             "confidence": found.confidence,
             "bit_errors_corrected": found.bit_errors_corrected,

@@ -67,7 +67,7 @@ def stripped(data: bytes) -> bytes:
 def test_supported_algorithms_and_openapi(service: Service) -> None:
     assert service.json("GET", "/services/supportedAlgorithms") == (
         200,
-        {"watermarks": [{"alg": WM}], "fingerprints": [{"alg": PDQ}]},
+        {"watermarks": [{"alg": a} for a in watermark.ALGORITHMS], "fingerprints": [{"alg": PDQ}]},
     )
     status, document = service.json("GET", "/openapi.json")
     assert status == 200

@@ -192,14 +192,17 @@ def test_refinement_recovers_a_slightly_wrong_lattice(astronaut: Image.Image) ->
     # which over eight tiles puts the far cells a whole cell out of place.
     marked = watermark.embed(astronaut, PAYLOAD).resize((410, 410), Image.Resampling.BICUBIC)
     w = _sync.whiten(_image.work_luma(marked))
-    pilot = _core._pilot_spectrum(watermark.DEFAULT_KEY)
+    spectra = _core._pilot_spectra(watermark.DEFAULT_KEY)
     off = _sync.Lattice((51.45, 0.27), (-0.27, 51.45))
-    _, z_off = _sync.align(_sync.fold(w, off), pilot)
-    z, lattice, aligned = _core._refine(_sync.Folder(w), off, z_off, pilot)
-    assert aligned is not None and z > z_off
-    assert abs(lattice.v1[0] - 51.25) < 0.15 and abs(lattice.v1[1]) < 0.15
-    found = _core._decode_aligned(aligned, z, lattice, watermark.DEFAULT_KEY)
-    assert found is not None and found.payload == PAYLOAD
+    rolled, z_off, pilot = _sync.align_any(_sync.fold(w, off), spectra)
+    assert _core._PILOTS[pilot] == (2, 0)  # version 2, tile not turned
+    start = _core._Tried(z_off, off, rolled, None, pilot)
+    better = _core._refine(_sync.Folder(w), start, spectra[pilot])
+    assert better is not None and better.z > z_off
+    for v in (better.lat.v1, (better.lat.v2[1], -better.lat.v2[0])):
+        assert abs(v[0] - 51.25) < 0.15 and abs(v[1]) < 0.15
+    found = _core._decode_aligned(better.aligned, better.z, better.lat, watermark.DEFAULT_KEY, 2)
+    assert found is not None and found.payload == PAYLOAD and found.algorithm == watermark.ALGORITHM
 
 
 def _reference_fold(w: np.ndarray, lat: _sync.Lattice) -> np.ndarray:
@@ -378,7 +381,9 @@ def test_soft_binding_round_trip() -> None:
 
 
 def test_algorithm_name() -> None:
-    assert watermark.ALGORITHM == "io.github.provenance-py.watermark.1"
+    assert watermark.ALGORITHM == "io.github.provenance-py.watermark.2"
+    assert watermark.ALGORITHMS == (watermark.ALGORITHM, "io.github.provenance-py.watermark.1")
+    assert watermark.ALGORITHM_V1 == "io.github.provenance-py.watermark.1"
     assert isinstance(watermark.DEFAULT_KEY, bytes) and watermark.MIN_SIZE == 256
 
 

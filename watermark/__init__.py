@@ -47,6 +47,8 @@ _log = logging.getLogger(__name__)
 
 __all__ = [
     "ALGORITHM",
+    "ALGORITHMS",
+    "ALGORITHM_V1",
     "DEFAULT_KEY",
     "MIN_SIZE",
     "PAYLOAD_SIZE",
@@ -67,7 +69,16 @@ __all__ = [
 #: C2PA soft-binding algorithm name (``c2pa.soft-binding`` assertion ``alg``). The
 #: trailing number is the bitstream version: any change to the tile, code or key
 #: derivation that old detectors cannot read gets a new number.
-ALGORITHM = "io.github.provenance-py.watermark.1"
+#: ``embed`` writes version 2 (same tile layout as version 1, its own key derivation;
+#: the detector's synchronisation reads both under any rotation, mirror or aspect
+#: change, see DESIGN.md).
+ALGORITHM = _core.ALGORITHM_NAMES[_core.EMBED_VERSION]
+
+#: Version 1, which ``detect`` still reads (``Detection.algorithm`` says which).
+ALGORITHM_V1 = _core.ALGORITHM_NAMES[1]
+
+#: Every soft-binding algorithm name ``detect`` reads, newest first.
+ALGORITHMS = (ALGORITHM, ALGORITHM_V1)
 
 #: The public key: marks made with it can be detected by anyone.
 DEFAULT_KEY = b"io.github.provenance-py.watermark public key v1"

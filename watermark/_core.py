@@ -49,6 +49,13 @@ CHASE_MIN_Z = 5.0
 HALF_FOLD_MIN_Z = 4.0
 # Inputs whose short side is below this are read on a 2x upsampled grid (see below).
 UPSAMPLE_BELOW = 256
+# Bitstream versions and their C2PA soft-binding algorithm names. embed writes
+# EMBED_VERSION; detect reads every version (each attempt decodes only the version and
+# dihedral alignment whose pilot lines up best, so reading both costs no extra decodes).
+ALGORITHM_NAMES = {1: "io.github.provenance-py.watermark.1", 2: "io.github.provenance-py.watermark.2"}
+EMBED_VERSION = 2
+# Pilots tried on every fold: each version's pilot in each of the 8 dihedral alignments.
+_PILOTS = [(v, o) for v in (2, 1) for o in _sync.DIHEDRAL]
 
 
 @dataclass(frozen=True)
@@ -74,10 +81,16 @@ class Detection:
     rotation_deg: float | None = None
     sync_score: float = 0.0
     region: MarkRegion | None = None
+    version: int | None = None
 
     @property
     def confidence(self) -> float:
         return 1.0 - self.p_value
+
+    @property
+    def algorithm(self) -> str | None:
+        """The soft-binding algorithm name of the bitstream read (None if nothing was)."""
+        return None if self.version is None else ALGORITHM_NAMES[self.version]
 
 
 NOT_DETECTED = Detection(False, None, 1.0, 0)
@@ -89,46 +102,74 @@ def tiled(tile: F32, shape: tuple[int, int]) -> F32:
     return np.tile(tile, reps)[:h, :w]
 
 
-def residual(luma: F32, payload: bytes, key: bytes, strength: float) -> tuple[F32, float]:
+def residual(luma: F32, payload: bytes, key: bytes, strength: float,
+             version: int = EMBED_VERSION) -> tuple[F32, float]:
     """Work-resolution luminance residual and its effective strength."""
-    bits = _ecc.encode(payload, key)
-    pattern = tiled(_pattern.tile_for(bits, key), luma.shape)
+    bits = _ecc.encode(payload, key, version)
+    pattern = tiled(_pattern.tile_for(bits, key, version), luma.shape)
     amp, flat = _mask.amplitude(luma, strength)
     return (amp * pattern).astype(np.float32), _mask.effective_strength(luma, amp, flat)
 
 
 def embed_normalised(img: Image.Image, payload: bytes, key: bytes,
-                     strength: float) -> tuple[Image.Image, float]:
+                     strength: float, version: int = EMBED_VERSION) -> tuple[Image.Image, float]:
+    """Embed; ``version`` 1 only to make old-style marks (tests, benchmark)."""
     luma = _image.work_luma(img)
-    delta, eff = residual(luma, payload, key, strength)
+    delta, eff = residual(luma, payload, key, strength, version)
     return _image.apply_residual(img, delta), eff
 
 
 U8 = npt.NDArray[np.uint8]
 
 
-def _decode_aligned(aligned: F32, z: float, lat: _sync.Lattice, key: bytes) -> Detection | None:
+def _decode_aligned(aligned: F32, z: float, lat: _sync.Lattice, key: bytes,
+                    version: int) -> Detection | None:
     """Step 6: decode an aligned tile, only if the pilot lines up."""
     if not z >= DECODE_MIN_Z:  # "not >=": a NaN z is not synchronised either
         return None
-    payload, nerr = _ecc.decode_soft(_pattern.soft_bits(aligned, key), key,
-                                     chase=z >= CHASE_MIN_Z)
+    payload, nerr = _ecc.decode_soft(_pattern.soft_bits(aligned, key, version), key,
+                                     chase=z >= CHASE_MIN_Z, version=version)
     if payload is None:
         return None
     p = _ecc.false_positive_probability(nerr, MAX_ATTEMPTS)
-    return Detection(True, payload, p, nerr, lat.scale, lat.rotation_deg, z)
+    return Detection(True, payload, p, nerr, lat.scale, lat.rotation_deg, z, version=version)
 
 
-def _hard_bits(aligned: F32, key: bytes) -> U8:
-    bits: U8 = (_pattern.soft_bits(aligned, key) > 0).astype(np.uint8)
+def _hard_bits(aligned: F32, key: bytes, version: int) -> U8:
+    bits: U8 = (_pattern.soft_bits(aligned, key, version) > 0).astype(np.uint8)
     return bits
 
 
 @lru_cache(maxsize=16)
-def _pilot_spectrum(key: bytes) -> F32:
-    spec = _sync.pilot_spectrum(_pattern.key_pattern(key).pilot)
-    spec.setflags(write=False)
-    return spec
+def _pilot_spectra(key: bytes) -> list[F32]:
+    """The spectra of _PILOTS, in that order."""
+    out: list[F32] = []
+    for v in (2, 1):
+        for spec in _sync.dihedral_spectra(_pattern.key_pattern(key, v).pilot):
+            spec.setflags(write=False)
+            out.append(spec)
+    assert len(out) == len(_PILOTS)
+    return out
+
+
+@dataclass(frozen=True)
+class _Tried:
+    """One attempt: pilot z-score, lattice, the fold aligned (rolled and turned) to
+    the tile, the first half's totals if it stopped there, and which pilot lined up."""
+
+    z: float
+    lat: _sync.Lattice
+    aligned: F32
+    half: npt.NDArray[np.float64] | None
+    pilot: int  # index into _PILOTS
+
+    @property
+    def version(self) -> int:
+        return _PILOTS[self.pilot][0]
+
+    @property
+    def orientation(self) -> int:
+        return _PILOTS[self.pilot][1]
 
 
 def detect_with_bits(img: Image.Image, key: bytes, full_folds: bool = False,
@@ -166,23 +207,26 @@ def detect_with_bits(img: Image.Image, key: bytes, full_folds: bool = False,
         luma = np.asarray(up, dtype=np.float32)
         first = _sync.Lattice((2.0 * _pattern.TILE, 0.0), (0.0, 2.0 * _pattern.TILE), phase=0.0)
     folder = _sync.Folder(_sync.whiten(luma))  # step 2
-    pilot = _pilot_spectrum(key)
-    # (z, lattice, aligned tile, first half's totals if the attempt stopped there) of
-    # each attempt; hard bits only for the best one.
-    tried: list[tuple[float, _sync.Lattice, F32, npt.NDArray[np.float64] | None]] = []
+    spectra = _pilot_spectra(key)
+    tried: list[_Tried] = []
+
+    def aligned_tried(folded: F32, lat: _sync.Lattice,
+                      half: npt.NDArray[np.float64] | None) -> _Tried:
+        rolled, z, i = _sync.align_any(folded, spectra)
+        return _Tried(z, lat, _sync.dihedral(rolled, _PILOTS[i][1]), half, i)
 
     def attempt(lat: _sync.Lattice, half_first: bool) -> Detection | None:
         if half_first:
             first_half = folder.sums(lat, 0)
-            aligned, z = _sync.align(folder.mean(first_half), pilot)
-            if not z >= HALF_FOLD_MIN_Z:
-                tried.append((z, lat, aligned, first_half))
+            t = aligned_tried(folder.mean(first_half), lat, first_half)
+            if not t.z >= HALF_FOLD_MIN_Z:
+                tried.append(t)
                 return None
-            aligned, z = _sync.align(folder.mean(first_half + folder.sums(lat, 1)), pilot)
+            t = aligned_tried(folder.mean(first_half + folder.sums(lat, 1)), lat, None)
         else:
-            aligned, z = _sync.align(folder.fold(lat), pilot)
-        tried.append((z, lat, aligned, None))
-        return _decode_aligned(aligned, z, lat, key)
+            t = aligned_tried(folder.fold(lat), lat, None)
+        tried.append(t)
+        return _decode_aligned(t.aligned, t.z, lat, key, t.version)
 
     found = attempt(first, half_first=False)  # step 3
     if found is None:
@@ -195,50 +239,59 @@ def detect_with_bits(img: Image.Image, key: bytes, full_folds: bool = False,
         # usually a little off; a 0.1 px error in the period is half a cell ten tiles
         # away. Climb the pilot z-score over small changes of the best such lattice
         # and decode once more.
-        z, lat, _, _ = max(tried, key=lambda t: t[0])
-        if z >= REFINE_MIN_Z:
-            z2, lat2, aligned2 = _refine(folder, lat, z, pilot)
-            if aligned2 is not None:
-                tried.append((z2, lat2, aligned2, None))
-                found = _decode_aligned(aligned2, z2, lat2, key)
-    best_z, best_lat, best_aligned, half = max(tried, key=lambda t: t[0]) if found is None else tried[-1]
-    if full_folds and half is not None:
-        best_aligned, best_z = _sync.align(folder.mean(half + folder.sums(best_lat, 1)), pilot)
-    bits = _hard_bits(best_aligned, key)
+        t = max(tried, key=lambda t: t.z)
+        if t.z >= REFINE_MIN_Z:
+            t2 = _refine(folder, t, spectra[t.pilot])
+            if t2 is not None:
+                tried.append(t2)
+                found = _decode_aligned(t2.aligned, t2.z, t2.lat, key, t2.version)
+    best = max(tried, key=lambda t: t.z) if found is None else tried[-1]
+    if full_folds and best.half is not None:
+        rolled, z, i = _sync.align_any(folder.mean(best.half + folder.sums(best.lat, 1)), spectra)
+        best = _Tried(z, best.lat, _sync.dihedral(rolled, _PILOTS[i][1]), None, i)
+    bits = _hard_bits(best.aligned, key, best.version)
     if found is not None:
         if locate and found.payload is not None:
             # After a decode only (see _region): input pixels per detector pixel.
             to_input = (img.size[0] / luma.shape[1], img.size[1] / luma.shape[0])
-            found = replace(found, region=_region.locate(folder.w, best_lat.v1, best_lat.v2, best_lat.phase,
-                                                         found.payload, key, to_input))
+            found = replace(found, region=_region.locate(
+                folder.w, best.lat.v1, best.lat.v2, best.lat.phase, found.payload, key, to_input,
+                version=best.version, orientation=best.orientation))
         return found, bits
-    z_out = best_z if math.isfinite(best_z) else 0.0
+    z_out = best.z if math.isfinite(best.z) else 0.0
     return Detection(False, None, 1.0, 0, None, None, z_out), bits
 
 
-def _refine(folder: _sync.Folder, lat: _sync.Lattice, z: float, pilot: F32
-            ) -> tuple[float, _sync.Lattice, F32 | None]:
-    """Hill-climb the pilot z-score over the lattice's basis vector in steps of
-    REFINE_STEPS pixels; returns the best z, its lattice and its aligned tile (None if
-    nothing beat ``z``). At most len(REFINE_STEPS) * _REFINE_ROUNDS * 8 folds."""
-    best: tuple[float, _sync.Lattice, F32 | None] = (z, lat, None)
-    seen = {(round(lat.v1[0], 6), round(lat.v1[1], 6))}
+def _refine(folder: _sync.Folder, start: _Tried, spectrum: F32) -> _Tried | None:
+    """Hill-climb the pilot z-score (of the pilot and alignment that lined up) over
+    each basis vector of the lattice in steps of REFINE_STEPS pixels; returns the
+    best attempt if it beat ``start``. At most len(REFINE_STEPS) * _REFINE_ROUNDS *
+    16 folds."""
+    best = start
+    improved = False
+    lat0 = start.lat
+    seen = {(round(lat0.v1[0], 6), round(lat0.v1[1], 6), round(lat0.v2[0], 6), round(lat0.v2[1], 6))}
     for step in REFINE_STEPS:
         for _ in range(_REFINE_ROUNDS):
-            vx, vy = best[1].v1
+            (ax, ay), (bx, by) = best.lat.v1, best.lat.v2
             moved = False
-            for dx, dy in _NEIGHBOURS:
-                nx, ny = vx + dx * step, vy + dy * step
-                if (round(nx, 6), round(ny, 6)) in seen:
-                    continue
-                seen.add((round(nx, 6), round(ny, 6)))
-                cand = _sync.Lattice((nx, ny), (-ny, nx), lat.phase)
-                aligned, zc = _sync.align(folder.fold(cand), pilot)
-                if zc > best[0]:
-                    best, moved = (zc, cand, aligned), True
+            for which in (0, 1):
+                for dx, dy in _NEIGHBOURS:
+                    if which == 0:
+                        cand = _sync.Lattice((ax + dx * step, ay + dy * step), (bx, by), lat0.phase)
+                    else:
+                        cand = _sync.Lattice((ax, ay), (bx + dx * step, by + dy * step), lat0.phase)
+                    k = (round(cand.v1[0], 6), round(cand.v1[1], 6), round(cand.v2[0], 6), round(cand.v2[1], 6))
+                    if k in seen:
+                        continue
+                    seen.add(k)
+                    rolled, zc, _ = _sync.align_any(folder.fold(cand), [spectrum])
+                    if zc > best.z:
+                        best = _Tried(zc, cand, _sync.dihedral(rolled, start.orientation), None, start.pilot)
+                        moved = improved = True
             if not moved:
                 break
-    return best
+    return best if improved else None
 
 
 def locate_known(img: Image.Image, payload: bytes, key: bytes, tile: float,
@@ -252,7 +305,13 @@ def locate_known(img: Image.Image, payload: bytes, key: bytes, tile: float,
     period = tile / sx
     theta = math.radians(rotation_deg)
     v1 = (period * math.cos(theta), period * math.sin(theta))
-    return _region.locate(_sync.whiten(luma), v1, (-v1[1], v1[0]), 0.5, payload, key, (sx, sy))
+    w = _sync.whiten(luma)
+    # The geometry says nothing about the version: take the one that covers more.
+    found = [r for v in (EMBED_VERSION, 1)
+             if (r := _region.locate(w, v1, (-v1[1], v1[0]), 0.5, payload, key, (sx, sy), version=v))
+             is not None]
+    return max(found, key=lambda r: r.coverage * (r.box[2] - r.box[0]) * (r.box[3] - r.box[1]),
+               default=None)
 
 
 def detect_image(img: Image.Image, key: bytes, locate: bool = False) -> Detection:

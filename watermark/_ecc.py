@@ -31,22 +31,28 @@ CODE_BITS = DATA_BITS + ECC_BITS
 CHECK_BITS = CHECK_BYTES * 8
 
 
-def _check(payload: bytes, key: bytes) -> bytes:
+# Bitstream versions of the image watermark: 1 is the original, 2 the same tile
+# layout under other key derivations (see _pattern.key_pattern), so a detector can
+# tell which version it read. The audio watermark uses version 1's check.
+VERSIONS = (1, 2)
+
+
+def _check(payload: bytes, key: bytes, version: int = 1) -> bytes:
     # A keyed check rather than a CRC: with a wrong key the check fails even if the
     # read-out happened to be a valid BCH codeword.
-    h = hashlib.blake2b(payload, digest_size=CHECK_BYTES, key=key[:64], person=b"wm1-check")
+    h = hashlib.blake2b(payload, digest_size=CHECK_BYTES, key=key[:64], person=b"wm%d-check" % version)
     return h.digest()
 
 
-def encode(payload: bytes, key: bytes) -> npt.NDArray[np.uint8]:
+def encode(payload: bytes, key: bytes, version: int = 1) -> npt.NDArray[np.uint8]:
     """Return the CODE_BITS-long 0/1 codeword carrying ``payload``."""
-    data = bytearray(payload + _check(payload, key))
+    data = bytearray(payload + _check(payload, key, version))
     ecc = bytes(_bch.encode(data))
     bits = np.unpackbits(np.frombuffer(bytes(data) + ecc, dtype=np.uint8))
     return bits[:CODE_BITS].astype(np.uint8)
 
 
-def decode(hard_bits: npt.NDArray[np.uint8], key: bytes) -> tuple[bytes | None, int]:
+def decode(hard_bits: npt.NDArray[np.uint8], key: bytes, version: int = 1) -> tuple[bytes | None, int]:
     """Decode 0/1 bits; return (payload or None, number of corrected bit errors)."""
     padded = np.zeros(DATA_BITS + _ECC_BYTES * 8, dtype=np.uint8)
     padded[:CODE_BITS] = hard_bits[:CODE_BITS]
@@ -60,9 +66,9 @@ def decode(hard_bits: npt.NDArray[np.uint8], key: bytes) -> tuple[bytes | None, 
     # Re-encode and measure the distance ourselves: the decoder may "correct" a bit in
     # the untransmitted pad, which would break the exact false-positive formula.
     payload = bytes(data[:PAYLOAD_BYTES])
-    if bytes(data[PAYLOAD_BYTES:]) != _check(payload, key):
+    if bytes(data[PAYLOAD_BYTES:]) != _check(payload, key, version):
         return None, -1
-    dist = int(np.count_nonzero(encode(payload, key) != hard_bits[:CODE_BITS]))
+    dist = int(np.count_nonzero(encode(payload, key, version) != hard_bits[:CODE_BITS]))
     if dist > BCH_T:
         return None, -1
     return payload, dist
@@ -80,11 +86,11 @@ CHASE_BITS = 8
 
 
 def decode_soft(soft: npt.NDArray[np.float64], key: bytes,
-                chase: bool) -> tuple[bytes | None, int]:
+                chase: bool, version: int = 1) -> tuple[bytes | None, int]:
     """Decode soft values (positive = 1); return (payload or None, bit errors
     relative to the hard decisions)."""
     hard = (soft > 0).astype(np.uint8)
-    payload, nerr = decode(hard, key)
+    payload, nerr = decode(hard, key, version)
     if payload is not None or not chase:
         return payload, nerr
     weakest = np.argsort(np.abs(soft))[:CHASE_BITS]
@@ -92,9 +98,9 @@ def decode_soft(soft: npt.NDArray[np.float64], key: bytes,
         flips = weakest[[(m >> i) & 1 == 1 for i in range(CHASE_BITS)]]
         trial = hard.copy()
         trial[flips] ^= 1
-        payload, _ = decode(trial, key)
+        payload, _ = decode(trial, key, version)
         if payload is not None:
-            dist = int(np.count_nonzero(encode(payload, key) != hard))
+            dist = int(np.count_nonzero(encode(payload, key, version) != hard))
             return payload, dist
     return None, -1
 

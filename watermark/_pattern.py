@@ -41,8 +41,10 @@ def _upsample(cells: npt.NDArray[np.float32]) -> F32:
 
 
 @lru_cache(maxsize=16)
-def key_pattern(key: bytes) -> KeyPattern:
-    seed = hashlib.blake2b(key, digest_size=32, person=b"wm1-pattern").digest()
+def key_pattern(key: bytes, version: int = 1) -> KeyPattern:
+    # Each bitstream version derives its own pilot and cell permutation from the key,
+    # so the pilot alone tells a detector which version it is reading.
+    seed = hashlib.blake2b(key, digest_size=32, person=b"wm%d-pattern" % version).digest()
     rng = np.random.default_rng(int.from_bytes(seed, "big"))
     order = rng.permutation(N_CELLS)
     sign = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=N_CELLS)
@@ -60,18 +62,18 @@ def key_pattern(key: bytes) -> KeyPattern:
                       bit_cells=bit_cells, bit_signs=sign[bit_cells])
 
 
-def tile_for(bits: npt.NDArray[np.uint8], key: bytes) -> F32:
+def tile_for(bits: npt.NDArray[np.uint8], key: bytes, version: int = 1) -> F32:
     """The +-1 tile carrying codeword ``bits``."""
-    kp = key_pattern(key)
+    kp = key_pattern(key, version)
     bit_sign = 2.0 * bits.astype(np.float32) - 1.0
     data = kp.cell_sign * bit_sign[np.maximum(kp.cell_bit, 0)]
     cells = np.where(kp.pilot_cells, kp.cell_sign, data).astype(np.float32)
     return _upsample(cells)
 
 
-def soft_bits(folded: F32, key: bytes) -> npt.NDArray[np.float64]:
+def soft_bits(folded: F32, key: bytes, version: int = 1) -> npt.NDArray[np.float64]:
     """Correlate an aligned folded tile with each bit's cells."""
-    kp = key_pattern(key)
+    kp = key_pattern(key, version)
     assert CELL == 2
     # Strided adds: several times faster than a reshape with a two-axis sum.
     cells = (folded[0::2, 0::2] + folded[1::2, 0::2] + folded[0::2, 1::2] + folded[1::2, 1::2]).ravel()

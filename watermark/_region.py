@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from . import _ecc, _pattern
+from . import _ecc, _pattern, _sync
 from ._pattern import TILE
 
 F32 = npt.NDArray[np.float32]
@@ -67,11 +67,14 @@ def _bins(shape: tuple[int, int], v1: tuple[float, float], v2: tuple[float, floa
 
 
 def locate(w: F32, v1: tuple[float, float], v2: tuple[float, float], phase: float,
-           payload: bytes, key: bytes, to_input: tuple[float, float]) -> MarkRegion | None:
+           payload: bytes, key: bytes, to_input: tuple[float, float], *, version: int = 1,
+           orientation: int = 0) -> MarkRegion | None:
     """The marked region of the whitened detector image ``w`` whose mark (``payload``
-    under ``key``) lies on the lattice (v1, v2); ``to_input`` = input pixels per
-    detector pixel along (x, y)."""
-    expected_tile = _pattern.tile_for(_ecc.encode(payload, key), key)
+    under ``key``, bitstream ``version``) lies on the lattice (v1, v2) in dihedral
+    ``orientation`` (see _sync.dihedral); ``to_input`` = input pixels per detector
+    pixel along (x, y)."""
+    expected_tile = _sync.dihedral(_pattern.tile_for(_ecc.encode(payload, key, version), key, version),
+                                   _sync.DIHEDRAL_INVERSE[orientation])
     bins = _bins(w.shape, v1, v2, phase)
     flat = bins.ravel()
     counts = np.bincount(flat, minlength=TILE * TILE)

@@ -19,7 +19,7 @@ F32 = npt.NDArray[np.float32]
 # (which makes the detector's working resolution finer) and rescaling small images
 # (which are processed at native size) change it.
 MIN_PERIOD = 0.45 * TILE
-MAX_PERIOD = 2.3 * TILE
+MAX_PERIOD = 3.4 * TILE
 # Lattices from the autocorrelation that detection folds and decodes (see
 # lattice_candidates); each one costs unmarked images a fold of every pixel.
 MAX_LATTICE_CANDIDATES = 2
@@ -203,20 +203,65 @@ def pilot_spectrum(pilot: F32) -> F32:
 
 def align(folded: F32, pilot_spec: F32) -> tuple[F32, float]:
     """Roll the folded tile so the pilot lines up; return it and the peak's z-score."""
+    aligned, z, _ = align_any(folded, [pilot_spec])
+    return aligned, z
+
+
+# The 8 dihedral alignments of a square tile (90-degree turns and mirrors): bit 4
+# transposes, then bit 1 flips the rows and bit 2 the columns. Flipping a tile of 2-px
+# cells maps cells onto cells (pixel i -> TILE - 1 - i), and the fold is cyclic, so a
+# mirrored or turned image folds to the turned tile, shifted.
+DIHEDRAL = tuple(range(8))
+
+
+def dihedral(t: F32, o: int) -> F32:
+    """Tile ``t`` in dihedral alignment ``o``."""
+    if o & 4:
+        t = t.T
+    if o & 1:
+        t = t[::-1]
+    if o & 2:
+        t = t[:, ::-1]
+    return np.ascontiguousarray(t)
+
+
+def _inverse(o: int) -> int:
+    probe = np.arange(TILE * TILE, dtype=np.float32).reshape(TILE, TILE)
+    return next(i for i in DIHEDRAL if np.array_equal(dihedral(dihedral(probe, o), i), probe))
+
+
+DIHEDRAL_INVERSE = tuple(_inverse(o) for o in DIHEDRAL)
+
+
+def dihedral_spectra(pilot: F32) -> list[F32]:
+    """Spectra of the pilot as a fold in each dihedral alignment would show it: entry
+    ``o`` lines up with a fold ``f`` when ``dihedral(f, o)`` shows the pilot."""
+    return [pilot_spectrum(dihedral(pilot, DIHEDRAL_INVERSE[o])) for o in DIHEDRAL]
+
+
+def align_any(folded: F32, spectra: list[F32]) -> tuple[F32, float, int]:
+    """Correlate the folded tile with each pilot spectrum (by DFT, so any translation);
+    return the fold rolled so the best one lines up, that peak's z-score and the
+    index of the spectrum. The caller maps the index to a pilot and alignment."""
     # OpenCV's DFT: a 64x64 transform is a few microseconds of work, and its call
     # overhead is a fraction of scipy.fft's.
     # Without its mean: a constant tile then correlates to exactly zero instead of to
     # float32 rounding noise, whose z-score can be anything (a black frame scored 1862).
     centred = np.ascontiguousarray(folded - np.float32(folded.mean()), dtype=np.float32)
     spec = cv2.dft(centred)
-    corr = cv2.idft(cv2.mulSpectrums(spec, pilot_spec, 0, conjB=True), flags=cv2.DFT_REAL_OUTPUT)
-    k = int(np.argmax(corr))
+    best = (-math.inf, 0, 0)
+    for i, ps in enumerate(spectra):
+        corr = cv2.idft(cv2.mulSpectrums(spec, ps, 0, conjB=True), flags=cv2.DFT_REAL_OUTPUT)
+        k = int(np.argmax(corr))
+        mean, std = cv2.meanStdDev(corr)
+        z = float((corr.flat[k] - mean[0, 0]) / (std[0, 0] + 1e-12))
+        if not np.isfinite(z):  # overflowed input (finite floats near 3e38): not synchronised
+            z = 0.0
+        if z > best[0]:
+            best = (z, k, i)
+    z, k, i = best
     dy, dx = divmod(k, TILE)
-    mean, std = cv2.meanStdDev(corr)
-    z = float((corr.flat[k] - mean[0, 0]) / (std[0, 0] + 1e-12))
-    if not np.isfinite(z):  # overflowed input (finite floats near 3e38): not synchronised
-        z = 0.0
-    return np.roll(folded, (-dy, -dx), axis=(0, 1)), z
+    return np.roll(folded, (-dy, -dx), axis=(0, 1)), z, i
 
 
 # Lattice points summed when scoring a candidate lattice: summing the autocorrelation
@@ -226,12 +271,19 @@ _K_COARSE = np.array([(1, 0), (0, 1), (1, 1), (1, -1), (2, 0), (0, 2), (2, 1), (
                       (2, -1), (1, -2), (2, 2), (2, -2)], dtype=np.float64)
 _K_FINE = np.array([(i, j) for i in range(0, 5) for j in range(-4, 5)
                     if (i, j) > (0, 0) and (i > 0 or j > 0)], dtype=np.float64)
-MAX_ROTATION_DEG = 6.0
-COARSE_STEP = 0.5  # pixels between candidate basis vectors in the coarse search
 _RIDGE_WINDOW = 7  # lags averaged along x and along y to tell peaks from ridges
 _RIDGE_KERNEL = np.full((1, _RIDGE_WINDOW), 1.0 / _RIDGE_WINDOW, dtype=np.float32)
-_MAX_COARSE_VISITS = 256  # coarse candidates looked at, best first, for ...
-_COARSE_PICKS = 3  # ... this many distinct ones to refine
+# Version 2's search: basis vectors in every direction. Each lag l (a candidate basis
+# vector, on the integer grid of lags) scores the peak map at l, 2l and 3l; the
+# _VECTOR_PICKS best local maxima are paired into lattices.
+_MULTIPLES = (1, 2, 3)
+_VECTOR_PICKS = 14
+_COARSE_PICKS = 3  # distinct paired lattices refined
+# A lattice's two basis vectors: at least this angle apart and at most this ratio in
+# length (aspect changes of 0.8/1.25 and mild shear; an unrelated vector pair is
+# usually far outside).
+_MIN_BASIS_SIN = math.sin(math.radians(60.0))
+_MAX_BASIS_RATIO = 1.45
 
 
 def _offsets(half: float, step: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -279,32 +331,35 @@ def _lattice_peaks(w: F32) -> F32:
 
 
 def _lattice_offsets(v1x: npt.NDArray[np.float64], v1y: npt.NDArray[np.float64],
+                     v2x: npt.NDArray[np.float64], v2y: npt.NDArray[np.float64],
                      ks: npt.NDArray[np.float64], h: int, w: int
                      ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64],
                                 npt.NDArray[np.bool_]]:
-    """(y, x) lags of the lattice points ``ks`` of square lattices with first basis
-    vector (v1x, v1y) (second: v1 turned 90 degrees), and which of them fit in an
-    h x w image's autocorrelation."""
-    x = v1x[..., None] * ks[:, 0] - v1y[..., None] * ks[:, 1]
-    y = v1y[..., None] * ks[:, 0] + v1x[..., None] * ks[:, 1]
+    """(y, x) lags of the lattice points ``ks`` of lattices with basis vectors v1, v2,
+    and which of them fit in an h x w image's autocorrelation."""
+    x = v1x[..., None] * ks[:, 0] + v2x[..., None] * ks[:, 1]
+    y = v1y[..., None] * ks[:, 0] + v2y[..., None] * ks[:, 1]
     valid = (np.abs(x) < w / 2 - 2) & (np.abs(y) < h / 2 - 2)
     return y, x, valid
 
 
 def _fine_scores(peaks: F32, h: int, w: int, v1x: npt.NDArray[np.float64],
-                 v1y: npt.NDArray[np.float64], ks: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+                 v1y: npt.NDArray[np.float64], v2x: npt.NDArray[np.float64],
+                 v2y: npt.NDArray[np.float64], ks: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Lattice score of each candidate: the (centred) peak map, read bilinearly,
     summed over the lattice points ``ks`` that fit in the image, divided by
     sqrt(count)."""
-    y, x, valid = _lattice_offsets(v1x, v1y, ks, h, w)
+    v1x, v1y, v2x, v2y = np.broadcast_arrays(v1x, v1y, v2x, v2y)
+    y, x, valid = _lattice_offsets(v1x, v1y, v2x, v2y, ks, h, w)
     fh, fw = peaks.shape
     # cv2.remap reads the points bilinearly in one call (about twice as fast as numpy
     # gathers here, and equal to float32 rounding); points that do not fit are masked.
     # It only takes maps under 32767 px a side, so it gets the window of lags that
-    # lattice points can reach (4 periods along each basis vector).
-    reach = int(np.ceil(8 * MAX_PERIOD)) + 16
-    y0, x0 = max(0, fh // 2 - reach), max(0, fw // 2 - reach)
-    window = peaks[y0:fh // 2 + reach, x0:fw // 2 + reach]
+    # lattice points can reach.
+    reach = int(np.ceil(np.abs(x).max() if x.size else 0.0)) + 16
+    reach_y = int(np.ceil(np.abs(y).max() if y.size else 0.0)) + 16
+    y0, x0 = max(0, fh // 2 - reach_y), max(0, fw // 2 - reach)
+    window = peaks[y0:fh // 2 + reach_y, x0:fw // 2 + reach]
     shape = x.shape
     vals = cv2.remap(window, (x + (fw // 2 - x0)).astype(np.float32).reshape(-1, shape[-1]),
                      (y + (fh // 2 - y0)).astype(np.float32).reshape(-1, shape[-1]),
@@ -315,90 +370,86 @@ def _fine_scores(peaks: F32, h: int, w: int, v1x: npt.NDArray[np.float64],
     return out
 
 
-@dataclass(frozen=True)
-class _AllCandidates:
-    v1x: npt.NDArray[np.float64]  # every candidate first basis vector, pixels
-    v1y: npt.NDArray[np.float64]
-    period: npt.NDArray[np.float64]
-    # Nearest-pixel lags of their _K_COARSE lattice points and the lags' exact absolute
-    # values, one row per lattice point.
-    iy: npt.NDArray[np.intp]
-    ix: npt.NDArray[np.intp]
-    ay: npt.NDArray[np.float32]
-    ax: npt.NDArray[np.float32]
-
-
-@lru_cache(maxsize=1)
-def _all_candidates() -> _AllCandidates:
-    """Every first basis vector v1 on a COARSE_STEP grid with a period (|v1|) between
-    MIN_PERIOD and MAX_PERIOD and a rotation within MAX_ROTATION_DEG. A Cartesian
-    grid spends candidates evenly: a log-spaced period grid fine enough for long
-    periods wastes most of its candidates on short ones. Shape-independent, so it is
-    computed once; _coarse_grid selects from it for each image shape."""
-    t = np.tan(np.radians(MAX_ROTATION_DEG))
-    gx = np.arange(np.floor(MIN_PERIOD * np.cos(np.radians(MAX_ROTATION_DEG))),
-                   MAX_PERIOD + COARSE_STEP, COARSE_STEP)
-    gy = np.arange(-np.ceil(MAX_PERIOD * t), np.ceil(MAX_PERIOD * t) + COARSE_STEP, COARSE_STEP)
-    vx, vy = (a.ravel() for a in np.meshgrid(gx, gy, indexing="ij"))
-    r = np.hypot(vx, vy)
-    keep = (r >= MIN_PERIOD) & (r <= MAX_PERIOD) & (np.abs(vy) <= t * vx)
-    # By period, so the candidates that fit an image are a prefix.
-    order = np.argsort(r[keep], kind="stable")
-    vx, vy, r = vx[keep][order], vy[keep][order], r[keep][order]
-    y, x, _ = _lattice_offsets(vx, vy, _K_COARSE, 0, 0)
-    y, x = np.ascontiguousarray(y.T), np.ascontiguousarray(x.T)
-    out = _AllCandidates(vx, vy, r, np.rint(y).astype(np.intp), np.rint(x).astype(np.intp),
-                         np.abs(y).astype(np.float32), np.abs(x).astype(np.float32))
-    for arr in vars(out).values():
-        arr.setflags(write=False)
+def _vector_scores(near: F32, h: int, w: int, reach: int) -> npt.NDArray[np.float32]:
+    """Score of every integer lag l = (x, y) with 0 <= x <= reach, |y| <= reach (a
+    (2 reach + 1) x (reach + 1) map, rows y, lag (0, 0) at [reach, 0]) as a basis
+    vector: the peak map (3x3 running maximum, so the up to 1.5 px rounding error at
+    3l still lands on the peak) summed over l, 2l and 3l where they fit in the image,
+    divided by sqrt(count). Half the lags suffice: l and -l are the same vector."""
+    fh, fw = near.shape
+    cy, cx = fh // 2, fw // 2
+    total = np.zeros((2 * reach + 1, reach + 1), dtype=np.float32)
+    count = np.zeros_like(total)
+    for k in _MULTIPLES:
+        # Lags whose multiple k fits: |k y| < h/2 - 2, |k x| < w/2 - 2 (strided slices).
+        ry = min(reach, int(math.ceil((h / 2 - 2) / k)) - 1)
+        rx = min(reach, int(math.ceil((w / 2 - 2) / k)) - 1)
+        if ry < 0 or rx < 0:
+            continue
+        total[reach - ry:reach + ry + 1, :rx + 1] += near[cy - k * ry:cy + k * ry + 1:k, cx:cx + k * rx + 1:k]
+        count[reach - ry:reach + ry + 1, :rx + 1] += 1.0
+    np.sqrt(np.maximum(count, 1.0, out=count), out=count)
+    out: npt.NDArray[np.float32] = total / count
     return out
 
 
-@dataclass(frozen=True)
-class _CoarseGrid:
-    v1x: npt.NDArray[np.float64]  # candidate first basis vectors, pixels
-    v1y: npt.NDArray[np.float64]
-    # Flat index in the centred autocorrelation of each lattice point, one row per
-    # point (summing rows is several times faster than summing 12-element rows).
-    index: npt.NDArray[np.intp]
-    norm: npt.NDArray[np.float32]  # 1/sqrt(number of points in the image), 0 if fewer than 2
-    dead: npt.NDArray[np.intp]  # candidates with fewer than 2 points in the image
-
-
 @lru_cache(maxsize=8)
-def _coarse_grid(h: int, w: int, fh: int, fw: int) -> _CoarseGrid:
-    """The candidates whose period fits an h x w image, with the flat indices of their
-    lattice points in the (fh x fw, centred) peak map (read-only arrays)."""
-    every = _all_candidates()
-    n = int(np.searchsorted(every.period, min(MAX_PERIOD, 0.45 * min(h, w)), side="right"))
-    valid = every.ax[:, :n] < np.float32(w / 2 - 2)
-    valid &= every.ay[:, :n] < np.float32(h / 2 - 2)
-    index = every.iy[:, :n] * fw
-    index += every.ix[:, :n]
-    index += (fh // 2) * fw + fw // 2
-    np.putmask(index, ~valid, fh * fw)  # a zero appended to the data
-    count = np.count_nonzero(valid, axis=0)
-    norm = np.where(count >= 2, 1.0 / np.sqrt(np.maximum(count, 1)), 0.0).astype(np.float32)
-    grid = _CoarseGrid(every.v1x[:n].copy(), every.v1y[:n].copy(), index, norm,
-                       np.flatnonzero(count < 2))
-    for arr in (grid.v1x, grid.v1y, grid.index, grid.norm, grid.dead):
+def _vector_lags(reach: int, max_p: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64],
+                                                     npt.NDArray[np.intp]]:
+    """x and y of the _vector_scores map's lags, and the flat indices of those in
+    the period range and the half plane (x > 0, or x = 0 and y > 0)."""
+    ly, lx = np.meshgrid(np.arange(-reach, reach + 1, dtype=np.float64),
+                         np.arange(0, reach + 1, dtype=np.float64), indexing="ij")
+    r = np.hypot(ly, lx)
+    keep = np.flatnonzero(((r >= MIN_PERIOD) & (r <= max_p) & ((lx > 0) | (ly > 0))).ravel())
+    for arr in (lx, ly, keep):
         arr.setflags(write=False)
-    return grid
+    return lx, ly, keep
+
+
+def _reduce(a: tuple[float, float], b: tuple[float, float]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Lagrange-Gauss reduction: the shortest basis of the lattice spanned by a, b
+    (so (a, a + b) and (a, b) give the same candidate)."""
+    ax, ay = a
+    bx, by = b
+    for _ in range(16):
+        if ax * ax + ay * ay > bx * bx + by * by:
+            ax, ay, bx, by = bx, by, ax, ay
+        m = round((ax * bx + ay * by) / (ax * ax + ay * ay))
+        if m == 0:
+            break
+        bx, by = bx - m * ax, by - m * ay
+    return (ax, ay), (bx, by)
+
+
+def _canonical(a: tuple[float, float], b: tuple[float, float]) -> Lattice:
+    """The reduced basis as a Lattice with v1 the vector closer to the x axis, both
+    pointing right/down: the orientation the tile most likely had (the pilot's
+    dihedral alignment settles the rest)."""
+    (ax, ay), (bx, by) = _reduce(a, b)
+    if abs(bx) > abs(ax):
+        ax, ay, bx, by = bx, by, ax, ay
+    if ax < 0:
+        ax, ay = -ax, -ay
+    if by < 0:
+        bx, by = -bx, -by
+    return Lattice((ax, ay), (bx, by))
 
 
 def lattice_candidates(w: F32) -> list[Lattice]:
-    """Square lattices suggested by the autocorrelation, best first.
+    """Lattices suggested by the autocorrelation, best first: any rotation, flips,
+    aspect changes and mild shear (two free basis vectors).
 
     1. Peak map of the autocorrelation of the whitened image (ridges suppressed).
-    2. Coarse: every v1 on a 0.5-px grid, scored by the autocorrelation summed over 12
-       lattice points, read (nearest pixel) from a 3x3 running maximum, which makes the
-       coarse grid tolerant of the up-to-1-px position error at the far points.
-    3. The _COARSE_PICKS best distinct coarse picks are refined to 0.05 px with 40
-       lattice points and bilinear reads.
-    4. The MAX_LATTICE_CANDIDATES best by refined score are returned. Neither score
-       ranks the true lattice first every time (in the benchmark one 50 % crop had it
-       second by refined score, a stamped camera JPEG cropped to 80 % had it third
-       by coarse score), so the caller verifies more than one with the pilot.
+    2. Vectors: every integer lag l in the period range, scored by the peak map
+       (3x3 running maximum) at l, 2l and 3l; the _VECTOR_PICKS best local maxima.
+    3. Pairs of those vectors that could be a basis (angle, length ratio), reduced
+       and scored by the peak map over 12 lattice points; the _COARSE_PICKS best
+       distinct ones are refined to 0.05 px (each basis vector in turn, with 40
+       lattice points and bilinear reads).
+    4. The MAX_LATTICE_CANDIDATES best by refined score are returned; the caller
+       verifies them with the pilot (which also settles which of the 8 dihedral
+       alignments of the tile the basis has).
     """
     h, wd = w.shape
     max_p = min(MAX_PERIOD, 0.45 * min(h, wd))
@@ -406,51 +457,113 @@ def lattice_candidates(w: F32) -> list[Lattice]:
         return []
     peaks = _lattice_peaks(w)  # step 1
     fh, fw = peaks.shape
-    grid = _coarse_grid(h, wd, fh, fw)
-    # step 2; lattice points outside the image read the extra zero at the end.
-    near_max = np.empty(fh * fw + 1, dtype=np.float32)
-    near_max[-1] = 0.0
-    cv2.dilate(peaks, np.ones((3, 3), np.uint8), dst=near_max[:-1].reshape(fh, fw))
-    score = near_max[grid.index].sum(axis=0)
-    score *= grid.norm
-    score[grid.dead] = -np.inf
-    top = np.argpartition(-score, min(_MAX_COARSE_VISITS, score.size - 1))[:_MAX_COARSE_VISITS]
-    order = top[np.argsort(-score[top])]
-    coarse: list[tuple[float, float]] = []
-    for sc, vx, vy in zip(score[order].tolist(), grid.v1x[order].tolist(),
-                          grid.v1y[order].tolist(), strict=True):
-        if not math.isfinite(sc) or len(coarse) >= _COARSE_PICKS:
-            break
-        if not _near(vx, vy, coarse):
-            coarse.append((vx, vy))
-    if not coarse:
+    near: F32 = np.asarray(cv2.dilate(peaks, np.ones((3, 3), np.uint8)), dtype=np.float32)
+    reach = int(math.ceil(max_p)) + 1
+    score = _vector_scores(near, h, wd, reach)  # step 2
+    lx, ly, keep = _vector_lags(reach, round(max_p, 1))
+    # The running maximum makes plateaus: pick greedily, skipping lags within 4 %
+    # (at least 2.5 px) of a better pick.
+    if keep.size == 0:
         return []
-    # step 3: a coarse pick is only within about a pixel (the running maximum makes
-    # plateaus), so refine in rounds, all picks at once: +-0.6 px in 0.2 px steps with
-    # the 12 coarse lattice points, then +-0.1 px in 0.05 px steps with all 40.
-    vx_a = np.array([c[0] for c in coarse])
-    vy_a = np.array([c[1] for c in coarse])
-    fs = np.zeros((len(coarse), 1))
-    j = np.zeros(len(coarse), dtype=np.intp)
+    flat = score.ravel()[keep]
+    n_look = min(flat.size - 1, _VECTOR_PICKS * 40)
+    best = np.argpartition(-flat, n_look)[:n_look + 1]
+    order = keep[best[np.argsort(-flat[best], kind="stable")]]
+    vecs: list[tuple[float, float]] = []
+    for i in order.tolist():
+        v = (float(lx.flat[i]), float(ly.flat[i]))
+        tol = max(2.5, 0.04 * math.hypot(*v))
+        if any(math.hypot(v[0] - u[0], v[1] - u[1]) < tol for u in vecs):
+            continue
+        vecs.append(v)
+        if len(vecs) >= _VECTOR_PICKS:
+            break
+    # step 3: pairs that can be a basis, reduced, distinct, scored on 12 lattice points
+    lats: list[Lattice] = []
+    seen: set[tuple[int, int, int, int]] = set()
+    for i, a in enumerate(vecs):
+        na = math.hypot(*a)
+        for b in vecs[i + 1:]:
+            nb = math.hypot(*b)
+            if max(na, nb) > _MAX_BASIS_RATIO * min(na, nb):
+                continue
+            if abs(a[0] * b[1] - a[1] * b[0]) < _MIN_BASIS_SIN * na * nb:
+                continue
+            # The pair may span an index-2 sublattice of the mark's lattice (two
+            # diagonals, or a vector and twice the other): also try the finer
+            # lattices that contain it; the 12-point score prefers the true one,
+            # whose extra points are peaks too.
+            (px, py), (qx, qy) = a, b
+            for u, v in (((px, py), (qx, qy)), (((px + qx) / 2, (py + qy) / 2), ((px - qx) / 2, (py - qy) / 2)),
+                         ((px / 2, py / 2), (qx, qy)), ((px, py), (qx / 2, qy / 2))):
+                lat = _canonical(u, v)
+                if not _plausible(lat):
+                    continue
+                # Near-duplicates that round differently cost a few reads each.
+                key = (round(lat.v1[0]), round(lat.v1[1]), round(lat.v2[0]), round(lat.v2[1]))
+                if key not in seen:
+                    seen.add(key)
+                    lats.append(lat)
+    if not lats:
+        return []
+    v1x = np.array([lat.v1[0] for lat in lats])
+    v1y = np.array([lat.v1[1] for lat in lats])
+    v2x = np.array([lat.v2[0] for lat in lats])
+    v2y = np.array([lat.v2[1] for lat in lats])
+    y, x, valid = _lattice_offsets(v1x, v1y, v2x, v2y, _K_COARSE, h, wd)
+    iy = np.clip(np.rint(y).astype(np.intp) + fh // 2, 0, fh - 1)
+    ix = np.clip(np.rint(x).astype(np.intp) + fw // 2, 0, fw - 1)
+    n = valid.sum(axis=1)
+    coarse = (near[iy, ix] * valid).sum(axis=1, dtype=np.float64) / np.sqrt(np.maximum(n, 1))
+    coarse[n < 2] = -np.inf
+    picks = [i for i in np.argsort(-coarse, kind="stable")[:_COARSE_PICKS] if math.isfinite(coarse[i])]
+    if not picks:
+        return []
+    # A coarse pick is only within about a pixel: refine each basis vector in turn,
+    # +-0.6 px in 0.2 px steps on the 12 coarse points, then +-0.1 px in 0.05 px steps
+    # on all 40.
+    a1x, a1y, a2x, a2y = v1x[picks], v1y[picks], v2x[picks], v2y[picks]
+    fs = np.zeros(len(picks))
     for (dx, dy), ks in zip(_REFINE_OFFSETS, (_K_COARSE, _K_FINE), strict=True):
-        fs = _fine_scores(peaks, h, wd, vx_a[:, None] + dx, vy_a[:, None] + dy, ks)
-        j = np.argmax(fs, axis=1)
-        vx_a, vy_a = vx_a + dx[j], vy_a + dy[j]
-    # step 4
-    refined = fs[np.arange(len(coarse)), j]
+        for moving in (0, 1, 0, 1):
+            if moving == 0:
+                sc = _fine_scores(peaks, h, wd, a1x[:, None] + dx, a1y[:, None] + dy,
+                                  a2x[:, None], a2y[:, None], ks)
+            else:
+                sc = _fine_scores(peaks, h, wd, a1x[:, None], a1y[:, None],
+                                  a2x[:, None] + dx, a2y[:, None] + dy, ks)
+            j = np.argmax(sc, axis=1)
+            fs = sc[np.arange(len(picks)), j]
+            if moving == 0:
+                a1x, a1y = a1x + dx[j], a1y + dy[j]
+            else:
+                a2x, a2y = a2x + dx[j], a2y + dy[j]
     out: list[Lattice] = []
-    seen: list[tuple[float, float]] = []
-    for i in np.argsort(-refined, kind="stable"):
-        vx, vy = float(vx_a[i]), float(vy_a[i])
-        if not _near(vx, vy, seen):  # neighbouring coarse picks can refine to one lattice
-            seen.append((vx, vy))
-            out.append(Lattice((vx, vy), (-vy, vx)))
+    for i in np.argsort(-fs, kind="stable"):
+        lat = Lattice((float(a1x[i]), float(a1y[i])), (float(a2x[i]), float(a2y[i])))
+        if not any(_same(lat, o) for o in out):  # picks can refine to one lattice
+            out.append(lat)
     return out[:MAX_LATTICE_CANDIDATES]
 
 
-def _near(vx: float, vy: float, seen: list[tuple[float, float]]) -> bool:
-    """Whether basis vector (vx, vy) is within 3 % in period and 0.05 rad in angle of
-    one already seen."""
-    p, th = math.hypot(vx, vy), math.atan2(vy, vx)
-    return any(abs(math.log(p / math.hypot(x, y))) < 0.03 and abs(th - math.atan2(y, x)) < 0.05
-               for x, y in seen)
+def _plausible(lat: Lattice) -> bool:
+    """Whether a reduced basis could be the mark's: both periods in range, and
+    nearly square (the 0.8 / 1.25 aspect changes and mild shear stay well inside;
+    a photo's own rows of shelves or windows often pair with the mark at twice or
+    half its period)."""
+    na, nb = math.hypot(*lat.v1), math.hypot(*lat.v2)
+    if min(na, nb) < MIN_PERIOD or max(na, nb) > MAX_PERIOD:
+        return False
+    if max(na, nb) > _MAX_BASIS_RATIO * min(na, nb):
+        return False
+    return abs(lat.v1[0] * lat.v2[1] - lat.v1[1] * lat.v2[0]) >= _MIN_BASIS_SIN * na * nb
+
+
+def _same(a: Lattice, b: Lattice) -> bool:
+    """Whether two lattices' bases agree within 3 % (up to order and sign)."""
+    def close(u: tuple[float, float], v: tuple[float, float]) -> bool:
+        tol = 0.03 * math.hypot(*u) + 0.5
+        return (math.hypot(u[0] - v[0], u[1] - v[1]) < tol
+                or math.hypot(u[0] + v[0], u[1] + v[1]) < tol)
+    return ((close(a.v1, b.v1) and close(a.v2, b.v2))
+            or (close(a.v1, b.v2) and close(a.v2, b.v1)))

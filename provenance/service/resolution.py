@@ -91,7 +91,7 @@ class Resolver:
                 self._cursor = cursor
 
     def by_binding(self, alg: str, value: str, max_results: int) -> list[dict[str, Any]]:
-        if alg == watermark.ALGORITHM:
+        if alg in watermark.ALGORITHMS:
             try:
                 payload = watermark.payload_from_soft_binding_value(value)
             except watermark.WatermarkError:
@@ -133,18 +133,18 @@ class Resolver:
                 seen.add(entry.manifest_label)
                 matches.append({"manifestId": entry.manifest_label, "similarityScore": score})
 
-        if hint is not None and hint[0] == watermark.ALGORITHM:
+        if hint is not None and hint[0] in watermark.ALGORITHMS:
             for m in self.by_binding(hint[0], hint[1], max_results):
                 entry = self.store().get_by_label(m["manifestId"])
                 if entry is not None and _same_content(entry, image) is not None:
                     add(entry, 100)
-        if alg in (None, watermark.ALGORITHM):
+        if alg is None or alg in watermark.ALGORITHMS:
             detection = watermark.detect(image, watermark.DEFAULT_KEY)
             if detection.detected and detection.payload is not None:
                 entry = self.store().get_by_payload(detection.payload)
                 if entry is not None:
                     add(entry, 100)
-        if matches or alg == watermark.ALGORITHM:
+        if matches or alg in watermark.ALGORITHMS:
             return matches
         # No (known) watermark: the fingerprint, then the likeness check, since a
         # PDQ near-miss alone is not enough to hand out someone's credentials.
@@ -177,7 +177,7 @@ class Resolver:
         root, problems = checked
         if problems:
             raise ServiceHTTPError(400, "the manifest does not validate: " + ", ".join(problems))
-        values = [b["value"] for b in root.soft_bindings if b.get("algorithm") == watermark.ALGORITHM]
+        values = [b["value"] for b in root.soft_bindings if b.get("algorithm") in watermark.ALGORITHMS]
         if not values or root.label is None:
             raise ServiceHTTPError(
                 400, f"the active manifest declares no {watermark.ALGORITHM} soft binding to resolve"
@@ -246,7 +246,7 @@ def _max_results(request: Request) -> int:
 
 
 def _known_alg(alg: str | None, what: str = "alg") -> str | None:
-    if alg is not None and alg not in (watermark.ALGORITHM, pdq.ALGORITHM):
+    if alg is not None and alg not in (*watermark.ALGORITHMS, pdq.ALGORITHM):
         raise ServiceHTTPError(400, f"unknown {what} {alg!r}; see /services/supportedAlgorithms")
     return alg
 
@@ -364,7 +364,7 @@ async def _reference(request: Request) -> Response:
 
 async def _supported(request: Request) -> Response:
     return JSONResponse(
-        {"watermarks": [{"alg": watermark.ALGORITHM}], "fingerprints": [{"alg": pdq.ALGORITHM}]}
+        {"watermarks": [{"alg": a} for a in watermark.ALGORITHMS], "fingerprints": [{"alg": pdq.ALGORITHM}]}
     )
 
 

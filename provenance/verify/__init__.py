@@ -389,7 +389,7 @@ def _declared_payloads(root: ManifestReport | None) -> list[bytes] | None:
     """Payloads the active manifest declares for our watermark; None if it declares none."""
     if root is None:
         return None
-    values = [b["value"] for b in root.soft_bindings if b.get("algorithm") == watermark.ALGORITHM]
+    values = [b["value"] for b in root.soft_bindings if b.get("algorithm") in watermark.ALGORITHMS]
     if not values:
         return None
     payloads = []
@@ -418,7 +418,7 @@ def _watermark_report(
     return WatermarkReport(
         detected=detection.detected,
         payload=detection.payload.hex() if detection.payload else None,
-        algorithm=watermark.ALGORITHM if detection.detected else None,
+        algorithm=detection.algorithm if detection.detected else None,
         confidence=detection.confidence if detection.detected else None,
         p_value=detection.p_value if detection.detected else None,
         bit_errors_corrected=detection.bit_errors_corrected if detection.detected else None,

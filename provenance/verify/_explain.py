@@ -624,7 +624,7 @@ def declared_soft_bindings(root: ManifestReport | None) -> list[dict[str, Any]]:
             if not alg or alg in seen:
                 continue
             seen.add(alg)
-            readable = alg == watermark.ALGORITHM
+            readable = alg in watermark.ALGORITHMS
             name, kind = ("provenance-kit", "watermark") if readable else soft_binding_name(alg)
             out.append({"algorithm": alg, "name": name, "kind": kind, "readable": readable})
     return out
