@@ -232,7 +232,9 @@ def detect_with_bits(img: Image.Image, key: bytes, full_folds: bool = False,
 
     found = attempt(first, half_first=False)  # step 3
     if found is None:
-        for i, lat in enumerate(_sync.lattice_candidates(folder.w)):  # step 4
+        # The input's JPEG block grid (8 input pixels) on the detector's grid.
+        block = (8.0 * luma.shape[1] / img.size[0], 8.0 * luma.shape[0] / img.size[1])
+        for i, lat in enumerate(_sync.lattice_candidates(folder.w, block)):  # step 4
             found = attempt(lat, half_first=i > 0)
             if found is not None:
                 break
