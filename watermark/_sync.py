@@ -295,9 +295,10 @@ def _offsets(half: float, step: float) -> tuple[npt.NDArray[np.float64], npt.NDA
 _REFINE_OFFSETS = (_offsets(0.6, 0.2), _offsets(0.1, 0.05))
 
 
-def _notch_block_grid(spec: F32, block: tuple[float, float]) -> None:
-    """Zero, in place, the lines of an (fh x fw, OpenCV packed CCS) spectrum where a
-    JPEG block grid of ``block`` = (x, y) detector pixels puts its energy: every
+@lru_cache(maxsize=8)
+def _block_grid_mask(fh: int, fw: int, bx: float, by: float) -> F32:
+    """1 everywhere but 0 on the lines of an (fh x fw, OpenCV packed CCS) spectrum
+    where a JPEG block grid of (bx, by) detector pixels puts its energy: every
     frequency whose x (or y) component is a multiple of 1 / block, +-1 bin.
 
     JPEG's 8x8 blocks make a lattice of their own in the autocorrelation (peaks at
@@ -305,26 +306,27 @@ def _notch_block_grid(spec: F32, block: tuple[float, float]) -> None:
     cropped to 80 % had dozens of block-grid lags above the mark's in the
     all-direction search. The block grid's energy sits on those lines only; the
     mark loses the few harmonics that fall on them (about 2 % of the spectrum)."""
-    fh, fw = spec.shape
-    bx, by = block
-    for i in range(1, 64):
-        k = i * fw / bx
-        if k >= fw / 2 - 1:
-            break
-        for kk in {math.floor(k), math.ceil(k), round(k) - 1, round(k) + 1}:
-            if 1 <= kk < fw // 2:  # interior: Re, Im of frequency kk in columns 2kk-1, 2kk
-                spec[:, 2 * kk - 1:2 * kk + 1] = 0.0
-    for i in range(1, 64):
-        k = i * fh / by
-        if k >= fh / 2 - 1:
-            break
-        for kk in {math.floor(k), math.ceil(k), round(k) - 1, round(k) + 1}:
-            if 1 <= kk < fh // 2:
-                spec[kk, 1:fw - 1] = 0.0  # interior columns: full complex rows
-                spec[fh - kk, 1:fw - 1] = 0.0
-                spec[2 * kk - 1:2 * kk + 1, 0] = 0.0  # first (and last) column: packed
-                if fw % 2 == 0:
-                    spec[2 * kk - 1:2 * kk + 1, fw - 1] = 0.0
+    mask = np.ones((fh, fw), dtype=np.float32)
+
+    def bins(n: int, period: float) -> set[int]:
+        out: set[int] = set()
+        for i in range(1, 64):
+            k = i * n / period
+            if k >= n / 2 - 1:
+                break
+            out |= {kk for kk in (math.floor(k), math.ceil(k), round(k) - 1, round(k) + 1) if 1 <= kk < n // 2}
+        return out
+
+    for kk in bins(fw, bx):  # interior: Re, Im of frequency kk in columns 2kk-1, 2kk
+        mask[:, 2 * kk - 1:2 * kk + 1] = 0.0
+    for kk in bins(fh, by):
+        mask[kk, 1:fw - 1] = 0.0  # interior columns: full complex rows
+        mask[fh - kk, 1:fw - 1] = 0.0
+        mask[2 * kk - 1:2 * kk + 1, 0] = 0.0  # first (and last) column: packed
+        if fw % 2 == 0:
+            mask[2 * kk - 1:2 * kk + 1, fw - 1] = 0.0
+    mask.setflags(write=False)
+    return mask
 
 
 def _lattice_peaks(w: F32, block: tuple[float, float] | None = None) -> F32:
@@ -350,7 +352,7 @@ def _lattice_peaks(w: F32, block: tuple[float, float] | None = None) -> F32:
     spec = cv2.dft(x)
     spec[0, 0] = 0.0  # the DC term: removes the (zero-padded) array's mean
     if block is not None and min(block) >= 4.0:
-        _notch_block_grid(spec, block)
+        spec *= _block_grid_mask(fh, fw, round(block[0], 3), round(block[1], 3))
     power = cv2.mulSpectrums(spec, spec, 0, conjB=True)
     ac = np.asarray(cv2.idft(power, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE), dtype=np.float32)
     # Normalise by the zero-lag autocorrelation (the signal's energy).
@@ -482,7 +484,7 @@ def lattice_candidates(w: F32, block: tuple[float, float] | None = None) -> list
        distinct ones are refined to 0.05 px (each basis vector in turn, with 40
        lattice points and bilinear reads).
     ``block``: the input's 8-px JPEG block grid in detector pixels (x, y), whose
-    lines are notched out of the spectrum first (see _notch_block_grid).
+    lines are notched out of the spectrum first (see _block_grid_mask).
 
     4. The MAX_LATTICE_CANDIDATES best by refined score are returned; the caller
        verifies them with the pilot (which also settles which of the 8 dihedral
@@ -502,8 +504,13 @@ def lattice_candidates(w: F32, block: tuple[float, float] | None = None) -> list
     # (at least 2.5 px) of a better pick.
     if keep.size == 0:
         return []
+    # Local maxima only (plateaus still leave several per peak).
+    local = score >= np.asarray(cv2.dilate(score, np.ones((3, 3), np.uint8)))
+    keep = keep[local.ravel()[keep]]
+    if keep.size == 0:
+        return []
     flat = score.ravel()[keep]
-    n_look = min(flat.size - 1, _VECTOR_PICKS * 40)
+    n_look = min(flat.size - 1, _VECTOR_PICKS * 12)
     best = np.argpartition(-flat, n_look)[:n_look + 1]
     order = keep[best[np.argsort(-flat[best], kind="stable")]]
     vecs: list[tuple[float, float]] = []
