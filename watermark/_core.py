@@ -274,7 +274,7 @@ def _refine(folder: _sync.Folder, start: _Tried, spectrum: F32) -> _Tried | None
     best = start
     improved = False
     lat0 = start.lat
-    seen = {(round(lat0.v1[0], 6), round(lat0.v1[1], 6), round(lat0.v2[0], 6), round(lat0.v2[1], 6))}
+    seen: set[tuple[float, ...]] = {(*(round(c, 6) for c in lat0.v1), *(round(c, 6) for c in lat0.v2))}
     for step in REFINE_STEPS:
         for _ in range(_REFINE_ROUNDS):
             (ax, ay), (bx, by) = best.lat.v1, best.lat.v2
@@ -285,7 +285,7 @@ def _refine(folder: _sync.Folder, start: _Tried, spectrum: F32) -> _Tried | None
                         cand = _sync.Lattice((ax + dx * step, ay + dy * step), (bx, by), lat0.phase)
                     else:
                         cand = _sync.Lattice((ax, ay), (bx + dx * step, by + dy * step), lat0.phase)
-                    k = (round(cand.v1[0], 6), round(cand.v1[1], 6), round(cand.v2[0], 6), round(cand.v2[1], 6))
+                    k = (*(round(c, 6) for c in cand.v1), *(round(c, 6) for c in cand.v2))
                     if k in seen:
                         continue
                     seen.add(k)

@@ -297,34 +297,38 @@ _REFINE_OFFSETS = (_offsets(0.6, 0.2), _offsets(0.1, 0.05))
 
 @lru_cache(maxsize=8)
 def _block_grid_mask(fh: int, fw: int, bx: float, by: float) -> F32:
-    """1 everywhere but 0 on the lines of an (fh x fw, OpenCV packed CCS) spectrum
-    where a JPEG block grid of (bx, by) detector pixels puts its energy: every
-    frequency whose x (or y) component is a multiple of 1 / block, +-1 bin.
+    """1 everywhere but 0 at the frequencies of an (fh x fw, OpenCV packed CCS)
+    spectrum where a JPEG block grid of (bx, by) detector pixels puts its periodic
+    energy: the 2-D grid of multiples of (1 / bx, 1 / by), the two nearest bins each.
 
     JPEG's 8x8 blocks make a lattice of their own in the autocorrelation (peaks at
     every multiple of the block size in both directions): a stamped camera JPEG
     cropped to 80 % had dozens of block-grid lags above the mark's in the
-    all-direction search. The block grid's energy sits on those lines only; the
-    mark loses the few harmonics that fall on them (about 2 % of the spectrum)."""
+    all-direction search. Only those few points are removed, not whole lines of the
+    spectrum: a mark whose period is a multiple of 8 px (resized by 0.75 to 48 px)
+    has a sixth of its harmonic rows and columns on those lines, and notching lines
+    lost it after JPEG 80 (the block grid's line energy makes ridges, which the peak
+    map suppresses anyway)."""
     mask = np.ones((fh, fw), dtype=np.float32)
 
-    def bins(n: int, period: float) -> set[int]:
-        out: set[int] = set()
+    def bins(n: int, period: float) -> list[int]:
+        out: set[int] = {0}
         for i in range(1, 64):
             k = i * n / period
             if k >= n / 2 - 1:
                 break
-            out |= {kk for kk in (math.floor(k), math.ceil(k), round(k) - 1, round(k) + 1) if 1 <= kk < n // 2}
-        return out
+            out |= {kk for kk in (math.floor(k), math.ceil(k)) if 1 <= kk < n // 2}
+        return sorted(out)
 
-    for kk in bins(fw, bx):  # interior: Re, Im of frequency kk in columns 2kk-1, 2kk
-        mask[:, 2 * kk - 1:2 * kk + 1] = 0.0
-    for kk in bins(fh, by):
-        mask[kk, 1:fw - 1] = 0.0  # interior columns: full complex rows
-        mask[fh - kk, 1:fw - 1] = 0.0
-        mask[2 * kk - 1:2 * kk + 1, 0] = 0.0  # first (and last) column: packed
-        if fw % 2 == 0:
-            mask[2 * kk - 1:2 * kk + 1, fw - 1] = 0.0
+    for kx in bins(fw, bx):
+        for ky in bins(fh, by):
+            if kx == 0 and ky == 0:
+                continue
+            if kx == 0:  # first column: the fx = 0 transform along y, packed
+                mask[2 * ky - 1:2 * ky + 1, 0] = 0.0
+            else:  # Re, Im in columns 2kx-1, 2kx; rows ky and -ky
+                mask[ky, 2 * kx - 1:2 * kx + 1] = 0.0
+                mask[(fh - ky) % fh, 2 * kx - 1:2 * kx + 1] = 0.0
     mask.setflags(write=False)
     return mask
 
@@ -349,7 +353,7 @@ def _lattice_peaks(w: F32, block: tuple[float, float] | None = None) -> F32:
         x = np.asarray(cv2.copyMakeBorder(w, 0, fh - h, 0, fw - wd, cv2.BORDER_CONSTANT, value=0),
                        dtype=np.float32)
     # OpenCV's real DFT is about twice as fast as scipy.fft's at these sizes.
-    spec = cv2.dft(x)
+    spec: F32 = np.asarray(cv2.dft(x), dtype=np.float32)
     spec[0, 0] = 0.0  # the DC term: removes the (zero-padded) array's mean
     if block is not None and min(block) >= 4.0:
         spec *= _block_grid_mask(fh, fw, round(block[0], 3), round(block[1], 3))
@@ -418,8 +422,8 @@ def _vector_scores(near: F32, h: int, w: int, reach: int) -> npt.NDArray[np.floa
     count = np.zeros_like(total)
     for k in _MULTIPLES:
         # Lags whose multiple k fits: |k y| < h/2 - 2, |k x| < w/2 - 2 (strided slices).
-        ry = min(reach, int(math.ceil((h / 2 - 2) / k)) - 1)
-        rx = min(reach, int(math.ceil((w / 2 - 2) / k)) - 1)
+        ry = min(reach, math.ceil((h / 2 - 2) / k) - 1)
+        rx = min(reach, math.ceil((w / 2 - 2) / k) - 1)
         if ry < 0 or rx < 0:
             continue
         total[reach - ry:reach + ry + 1, :rx + 1] += near[cy - k * ry:cy + k * ry + 1:k, cx:cx + k * rx + 1:k]
@@ -443,7 +447,10 @@ def _vector_lags(reach: int, max_p: float) -> tuple[npt.NDArray[np.float64], npt
     return lx, ly, keep
 
 
-def _reduce(a: tuple[float, float], b: tuple[float, float]) -> tuple[tuple[float, float], tuple[float, float]]:
+Vec = tuple[float, float]
+
+
+def _reduce(a: Vec, b: Vec) -> tuple[Vec, Vec]:
     """Lagrange-Gauss reduction: the shortest basis of the lattice spanned by a, b
     (so (a, a + b) and (a, b) give the same candidate)."""
     ax, ay = a
@@ -497,7 +504,7 @@ def lattice_candidates(w: F32, block: tuple[float, float] | None = None) -> list
     peaks = _lattice_peaks(w, block)  # step 1
     fh, fw = peaks.shape
     near: F32 = np.asarray(cv2.dilate(peaks, np.ones((3, 3), np.uint8)), dtype=np.float32)
-    reach = int(math.ceil(max_p)) + 1
+    reach = math.ceil(max_p) + 1
     score = _vector_scores(near, h, wd, reach)  # step 2
     lx, ly, keep = _vector_lags(reach, round(max_p, 1))
     # The running maximum makes plateaus: pick greedily, skipping lags within 4 %
@@ -538,7 +545,8 @@ def lattice_candidates(w: F32, block: tuple[float, float] | None = None) -> list
             # lattices that contain it; the 12-point score prefers the true one,
             # whose extra points are peaks too.
             (px, py), (qx, qy) = a, b
-            for u, v in (((px, py), (qx, qy)), (((px + qx) / 2, (py + qy) / 2), ((px - qx) / 2, (py - qy) / 2)),
+            half_sum, half_diff = ((px + qx) / 2, (py + qy) / 2), ((px - qx) / 2, (py - qy) / 2)
+            for u, v in (((px, py), (qx, qy)), (half_sum, half_diff),
                          ((px / 2, py / 2), (qx, qy)), ((px, py), (qx / 2, qy / 2))):
                 lat = _canonical(u, v)
                 if not _plausible(lat):
