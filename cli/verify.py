@@ -161,7 +161,7 @@ def verify(
                 report.collect_file(path, result, store=store, trust_anchor_count=policy.anchor_count)
             )
         if as_json:
-            click.echo(json.dumps({"file": str(path), **result.to_dict()}))
+            click.echo(json.dumps({"file": printable(path), **result.to_dict()}))
         elif html_path != "-":
             click.echo(render(printable(path), result, verbose=verbose))
         return _EXIT[result.state]

@@ -41,6 +41,7 @@ from provenance.errors import (
     CorruptInputError,
     FileError,
     ImageTooLargeError,
+    StoreError,
     UnsupportedFormatError,
     UsageError,
 )
@@ -265,6 +266,39 @@ DAMAGED_MANIFEST = "provenance.manifest.damaged"
 
 
 def _verify(
+    data: bytes | InputFile,
+    *,
+    chosen: TrustPolicy,
+    store: ManifestStore | None,
+    watermark_key: bytes | None,
+    name: str,
+    resolvers: Sequence[str] = (),
+    resolver_timeout: float = 10.0,
+    manifest: bytes | None = None,
+) -> VerificationResult:
+    arguments: dict[str, Any] = {
+        "chosen": chosen,
+        "watermark_key": watermark_key,
+        "name": name,
+        "resolvers": resolvers,
+        "resolver_timeout": resolver_timeout,
+        "manifest": manifest,
+    }
+    try:
+        return _verify_once(data, store=store, **arguments)
+    except StoreError as exc:
+        if store is None:
+            raise
+        # The store only serves recovery and the watermark's "known to the store":
+        # a store that opened but fails on a query (corrupt pages, a lost
+        # connection) must not hide what the file itself carries. Verify again
+        # without it (only on this rare path) and say so.
+        result = _verify_once(data, store=None, **arguments)
+        note = f"{exc}; verified without the manifest store (stripped credentials cannot be recovered)"
+        return replace(result, warnings=(*result.warnings, note))
+
+
+def _verify_once(
     data: bytes | InputFile,
     *,
     chosen: TrustPolicy,
