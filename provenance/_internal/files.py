@@ -110,6 +110,10 @@ class InputFile:
         handle.seek(0)
         return handle
 
+    def fileno(self) -> int:
+        """The open file's descriptor (owned by this object: do not close it)."""
+        return self._fd
+
     def read_all(self) -> bytes:
         return self.read_at(0, self.size)
 

@@ -36,7 +36,7 @@ import watermark
 from provenance._internal import c2pa_bridge, likeness
 from provenance._internal.files import InputFile, as_stream, display, open_input, read_input
 from provenance._internal.formats import require_signable
-from provenance._internal.images import load_image
+from provenance._internal.images import load_for_analysis
 from provenance.errors import (
     CorruptInputError,
     FileError,
@@ -414,7 +414,9 @@ def _pixels(data: bytes | InputFile, name: str) -> tuple[Any, FileError | None]:
     only the watermark check is skipped, and the report says so.
     """
     try:
-        return load_image(data, name), None
+        # Large images are decoded reduced (see load_for_analysis): verifying a
+        # 200-megapixel picture must not take gigabytes.
+        return load_for_analysis(data, name), None
     except (ImageTooLargeError, CorruptInputError, UnsupportedFormatError) as exc:
         return None, exc
 
