@@ -7,6 +7,7 @@ table pages are damaged after it was written (it opens, its queries fail).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -17,14 +18,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
+import watermark
 from cli.main import cli
 from manifests import GenerationInfo
-from provenance._internal import files
+from provenance._internal import files, images
 from provenance._internal.files import atomic_output, atomic_write
-from provenance.errors import OutputError
+from provenance.errors import CorruptInputError, OutputError
 from provenance.keys import Identity
 from provenance.stamp import stamp
 from provenance.store import open_store
@@ -92,8 +96,6 @@ def test_a_store_failing_mid_verify_leaves_a_stripped_file_without_credentials(
     stamped_with_broken_store: tuple[Path, Path], tmp_path: Path
 ) -> None:
     out, db = stamped_with_broken_store
-    from PIL import Image
-
     stripped = tmp_path / "stripped.png"
     Image.open(out).save(stripped)  # pixels only: the credentials would come from the store
     with open_store(db) as store:
@@ -247,3 +249,92 @@ def test_verify_json_shows_non_utf8_names_escaped_like_the_text(tmp_path: Path) 
     assert doc["file"] == f"{tmp_path}/caf\\xe9-\\xff.png"
     as_text = runner.invoke(cli, ["verify", name])
     assert f"{tmp_path}/caf\\xe9-\\xff.png" in as_text.stdout
+
+
+# -- bounded memory: large images decoded reduced (case 16; peak numbers in benchmarks/) ---------
+
+
+@pytest.fixture
+def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Treat a 1200x900 picture as "large", so the reduced paths run on small test files."""
+    monkeypatch.setattr(images, "REDUCE_ABOVE", 100_000)
+    monkeypatch.setattr(images, "ANALYSIS_SHORT_SIDE", 200)
+
+
+def _big_photo() -> Image.Image:
+    return photo("astronaut", (1200, 900))
+
+
+def test_large_jpegs_are_decoded_by_dct_scaling(small_limits: None) -> None:
+    reduced = images.load_for_analysis(encode(_big_photo(), "JPEG", quality=90), "a.jpg")
+    assert reduced.size == (300, 225)  # 1/4 scale: short side 225 >= 200, 1/8 would be below
+    assert reduced.mode == "RGB"
+
+
+def test_large_pngs_are_shrunk_strip_wise_by_libvips(small_limits: None, tmp_path: Path) -> None:
+    picture = _big_photo()
+    path = tmp_path / "a.png"
+    path.write_bytes(encode(picture, "PNG"))
+    with files.open_input(path) as source:
+        from_file = images.load_for_analysis(source, "a.png")
+    from_bytes = images.load_for_analysis(path.read_bytes(), "a.png")
+    assert from_file.size == from_bytes.size == (300, 225) and from_file.mode == "RGB"
+    expected = np.asarray(picture.reduce(4), dtype=np.int16)
+    assert np.abs(np.asarray(from_file, dtype=np.int16) - expected).max() <= 1  # a 4x4 box average
+    grey16 = Image.fromarray(np.asarray(picture.convert("L"), dtype=np.uint16) * 257)
+    assert grey16.mode == "I;16"
+    shrunk = images.load_for_analysis(encode(grey16, "PNG"), "g.png")
+    assert shrunk.mode == "L" and shrunk.size == (300, 225)
+    rgba = images.load_for_analysis(encode(picture.convert("RGBA"), "PNG"), "t.png")
+    assert rgba.mode == "RGBA"
+
+
+def test_a_truncated_large_png_is_still_corrupt(small_limits: None) -> None:
+    data = encode(_big_photo(), "PNG")
+    with pytest.raises(CorruptInputError, match="truncated or corrupt"):
+        images.load_for_analysis(data[: len(data) * 2 // 3], "cut.png")
+
+
+def test_the_watermark_of_a_large_stamped_image_is_found_on_the_reduced_decode(
+    small_limits: None, identity: Identity, tmp_path: Path
+) -> None:
+    db = tmp_path / "manifests.db"
+    for fmt in ("PNG", "JPEG"):
+        out = tmp_path / f"stamped.{fmt.lower()}"
+        with open_store(db) as store:
+            stamped = stamp(encode(_big_photo(), fmt, quality=92), identity, INFO, store=store, output=out)
+            result = verify_file(out, store=store)
+        assert result.state is State.VALID, result.summary
+        assert result.watermark is not None and result.watermark.payload == stamped.identifier
+        assert result.watermark.matches_manifest is True
+
+
+def test_a_large_png_thumbnail_follows_its_exif_orientation(small_limits: None) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned a quarter clockwise: portrait
+    data = encode(_big_photo(), "PNG", exif=exif.tobytes())
+    thumb = Image.open(io.BytesIO(images.thumbnail_jpeg(data, "a.png", 128)))
+    assert thumb.size == (96, 128)
+
+
+def test_marking_in_place_gives_the_same_pixels_as_a_copy() -> None:
+    original = photo("astronaut", (400, 300))
+    copy = watermark.embed(original, bytes(range(8)))
+    target = original.copy()
+    same = watermark.embed(target, bytes(range(8)), in_place=True)
+    assert same is target and np.array_equal(np.asarray(same), np.asarray(copy))
+    assert not np.array_equal(np.asarray(original), np.asarray(copy))  # the copy left it alone
+    palette = original.convert("P")
+    assert watermark.embed(palette, bytes(8), in_place=True).mode == "RGB"  # converted: a new image
+    assert palette.mode == "P"
+
+
+def test_large_images_are_reduced_before_the_luminance_conversion(monkeypatch: pytest.MonkeyPatch) -> None:
+    from watermark import _image
+
+    picture = photo("astronaut", (1600, 1200))
+    exact = _image.work_luma(picture)
+    monkeypatch.setattr(_image, "_REDUCE_FIRST_ABOVE", 100_000)
+    reduced_first = _image.work_luma(picture)
+    assert exact.shape == reduced_first.shape == (512, 683)
+    assert np.abs(exact - reduced_first).max() <= 1.0  # rounding only
