@@ -289,6 +289,30 @@ def test_large_pngs_are_shrunk_strip_wise_by_libvips(small_limits: None, tmp_pat
     assert rgba.mode == "RGBA"
 
 
+def test_reduced_decoding_keeps_no_file_open(small_limits: None, tmp_path: Path) -> None:
+    # libvips duplicates the descriptor it reads from; its operation cache would keep
+    # every decoded file open (a folder of thousands would run out of descriptors).
+    path = tmp_path / "a.png"
+    path.write_bytes(encode(_big_photo(), "PNG"))
+
+    def open_here() -> int:
+        return sum(1 for fd in os.listdir("/proc/self/fd") if _points_to(fd, path))
+
+    with files.open_input(path) as source:
+        images.load_for_analysis(source, "a.png")
+        for _ in range(3):
+            images.load_for_analysis(source, "a.png")
+        assert open_here() == 1  # only the input's own descriptor
+    assert open_here() == 0
+
+
+def _points_to(fd: str, path: Path) -> bool:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}") == str(path)
+    except OSError:
+        return False
+
+
 def test_a_truncated_large_png_is_still_corrupt(small_limits: None) -> None:
     data = encode(_big_photo(), "PNG")
     with pytest.raises(CorruptInputError, match="truncated or corrupt"):

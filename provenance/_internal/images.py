@@ -172,6 +172,9 @@ def _pyvips() -> Any:
         import pyvips  # type: ignore[import-untyped]
     except (ImportError, OSError):  # no libvips on this platform: Pillow decodes in full
         return None
+    # No operation cache: each file is decoded once, and a cached load would keep
+    # its source's duplicated file descriptor (and the file) open for good.
+    pyvips.cache_set_max(0)
     return pyvips
 
 
