@@ -14,6 +14,15 @@ F32 = npt.NDArray[np.float32]
 # are box-reduced first and only the residual is upscaled again.
 WORK_SHORT = 512
 _STRIP_ROWS = 512
+# Strips of very wide images get fewer rows, so a strip's temporaries (int16 pixels,
+# float residual, dither: ~17 bytes a pixel) stay around 30 MB. Row positions and the
+# dither are absolute, so the strip height changes the result only by float rounding
+# (a grey level at a rare pixel); images up to 3,900 px wide keep 512-row strips.
+_STRIP_PIXELS = 2_000_000
+
+
+def _strip_rows(width: int) -> int:
+    return max(16, min(_STRIP_ROWS, _STRIP_PIXELS // max(1, width)))
 
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 _NATIVE = {"RGB", "RGBA", "RGBX", "L", "LA", "CMYK", "YCbCr", "I", "F"} | _SIXTEEN_BIT
@@ -162,8 +171,9 @@ def _apply_residual_8bit(img: Image.Image, delta_img: Image.Image | None, delta:
     width, height = img.size
     mode = img.mode
     result = img if in_place else Image.new(mode, (width, height))
-    for y0 in range(0, height, _STRIP_ROWS):
-        y1 = min(height, y0 + _STRIP_ROWS)
+    rows = _strip_rows(width)
+    for y0 in range(0, height, rows):
+        y1 = min(height, y0 + rows)
         d = _residual_strip(delta_img, delta, (width, height), y0, y1)
         di = np.floor(d + _dither(y1 - y0, width, y0)).astype(np.int16)
         seg = np.asarray(img.crop((0, y0, width, y1))).astype(np.int16)
