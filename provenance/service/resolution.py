@@ -16,6 +16,9 @@ The four operations of the API, at these paths from the server root:
   watermark; without one (or with an unknown one) it matches the image's PDQ
   fingerprint, and confirms each candidate with the likeness check against the
   reference recorded at stamping, so a near-miss fingerprint never resolves.
+  When nothing is confirmed it searches again with the fingerprints the image
+  would have had before a 5 or 10% crop off any one edge
+  (:func:`provenance._internal.pdq.uncropped_fingerprints`).
 * ``GET /manifests/{manifestId}``: the signed manifest store, ``application/c2pa``.
 * ``GET /services/supportedAlgorithms``.
 
@@ -154,13 +157,26 @@ class Resolver:
         if quality < pdq.MIN_QUALITY:
             return matches  # a featureless image: its hash would match anything flat
         self.refresh()
-        for ref, _ in self.index.nearest(query, max(max_results, 10)):
-            entry = self.store().get_by_payload(ref.to_bytes(8, "big", signed=True))
-            if entry is None:
-                continue
-            similarity = _same_content(entry, image)
-            if similarity is not None:
-                add(entry, round(similarity * 100))
+        checked: set[int] = set()
+
+        def confirm(candidates: list[tuple[int, int]]) -> None:
+            for ref, _ in candidates:
+                if ref in checked:
+                    continue
+                checked.add(ref)
+                entry = self.store().get_by_payload(ref.to_bytes(8, "big", signed=True))
+                similarity = _same_content(entry, image) if entry is not None else None
+                if entry is not None and similarity is not None:
+                    add(entry, round(similarity * 100))
+
+        want = max(max_results, 10)
+        confirm(self.index.nearest(query, want))
+        if not matches:
+            # PDQ is crop-sensitive: 5-10% off one edge moves the hash as far as
+            # an unrelated image's. Search again as if each edge had been cut
+            # (one pass over the index for the eight guesses); the likeness
+            # check, which tolerates crops, still has the last word.
+            confirm(self.index.nearest_any(pdq.uncropped_fingerprints(image), want))
         matches.sort(key=lambda m: -int(m["similarityScore"]))
         return matches
 
