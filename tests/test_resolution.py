@@ -232,6 +232,7 @@ def test_manifest_and_reference_fetch(service: Service, home_a: tuple[Path, dict
         status, headers, body = service.request("GET", f"/manifests/{label}{query}")
         assert status == 200
         assert headers["content-type"] == "application/c2pa"
+        assert headers["x-c2pa-manifest-scope"] == "store"  # also for returnActiveManifest=true
         assert body == entry.manifest_store
     assert service.request("GET", f"/manifests/{label}?returnActiveManifest=perhaps")[0] == 400
     status, headers, body = service.request("GET", f"/references/{label}")

@@ -361,9 +361,14 @@ async def _manifest(request: Request) -> Response:
     if raw not in ("true", "false", "1", "0"):
         raise ServiceHTTPError(400, "returnActiveManifest must be true or false")
     entry = _entry_for(request)
-    # c2pa-python offers no way to cut one manifest out of a signed store as
-    # JUMBF, so the answer is always the whole store; the header says so. For a
-    # stamped image without a parent the store holds only the active manifest.
+    # Always the whole store; the header says so. c2pa-python (0.38) cannot cut
+    # the active manifest out of a signed store as JUMBF: its Reader yields JSON,
+    # resources (thumbnails, an ingredient's whole manifest_data) and validation
+    # results; its Builder only signs a new manifest (a different signature) or
+    # writes builder archives. Doing it here would mean re-implementing JUMBF,
+    # and the cut-out manifest would not validate on its own anyway: its
+    # ingredient assertions point by hashed URI at the parents' manifests in the
+    # same store. A stamped image without a parent has only the active manifest.
     headers = {
         "Content-Disposition": 'attachment; filename="manifest.c2pa"',
         "X-C2PA-Manifest-Scope": "store",
@@ -529,17 +534,31 @@ OPENAPI: dict[str, Any] = {
                 "summary": "The signed C2PA manifest store holding this manifest.",
                 "description": "returnActiveManifest is accepted, but the whole store is always returned "
                 "(header X-C2PA-Manifest-Scope: store): the C2PA library cannot cut one manifest out of a "
-                "signed store.",
+                "signed store, and the active manifest alone would not validate when it has parent "
+                "ingredients. A stamped image without a parent has only its active manifest.",
                 "parameters": [
                     {
                         "name": "returnActiveManifest",
                         "in": "query",
+                        "description": "Accepted (true or false); either way the whole manifest store is "
+                        "returned, as the X-C2PA-Manifest-Scope response header says.",
                         "schema": {"type": "boolean", "default": False},
                     },
                     {"name": "manifestId", "in": "path", "required": True, "schema": {"type": "string"}},
                 ],
                 "responses": {
-                    "200": {"description": "The manifest store.", "content": {"application/c2pa": {}}},
+                    "200": {
+                        "description": "The whole signed C2PA manifest store holding this manifest (its "
+                        "active manifest and any parent ingredients' manifests), also when "
+                        "returnActiveManifest=true.",
+                        "headers": {
+                            "X-C2PA-Manifest-Scope": {
+                                "description": "Always 'store': the body is the whole manifest store.",
+                                "schema": {"type": "string", "enum": ["store"]},
+                            }
+                        },
+                        "content": {"application/c2pa": {}},
+                    },
                     "400": _ERROR,
                     "401": _ERROR,
                     "403": _ERROR,
