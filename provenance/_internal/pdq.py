@@ -85,8 +85,13 @@ def fingerprint_and_quality(image: Image.Image) -> tuple[bytes, int]:
     return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes(), int(quality)
 
 
-CROP_GUESSES = (0.05, 0.10)
-"""Fractions of one edge that :func:`uncropped_fingerprints` assumes were cut off."""
+CROP_GUESSES = (0.075,)
+"""Fractions of one edge that :func:`uncropped_fingerprints` assumes were cut off.
+
+One guess between 5 and 10% finds about 90% of copies cut by 5 or 10% along one
+edge; guessing 5% and 10% separately finds them all but doubles the scan (over
+1,000,000 fingerprints, 8 guesses cost ~55 ms of CPU, 4 guesses ~28 ms, paid by
+every query that matches nothing). See benchmarks/results/resolution.txt."""
 
 _VARIANT_EDGE = 128  # PDQ reduces to 64x64 anyway; a 128 px copy hashes in ~1 ms (17 ms at 512)
 
@@ -98,9 +103,9 @@ def uncropped_fingerprints(image: Image.Image) -> list[bytes]:
     and stretches everything and moves the hash about as far as an unrelated
     image's (100-128 bits for a 10% cut). For each edge and each of
     :data:`CROP_GUESSES`, the missing strip is put back as a mirror of the
-    edge that remains: the picture is then where it was in the original and
-    only the strip differs, which brings the distance back to 6-40 bits on the
-    benchmark's photos. Eight hashes; search them with
+    edge that remains: the picture is then near where it was in the original
+    and only the strip differs, which brings the distance back to 10-60 bits on
+    the benchmark's photos. Four hashes (one guess); search them with
     :meth:`FingerprintIndex.nearest_any`.
     """
     small = image.convert("RGB")

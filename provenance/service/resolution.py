@@ -17,7 +17,7 @@ The four operations of the API, at these paths from the server root:
   fingerprint, and confirms each candidate with the likeness check against the
   reference recorded at stamping, so a near-miss fingerprint never resolves.
   When nothing is confirmed it searches again with the fingerprints the image
-  would have had before a 5 or 10% crop off any one edge
+  would have had before a 5-10% crop off any one edge
   (:func:`provenance._internal.pdq.uncropped_fingerprints`).
 * ``GET /manifests/{manifestId}``: the signed manifest store, ``application/c2pa``.
 * ``GET /services/supportedAlgorithms``.
@@ -174,7 +174,7 @@ class Resolver:
         if not matches:
             # PDQ is crop-sensitive: 5-10% off one edge moves the hash as far as
             # an unrelated image's. Search again as if each edge had been cut
-            # (one pass over the index for the eight guesses); the likeness
+            # (one pass over the index for the four guesses); the likeness
             # check, which tolerates crops, still has the last word.
             confirm(self.index.nearest_any(pdq.uncropped_fingerprints(image), want))
         matches.sort(key=lambda m: -int(m["similarityScore"]))
