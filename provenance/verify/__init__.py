@@ -64,6 +64,7 @@ from provenance.verify._explain import (
     Explanation,
     declared_soft_bindings,
     explain,
+    store_unavailable,
     summary_sentence,
     to_text,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "expand_inputs",
     "explain",
     "outcome_of",
+    "store_unavailable",
     "to_text",
     "verify_bytes",
     "verify_file",
