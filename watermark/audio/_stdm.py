@@ -208,8 +208,8 @@ def embed16(m: F64, bits: npt.NDArray[np.uint8], key: bytes, delta: float = DELT
         # detector reads the same projection, so robustness per Delta is unchanged
         # while the SNR rose by ~8 dB, which bought a larger Delta (see AUDIO.md).
         lpv = _windows(lp, 0)
-        mean_lp = np.bincount(flat, (wv * lpv).ravel(), nwin * CLASSES_PER_SLOT)
-        mean_lp /= np.maximum(sw, 1e-12)
+        mean_lp = (np.bincount(flat, (wv * lpv).ravel(), nwin * CLASSES_PER_SLOT)
+                   / np.maximum(sw, 1e-12))
         rel_e = np.clip(lpv - mean_lp[flat].reshape(nwin, SLOT_TILES), -ENERGY_CLIP, ENERGY_CLIP)
         f = np.exp(-rel_e)
         swf2 = np.bincount(flat, (wv ** 2 * f).ravel(), nwin * CLASSES_PER_SLOT)
