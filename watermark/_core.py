@@ -114,11 +114,12 @@ def residual(luma: F32, payload: bytes, key: bytes, strength: float,
 
 
 def embed_normalised(img: Image.Image, payload: bytes, key: bytes,
-                     strength: float, version: int = EMBED_VERSION) -> tuple[Image.Image, float]:
+                     strength: float, in_place: bool = False,
+                     version: int = EMBED_VERSION) -> tuple[Image.Image, float]:
     """Embed; ``version`` 1 only to make old-style marks (tests, benchmark)."""
     luma = _image.work_luma(img)
     delta, eff = residual(luma, payload, key, strength, version)
-    return _image.apply_residual(img, delta), eff
+    return _image.apply_residual(img, delta, in_place), eff
 
 
 U8 = npt.NDArray[np.uint8]
