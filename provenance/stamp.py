@@ -49,9 +49,11 @@ import numpy.typing as npt
 from PIL import Image
 
 import watermark
+import watermark.audio
 from manifests import Action, EditInfo, GenerationInfo
-from provenance._internal import c2pa_bridge, likeness, pdq
+from provenance._internal import audio_likeness, c2pa_bridge, likeness, pdq
 from provenance._internal.arrays import as_pil_image
+from provenance._internal.audio import AudioClip, decode_audio, encode_audio, is_audio
 from provenance._internal.files import atomic_output, read_input, same_file
 from provenance._internal.images import (
     STAMPABLE_FORMATS,
@@ -62,9 +64,15 @@ from provenance._internal.images import (
 )
 from provenance._internal.names import printable
 from provenance._internal.signals import deferred_signals
-from provenance.errors import OutputError, StoreError, UsageError, WatermarkFailure
+from provenance.errors import (
+    OutputError,
+    StoreError,
+    UnsupportedFormatError,
+    UsageError,
+    WatermarkFailure,
+)
 from provenance.keys import Identity
-from provenance.sign import sign_encoded_image
+from provenance.sign import sign_bytes, sign_encoded_image
 from provenance.store import ManifestStore, StoreEntry
 
 __all__ = ["STAMPABLE_FORMATS", "StampResult", "stamp", "stamp_facts"]
@@ -80,6 +88,9 @@ class StampResult:
     manifest_label: str
     soft_binding_value: str
     path: Path | None = None
+    manifest_path: Path | None = None
+    """Where the signed manifest was written beside the output (``NAME.c2pa``), for
+    formats that cannot carry it (OGG); None when it is embedded."""
 
     @property
     def identifier(self) -> str:
@@ -127,6 +138,26 @@ def stamp(
     """
     if quality is not None and not 1 <= quality <= 100:
         raise UsageError(f"quality must be between 1 and 100, not {quality}")
+    if isinstance(source, str | os.PathLike | bytes | bytearray | memoryview):
+        raw_source = read_input(source) if isinstance(source, str | os.PathLike) else bytes(source)
+        if is_audio(raw_source):
+            audio_name = source_name or (str(source) if isinstance(source, str | os.PathLike) else "<bytes>")
+            if output is not None and isinstance(source, str | os.PathLike) and same_file(source, output):
+                raise OutputError(
+                    f"{printable(output)}: output is the input file; stamping never modifies inputs"
+                )
+            return _stamp_audio(
+                raw_source,
+                printable(audio_name),
+                identity,
+                info,
+                store=store,
+                output=output,
+                key=key,
+                title=title,
+                named=bool(source_name) or isinstance(source, str | os.PathLike),
+                quality=quality,
+            )
     name, raw, image = _load(source, source_name)
     name = printable(name)
     if output is not None and isinstance(source, str | os.PathLike) and same_file(source, output):
@@ -273,7 +304,7 @@ WATERMARK_ACTION = "c2pa.watermarked.bound"
 ``c2pa.soft-binding`` assertion declares (``c2pa.watermarked`` is the older form)."""
 
 
-def watermark_action() -> Action:
+def watermark_action(algorithm: str = watermark.ALGORITHM) -> Action:
     """The action recording the watermark, tied to the ``c2pa.soft-binding`` assertion.
 
     C2PA 2.4 ties the two by the manifest itself: a validator refuses a
@@ -287,7 +318,7 @@ def watermark_action() -> Action:
     return Action(
         WATERMARK_ACTION,
         description="invisible watermark carrying the identifier declared in the c2pa.soft-binding assertion",
-        parameters={"soft_binding_alg": watermark.ALGORITHM},
+        parameters={"soft_binding_alg": algorithm},
     )
 
 
@@ -325,3 +356,159 @@ def _fresh_payload(store: ManifestStore) -> bytes:
         payload = secrets.token_bytes(8)
         if store.get_by_payload(payload) is None:
             return payload
+
+
+# --- audio ----------------------------------------------------------------------
+
+
+def _stamp_audio(
+    raw: bytes,
+    name: str,
+    identity: Identity,
+    info: GenerationInfo,
+    *,
+    store: ManifestStore,
+    output: str | os.PathLike[str] | None,
+    key: bytes,
+    title: str | None,
+    named: bool,
+    quality: int | None,
+) -> StampResult:
+    """Watermark, sign and record one audio file (WAV, FLAC, MP3, M4A), re-encoded in its
+    own format, sample format, rate and layout, at its own bit rate when compressed."""
+    clip = decode_audio(raw, name)
+    if clip.container == "ogg":
+        raise UnsupportedFormatError(
+            f"{name}: OGG cannot carry Content Credentials and stamping it is not supported yet; "
+            "convert it to M4A, MP3, FLAC or WAV (`provenance watermark embed` marks OGG files)"
+        )
+    parent = raw if c2pa_bridge.has_credentials(raw) else None
+    kept = _existing_audio_mark(clip, key) if parent is not None else None
+    published: AudioClip | None = None
+    if kept is None:
+        for attempt in range(FRESH_IDENTIFIER_ATTEMPTS):
+            payload = _fresh_payload(store)
+            marked = _embed_audio(clip, payload, key, name)
+            encoded = _encode_like(clip, marked)
+            published = _audio_readable(encoded, payload, key, name)
+            if published is not None:
+                break
+            if attempt == 0:
+                kept = _existing_audio_mark(clip, key)
+                if kept is not None:
+                    break
+        else:
+            raise WatermarkFailure(
+                f"{name}: the audio watermark does not survive encoding as {_describe(clip)} (the clip is "
+                "too quiet, too noisy or too short to hold it); not stamped"
+            )
+    replacing = False
+    if kept is not None:
+        payload = kept
+        replacing = store.get_by_payload(payload) is not None
+        if replacing and parent is None:
+            raise WatermarkFailure(
+                f"{name}: already carries audio watermark {payload.hex()}, whose credentials are in the "
+                "manifest store but no longer in the file (`provenance verify` recovers them); "
+                "stamp the original audio instead"
+            )
+        encoded = _encode_like(clip, clip.samples)
+        published = _audio_readable(encoded, payload, key, name)
+        if published is None:
+            raise WatermarkFailure(
+                f"{name}: its audio watermark {payload.hex()} does not survive encoding as {_describe(clip)}"
+            )
+    assert published is not None
+    algorithm = watermark.audio.ALGORITHM
+    value = watermark.soft_binding_value(payload)
+    soft_binding = {
+        "label": "c2pa.soft-binding",
+        "data": {"alg": algorithm, "blocks": [{"scope": {}, "value": value}]},
+    }
+    watermarked = watermark_action(algorithm)
+    if title is None and named:
+        title = Path(name).name
+    title = printable(title) if title is not None else None
+    edit = EditInfo((watermarked,)) if parent is not None else None
+    signed = sign_bytes(
+        encoded,
+        identity,
+        info,
+        parent=parent,
+        edit=edit,
+        title=title,
+        thumbnail=False,
+        extra_assertions=[soft_binding],
+        extra_actions=[] if parent is not None else [watermarked],
+        name=name,
+    )
+    assert signed.data is not None
+    entry = StoreEntry(
+        payload=payload,
+        manifest_label=signed.manifest_label,
+        manifest_store=signed.manifest_store,
+        mime=signed.mime,
+        soft_binding_alg=algorithm,
+        soft_binding_value=value,
+        # The audio as published (after the watermark and the encoder): copies descend from it.
+        fingerprint_audio=audio_likeness.reference(published.samples, published.sample_rate),
+        source_sha256=hashlib.sha256(raw).hexdigest(),
+        asset_sha256=hashlib.sha256(signed.data).hexdigest(),
+        output_path=recorded_output_path(output) if output is not None else None,
+        generator=info.generator,
+        model=info.model,
+        title=title,
+        facts_sha256=stamp_facts(info, key, quality),
+    )
+
+    def commit() -> None:
+        recorded = store.supersede(entry) if replacing else store.record(entry)
+        if not recorded:
+            raise StoreError(f"{name}: identifier {payload.hex()} is already in the store; stamp again")
+
+    if output is None:
+        commit()
+    else:
+        with deferred_signals(), atomic_output(output) as handle:
+            handle.write(signed.data)
+            handle.flush()
+            os.fsync(handle.fileno())
+            commit()
+    return StampResult(
+        signed.data, signed.mime, payload, signed.manifest_label, value, Path(output) if output else None
+    )
+
+
+def _describe(clip: AudioClip) -> str:
+    kind = clip.container.upper()
+    if clip.bit_rate and clip.container in ("mp3", "m4a", "ogg"):
+        return f"{kind} at {clip.bit_rate // 1000} kbit/s"
+    return kind
+
+
+def _encode_like(clip: AudioClip, samples: npt.NDArray[Any]) -> bytes:
+    return encode_audio(
+        samples, clip.sample_rate, clip.container, subtype=clip.subtype, bit_rate=clip.bit_rate
+    )
+
+
+def _embed_audio(clip: AudioClip, payload: bytes, key: bytes, name: str) -> npt.NDArray[Any]:
+    try:
+        return watermark.audio.embed(clip.samples, clip.sample_rate, payload, key)
+    except watermark.audio.AudioTooShortError as exc:
+        raise WatermarkFailure(f"{name}: {exc}") from None
+    except watermark.WatermarkError as exc:
+        raise WatermarkFailure(f"{name}: cannot watermark ({exc})") from None
+
+
+def _existing_audio_mark(clip: AudioClip, key: bytes) -> bytes | None:
+    found = watermark.audio.detect(clip.samples, clip.sample_rate, key)
+    return found.payload if found.detected else None
+
+
+def _audio_readable(encoded: bytes, payload: bytes, key: bytes, name: str) -> AudioClip | None:
+    """The encoded audio decoded again when it carries ``payload``, else None: credentials
+    never declare a watermark the file does not carry."""
+    decoded = decode_audio(encoded, name)
+    found = watermark.audio.detect(decoded.samples, decoded.sample_rate, key)
+    return decoded if found.payload == payload else None
