@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
@@ -481,6 +482,8 @@ def _stamp_audio(
 
 def _describe(clip: AudioClip) -> str:
     kind = clip.container.upper()
+    if clip.subtype == "PCM_U8":
+        return f"{kind} with 8-bit samples (too coarse for the mark)"
     if clip.bit_rate and clip.container in ("mp3", "m4a", "ogg"):
         return f"{kind} at {clip.bit_rate // 1000} kbit/s"
     return kind
@@ -494,11 +497,15 @@ def _encode_like(clip: AudioClip, samples: npt.NDArray[Any]) -> bytes:
 
 def _embed_audio(clip: AudioClip, payload: bytes, key: bytes, name: str) -> npt.NDArray[Any]:
     try:
-        return watermark.audio.embed(clip.samples, clip.sample_rate, payload, key)
+        marked = watermark.audio.embed(clip.samples, clip.sample_rate, payload, key)
     except watermark.audio.AudioTooShortError as exc:
         raise WatermarkFailure(f"{name}: {exc}") from None
     except watermark.WatermarkError as exc:
         raise WatermarkFailure(f"{name}: cannot watermark ({exc})") from None
+    if np.array_equal(marked, clip.samples):
+        # The mark is a gain on the sound itself: silence stays silent and carries nothing.
+        raise WatermarkFailure(f"{name}: the audio is silent (or nearly): nothing can carry a watermark")
+    return marked
 
 
 def _existing_audio_mark(clip: AudioClip, key: bytes) -> bytes | None:

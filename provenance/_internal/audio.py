@@ -105,6 +105,15 @@ def decode_audio(data: bytes | InputFile, name: str) -> AudioClip:
 def _decode_sndfile(data: bytes | InputFile, name: str, container: str) -> AudioClip:
     import soundfile
 
+    if container == "wav":
+        # libsndfile quietly reads what is there of a cut WAV; its RIFF size says what should be.
+        riff = int.from_bytes(data[4:8], "little")
+        if 0 < riff < 0xFFFFFFF0 and riff + 8 > len(data):
+            raise CorruptInputError(
+                f"{name}: audio is truncated or corrupt (the WAV header announces {riff + 8:,} bytes, "
+                f"{len(data):,} are there)"
+            )
+
     try:
         with soundfile.SoundFile(as_stream(data)) as handle:
             rate, subtype = int(handle.samplerate), str(handle.subtype)
