@@ -137,7 +137,9 @@ def test_identifier_copied_onto_other_audio_is_refused(
     assert result.fingerprint_similarity < audio_likeness.SAME_AUDIO
     assert "does not sound like the clip" in result.summary
     (tmp_path / "forged.mp3").write_bytes(data)
-    shown = CliRunner().invoke(cli, ["verify", str(tmp_path / "forged.mp3"), "--store", str(tmp_path / "m.db")])
+    shown = CliRunner().invoke(
+        cli, ["verify", str(tmp_path / "forged.mp3"), "--store", str(tmp_path / "m.db")]
+    )
     assert shown.exit_code == 1
     assert "issued for different-sounding audio" in shown.stdout and shown.stderr == ""
 
