@@ -111,8 +111,14 @@ def test_stamp_mixed_folder_strip_reencode_excerpt_and_recover(
     assert "VALID - RECOVERED FROM WATERMARK" in text.stdout
     assert "The audio matches the clip its credentials were issued for" in text.stdout
     assert "Likeness to the audio clip they were issued for" in text.stdout
-    doc = json.loads(runner.invoke(cli, ["verify", str(tmp_path / "shared.mp3"), "--store", str(db),
-                                         "--json"]).stdout)
+    as_json = runner.invoke(cli, ["verify", str(tmp_path / "shared.mp3"), "--store", str(db),
+                                  "--json", "--html", str(tmp_path / "report.html")])
+    assert as_json.exit_code == 0 and as_json.stderr.startswith("wrote the report to")
+    doc = json.loads(as_json.stdout)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Content Credentials recovered from the invisible watermark" in page
+    assert "an invisible watermark in the sound leads to its original credentials" in page
+    assert "the audio still sounds like the clip they were issued for" in page
     assert doc["recovered"] is True and doc["state"] == "valid"
     assert doc["watermark"]["payload"] == docs["voice.wav"]["watermark"]["payload"]
     assert doc["fingerprint_similarity"] >= audio_likeness.SAME_AUDIO
