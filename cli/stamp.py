@@ -52,7 +52,7 @@ from provenance.watermarks import read_key_file
     metavar="GLOB",
     help="Stamp only files of the folders whose name (or relative path, with a /) matches; "
     f"repeatable, case-insensitive. Default: image and audio names ({' '.join(DEFAULT_INCLUDE[:4])} ... "
-    "*.wav *.flac *.mp3 *.m4a).",
+    "*.wav *.flac *.mp3 *.m4a *.ogg *.opus).",
 )
 @click.option(
     "--exclude", "excludes", multiple=True, metavar="GLOB", help="Leave out matching files; repeatable."
@@ -92,8 +92,9 @@ def command(
     \b
     Re-running skips what is already stamped and recorded with the same
     generation facts; other facts (say, --model) stamp again. Files of the
-    folders that are not images or audio (WAV, FLAC, MP3, M4A) are ignored
-    and counted. One bad file is
+    folders that are not images or audio (WAV, FLAC, MP3, M4A, OGG) are
+    ignored and counted. OGG cannot embed credentials: they are written
+    beside it as NAME.c2pa (verify finds them there). One bad file is
     reported and the rest go on; the exit code is 6 if any file failed.
     Ctrl-C or SIGTERM stops handing out files, lets the ones in progress
     finish and reports what was done (exit 130, or 143 for SIGTERM); a

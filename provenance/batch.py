@@ -91,9 +91,10 @@ IdentityLoader = Callable[[], Identity]
 DEFAULT_INCLUDE = (
     "*.jpg", "*.jpeg", "*.jpe", "*.jfif", "*.png", "*.webp", "*.tif", "*.tiff",
     "*.gif", "*.bmp", "*.avif", "*.heic", "*.heif",
-    "*.wav", "*.flac", "*.mp3", "*.m4a",
+    "*.wav", "*.flac", "*.mp3", "*.m4a", "*.ogg", "*.opus",
 )  # fmt: skip
-"""Image and audio file names stamped by default inside folders. Images in a format
+"""Image and audio file names stamped by default inside folders (OGG gets its manifest
+beside it, as ``NAME.c2pa``). Images in a format
 stamping cannot write (GIF, BMP, AVIF, HEIC) are attempted so that they are reported as
 failed rather than silently left out; everything else is ignored."""
 

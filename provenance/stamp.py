@@ -36,6 +36,7 @@ file is renamed into place (Ctrl-C and SIGTERM are held back across the two).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -54,7 +55,7 @@ import watermark.audio
 from manifests import Action, EditInfo, GenerationInfo
 from provenance._internal import audio_likeness, c2pa_bridge, likeness, pdq
 from provenance._internal.arrays import as_pil_image
-from provenance._internal.audio import AudioClip, decode_audio, encode_audio, is_audio
+from provenance._internal.audio import AudioClip, decode_audio, encode_audio, is_audio, output_bit_rate
 from provenance._internal.files import atomic_output, read_input, same_file
 from provenance._internal.images import (
     STAMPABLE_FORMATS,
@@ -68,12 +69,11 @@ from provenance._internal.signals import deferred_signals
 from provenance.errors import (
     OutputError,
     StoreError,
-    UnsupportedFormatError,
     UsageError,
     WatermarkFailure,
 )
 from provenance.keys import Identity
-from provenance.sign import sign_bytes, sign_encoded_image
+from provenance.sign import sign_bytes, sign_encoded_image, sign_sidecar
 from provenance.store import ManifestStore, StoreEntry
 
 __all__ = ["STAMPABLE_FORMATS", "StampResult", "stamp", "stamp_facts"]
@@ -92,6 +92,8 @@ class StampResult:
     manifest_path: Path | None = None
     """Where the signed manifest was written beside the output (``NAME.c2pa``), for
     formats that cannot carry it (OGG); None when it is embedded."""
+    sidecar: bytes | None = None
+    """The signed manifest store to keep beside ``data`` (OGG); None when it is embedded."""
 
     @property
     def identifier(self) -> str:
@@ -378,12 +380,8 @@ def _stamp_audio(
     """Watermark, sign and record one audio file (WAV, FLAC, MP3, M4A), re-encoded in its
     own format, sample format, rate and layout, at its own bit rate when compressed."""
     clip = decode_audio(raw, name)
-    if clip.container == "ogg":
-        raise UnsupportedFormatError(
-            f"{name}: OGG cannot carry Content Credentials and stamping it is not supported yet; "
-            "convert it to M4A, MP3, FLAC or WAV (`provenance watermark embed` marks OGG files)"
-        )
-    parent = raw if c2pa_bridge.has_credentials(raw) else None
+    detached = clip.container == "ogg"  # the C2PA library cannot embed into OGG: a sidecar
+    parent = raw if not detached and c2pa_bridge.has_credentials(raw) else None
     kept = _existing_audio_mark(clip, key) if parent is not None else None
     published: AudioClip | None = None
     if kept is None:
@@ -431,18 +429,30 @@ def _stamp_audio(
         title = Path(name).name
     title = printable(title) if title is not None else None
     edit = EditInfo((watermarked,)) if parent is not None else None
-    signed = sign_bytes(
-        encoded,
-        identity,
-        info,
-        parent=parent,
-        edit=edit,
-        title=title,
-        thumbnail=False,
-        extra_assertions=[soft_binding],
-        extra_actions=[] if parent is not None else [watermarked],
-        name=name,
-    )
+    if detached:
+        signed = sign_sidecar(
+            encoded,
+            identity,
+            info,
+            title=title,
+            extra_assertions=[soft_binding],
+            extra_actions=[watermarked],
+            name=name,
+        )
+        signed = dataclasses.replace(signed, data=encoded)
+    else:
+        signed = sign_bytes(
+            encoded,
+            identity,
+            info,
+            parent=parent,
+            edit=edit,
+            title=title,
+            thumbnail=False,
+            extra_assertions=[soft_binding],
+            extra_actions=[] if parent is not None else [watermarked],
+            name=name,
+        )
     assert signed.data is not None
     entry = StoreEntry(
         payload=payload,
@@ -467,17 +477,37 @@ def _stamp_audio(
         if not recorded:
             raise StoreError(f"{name}: identifier {payload.hex()} is already in the store; stamp again")
 
+    sidecar = sidecar_path(output) if detached and output is not None else None
     if output is None:
         commit()
     else:
-        with deferred_signals(), atomic_output(output) as handle:
+        with deferred_signals(), contextlib.ExitStack() as files:
+            # Both files or neither: each is a temporary file until the record is committed.
+            handle = files.enter_context(atomic_output(output))
             handle.write(signed.data)
             handle.flush()
             os.fsync(handle.fileno())
+            if sidecar is not None:
+                beside = files.enter_context(atomic_output(sidecar))
+                beside.write(signed.manifest_store)
+                beside.flush()
+                os.fsync(beside.fileno())
             commit()
     return StampResult(
-        signed.data, signed.mime, payload, signed.manifest_label, value, Path(output) if output else None
+        signed.data,
+        signed.mime,
+        payload,
+        signed.manifest_label,
+        value,
+        Path(output) if output else None,
+        manifest_path=sidecar,
+        sidecar=signed.manifest_store if detached else None,
     )
+
+
+def sidecar_path(output: str | os.PathLike[str]) -> Path:
+    """Where the manifest of an output that cannot embed one is kept: ``NAME.c2pa`` beside it."""
+    return Path(output).with_suffix(".c2pa")
 
 
 def _describe(clip: AudioClip) -> str:
@@ -491,7 +521,7 @@ def _describe(clip: AudioClip) -> str:
 
 def _encode_like(clip: AudioClip, samples: npt.NDArray[Any]) -> bytes:
     return encode_audio(
-        samples, clip.sample_rate, clip.container, subtype=clip.subtype, bit_rate=clip.bit_rate
+        samples, clip.sample_rate, clip.container, subtype=clip.subtype, bit_rate=output_bit_rate(clip)
     )
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 import watermark
 import watermark.audio
-from provenance._internal.audio import audio_format, decode_audio, encode_audio
+from provenance._internal.audio import audio_format, decode_audio, encode_audio, output_bit_rate
 from provenance._internal.files import atomic_write, display, open_input, read_input, same_file
 from provenance._internal.images import (
     encode_image,
@@ -94,7 +94,7 @@ def _watermark_audio(raw: bytes, name: str, payload: bytes, key: bytes) -> bytes
         # The mark is a gain on the sound itself: silence stays silent and carries nothing.
         raise WatermarkFailure(f"{name}: the audio is silent (or nearly): nothing can carry a watermark")
     return encode_audio(
-        marked, clip.sample_rate, clip.container, subtype=clip.subtype, bit_rate=clip.bit_rate
+        marked, clip.sample_rate, clip.container, subtype=clip.subtype, bit_rate=output_bit_rate(clip)
     )
 
 

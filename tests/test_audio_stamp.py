@@ -74,22 +74,28 @@ def test_stamp_mixed_folder_strip_reencode_excerpt_and_recover(
     (folder / "photo.jpg").write_bytes((PUBLIC_JPEGS / "adobe-20220124-A.jpg").read_bytes())
     (folder / "voice.wav").write_bytes(encode_audio(voice, RATE, "wav"))
     (folder / "voice.mp3").write_bytes(encode_audio(voice, RATE, "mp3", bit_rate=128000))
+    (folder / "message.ogg").write_bytes(encode_audio(voice, RATE, "ogg", bit_rate=64000))
     (folder / "notes.txt").write_text("not media")
     db = tmp_path / "m.db"
     stamped = runner.invoke(cli, ["stamp", str(folder), "-o", str(tmp_path / "out"),
                                   *_stamp_args(identity_dir, db), "--json"])
     assert stamped.exit_code == 0, stamped.stderr
     report = json.loads(stamped.stdout)
-    assert report["counts"] == {"stamped": 3, "skipped": 0, "ignored": 1, "failed": 0}
-    assert "3 stamped" in stamped.stderr
+    assert report["counts"] == {"stamped": 4, "skipped": 0, "ignored": 1, "failed": 0}
+    assert "4 stamped" in stamped.stderr
     out = tmp_path / "out"
     assert decode_audio((out / "voice.mp3").read_bytes(), "voice.mp3").codec.startswith("mp3")
+    # OGG cannot embed a manifest: it is signed beside it, bound to the file's hash.
+    assert (out / "message.c2pa").read_bytes()[4:8] == b"jumb"
+    assert decode_audio((out / "message.ogg").read_bytes(), "message.ogg").codec == "opus"
 
     checked = runner.invoke(cli, ["verify", str(out), "--store", str(db), "--json"])
     assert checked.exit_code == 0, checked.stderr
     docs = {Path(d["file"]).name: d for d in map(json.loads, checked.stdout.splitlines())}
-    assert set(docs) == {"photo.jpg", "voice.wav", "voice.mp3"}
-    for name in ("voice.wav", "voice.mp3"):
+    assert set(docs) == {"photo.jpg", "voice.wav", "voice.mp3", "message.ogg"}
+    assert docs["message.ogg"]["embedded"] is False  # checked against message.c2pa
+    assert "skipped" in checked.stderr and "message.c2pa" in checked.stderr
+    for name in ("voice.wav", "voice.mp3", "message.ogg"):
         doc = docs[name]
         assert doc["state"] == "valid" and not doc["recovered"] and doc["format"].startswith("audio/")
         assert doc["watermark"]["algorithm"] == watermark.audio.ALGORITHM
@@ -99,7 +105,7 @@ def test_stamp_mixed_folder_strip_reencode_excerpt_and_recover(
         assert actions == ["c2pa.created", "c2pa.watermarked.bound"]
     with open_store(db) as store:
         entries = store.list()
-        assert sorted(e.mime for e in entries) == ["audio/mpeg", "audio/wav", "image/jpeg"]
+        assert sorted(e.mime for e in entries) == ["audio/mpeg", "audio/ogg", "audio/wav", "image/jpeg"]
         assert all(e.fingerprint_audio for e in entries if e.mime.startswith("audio/"))
 
     # What a messenger does: a 5 s excerpt, no metadata, MP3 at 128 kbit/s.
@@ -249,3 +255,27 @@ def test_too_short_clip_is_not_detected_and_corrupt_audio_is_a_file_error(
     (tmp_path / "cut.mp3").write_bytes(mp3[: len(mp3) // 2 + 7])
     cut = CliRunner().invoke(cli, ["verify", str(tmp_path / "cut.mp3")])
     assert cut.exit_code == 4 and cut.stderr.startswith("error: ") and "truncated" in cut.stderr
+
+
+def test_ogg_sidecar_is_bound_to_the_file(
+    identity: Identity, identity_dir: Path, tmp_path: Path, voice: np.ndarray
+) -> None:
+    from provenance.sign import sign_sidecar
+    from provenance.verify import verify_file
+
+    ogg = encode_audio(voice, RATE, "ogg", bit_rate=64000)
+    signed = sign_sidecar(ogg, identity, GenerationInfo(generator="tts"), name="message.ogg")
+    assert signed.mime == "audio/ogg" and signed.manifest_store[4:8] == b"jumb"
+    (tmp_path / "message.ogg").write_bytes(ogg)
+    (tmp_path / "message.c2pa").write_bytes(signed.manifest_store)
+    found = verify_file(tmp_path / "message.ogg", watermark_key=None)  # the sidecar beside it
+    assert found.state is State.VALID and not found.embedded
+    (tmp_path / "message.ogg").write_bytes(ogg[:-10] + bytes(10))
+    changed = verify_file(tmp_path / "message.ogg", watermark_key=None)
+    assert changed.state is State.INVALID
+    assert "assertion.dataHash.mismatch" in [f.code for f in changed.failures]
+    with pytest.raises(UnsupportedFormatError, match="OGG"):
+        sign_sidecar(encode_audio(voice, RATE, "wav"), identity, GenerationInfo(generator="tts"))
+    refused = CliRunner().invoke(cli, ["sign", str(tmp_path / "message.ogg"), "-o", str(tmp_path / "s.ogg"),
+                                       "--identity", str(identity_dir), "--model", "m"])
+    assert refused.exit_code == 4 and "NAME.c2pa" in refused.stderr

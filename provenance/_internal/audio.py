@@ -174,6 +174,18 @@ def _decode_av(data: bytes | InputFile, name: str, container: str) -> AudioClip:
     return AudioClip(samples, rate, container, codec=codec, bit_rate=bit_rate)
 
 
+MIN_OPUS_BITRATE = 64_000
+"""Opus below this loses the current audio watermark (watermark/AUDIO.md): marked OGG
+files are written at the input's bit rate, but not below it."""
+
+
+def output_bit_rate(clip: AudioClip) -> int | None:
+    """The bit rate a marked copy of ``clip`` is encoded at: the input's (comparable size)."""
+    if clip.container == "ogg":
+        return max(clip.bit_rate or 0, MIN_OPUS_BITRATE)
+    return clip.bit_rate
+
+
 def encode_audio(
     samples: F32,
     sample_rate: int,

@@ -143,7 +143,7 @@ def require_signable(data: ByteView, name: str) -> MediaFormat:
     if fmt is OGG:
         raise UnsupportedFormatError(
             f"{name}: OGG cannot carry embedded Content Credentials (the C2PA library cannot write "
-            "them into it)"
+            "them into it); `provenance stamp` keeps them beside it as NAME.c2pa"
         )
     if fmt is None:
         raise UnsupportedFormatError(f"{name}: not a supported media format (supported: {supported_names()})")

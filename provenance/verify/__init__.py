@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import watermark
@@ -201,13 +202,16 @@ def verify_file(
     so memory does not grow with the size of a video. ``manifest`` is a
     manifest store kept beside the file (a ``.c2pa`` sidecar, or one exported
     with ``provenance store export``): the file is checked against it instead
-    of against credentials embedded in it.
+    of against credentials embedded in it. An OGG file, which cannot embed
+    credentials, is checked against ``NAME.c2pa`` beside it when there is one.
     """
     if not isinstance(path, str | os.PathLike):
         raise UsageError(
             f"verify_file takes a path, not {type(path).__name__}; for bytes in memory use verify_bytes"
         )
     sidecar = None
+    if manifest is None:
+        manifest = _sidecar_beside(path)
     if manifest is not None:
         sidecar = read_input(manifest)
         c2pa_bridge.require_manifest_store(sidecar, display(manifest))
@@ -223,6 +227,17 @@ def verify_file(
             resolver_timeout=resolver_timeout,
             manifest=sidecar,
         )
+
+
+def _sidecar_beside(path: str | os.PathLike[str]) -> Path | None:
+    """``NAME.c2pa`` beside an OGG file (which cannot embed credentials), when there is one."""
+    candidate = Path(path).with_suffix(".c2pa")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return None  # open_input reports the problem with the file itself
+    return candidate if sniff(head) is OGG and candidate.is_file() else None
 
 
 def verify_bytes(
