@@ -16,6 +16,8 @@ The four operations of the API, at these paths from the server root:
   watermark; without one (or with an unknown one) it matches the image's PDQ
   fingerprint, and confirms each candidate with the likeness check against the
   reference recorded at stamping, so a near-miss fingerprint never resolves.
+  With an audio body (WAV, FLAC, MP3, M4A, OGG) it reads the audio watermark and
+  answers only when the clip matches the spectral fingerprint recorded at stamping.
 * ``GET /manifests/{manifestId}``: the signed manifest store, ``application/c2pa``.
 * ``GET /services/supportedAlgorithms``.
 
@@ -43,7 +45,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import watermark
-from provenance._internal import likeness, pdq
+import watermark.audio
+from provenance._internal import audio_likeness, likeness, pdq
+from provenance._internal.audio import decode_audio, is_audio
 from provenance._internal.images import load_image
 from provenance.errors import CorruptInputError, ImageTooLargeError, ProvenanceError, UnsupportedFormatError
 from provenance.service import ServiceConfig, ServiceHTTPError, read_body
@@ -91,7 +95,8 @@ class Resolver:
                 self._cursor = cursor
 
     def by_binding(self, alg: str, value: str, max_results: int) -> list[dict[str, Any]]:
-        if alg == watermark.ALGORITHM:
+        # Image and audio marks carry identifiers drawn from one store: the same lookup.
+        if alg in (watermark.ALGORITHM, watermark.audio.ALGORITHM):
             try:
                 payload = watermark.payload_from_soft_binding_value(value)
             except watermark.WatermarkError:
@@ -117,6 +122,8 @@ class Resolver:
         self, data: bytes, alg: str | None, max_results: int, hint: tuple[str, str] | None
     ) -> list[dict[str, Any]]:
         """Runs in the thread pool: decoding and matching are CPU-bound."""
+        if is_audio(data):
+            return self._by_audio(data, alg, max_results)
         try:
             image = load_image(data, "request body")
         except UnsupportedFormatError:
@@ -163,6 +170,29 @@ class Resolver:
                 add(entry, round(similarity * 100))
         matches.sort(key=lambda m: -int(m["similarityScore"]))
         return matches
+
+    def _by_audio(self, data: bytes, alg: str | None, max_results: int) -> list[dict[str, Any]]:
+        """Audio: the audio watermark, confirmed by the likeness of the clip to the fingerprint
+        recorded at stamping (the public-key mark can be copied onto other audio, and the
+        audio fingerprint is not served through ``/references``, so the service checks it)."""
+        if alg not in (None, watermark.audio.ALGORITHM):
+            return []  # no audio fingerprint is searchable on its own
+        try:
+            clip = decode_audio(data, "request body")
+        except UnsupportedFormatError:
+            raise ServiceHTTPError(415, "the body is not audio this service can read") from None
+        except CorruptInputError as exc:
+            raise ServiceHTTPError(400, str(exc)) from None
+        detection = watermark.audio.detect(clip.samples, clip.sample_rate, watermark.audio.DEFAULT_KEY)
+        if not detection.detected or detection.payload is None or max_results < 1:
+            return []
+        entry = self.store().get_by_payload(detection.payload)
+        if entry is None or not entry.fingerprint_audio:
+            return []
+        similarity = audio_likeness.similarity(entry.fingerprint_audio, clip.samples, clip.sample_rate)
+        if similarity < audio_likeness.SAME_AUDIO:
+            return []
+        return [{"manifestId": entry.manifest_label, "similarityScore": round(similarity * 100)}]
 
     def register(self, manifest: bytes, asset: bytes | None) -> dict[str, Any]:
         """Runs in the thread pool: validate a signed manifest store and record it."""
@@ -246,7 +276,7 @@ def _max_results(request: Request) -> int:
 
 
 def _known_alg(alg: str | None, what: str = "alg") -> str | None:
-    if alg is not None and alg not in (watermark.ALGORITHM, pdq.ALGORITHM):
+    if alg is not None and alg not in (watermark.ALGORITHM, watermark.audio.ALGORITHM, pdq.ALGORITHM):
         raise ServiceHTTPError(400, f"unknown {what} {alg!r}; see /services/supportedAlgorithms")
     return alg
 
@@ -312,8 +342,8 @@ async def _by_content(request: Request) -> Response:
     resolver = _resolver(request)
     require(request, resolver.tokens, FETCH)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind and not (kind.startswith("image/") or kind == "application/octet-stream"):
-        raise ServiceHTTPError(415, f"{kind} is not supported: this service matches images")
+    if kind and not (kind.startswith(("image/", "audio/")) or kind == "application/octet-stream"):
+        raise ServiceHTTPError(415, f"{kind} is not supported: this service matches images and audio")
     alg = _known_alg(request.query_params.get("alg"))
     max_results = _max_results(request)
     hint_alg = _known_alg(request.query_params.get("hintAlg"), "hintAlg")
@@ -364,7 +394,10 @@ async def _reference(request: Request) -> Response:
 
 async def _supported(request: Request) -> Response:
     return JSONResponse(
-        {"watermarks": [{"alg": watermark.ALGORITHM}], "fingerprints": [{"alg": pdq.ALGORITHM}]}
+        {
+            "watermarks": [{"alg": watermark.ALGORITHM}, {"alg": watermark.audio.ALGORITHM}],
+            "fingerprints": [{"alg": pdq.ALGORITHM}],
+        }
     )
 
 
