@@ -510,10 +510,12 @@ OPENAPI: dict[str, Any] = {
             "post": {
                 "tags": ["query"],
                 "operationId": "uploadFile",
-                "summary": "Manifest identifiers for an image: its watermark, else its PDQ fingerprint.",
+                "summary": "Manifest identifiers for an image (its watermark, else its PDQ fingerprint) "
+                "or audio (its audio watermark).",
                 "description": "Fingerprint candidates are confirmed by a likeness check against the "
                 "reference recorded at stamping; similarityScore is 100 for a watermark match, else the "
-                "likeness in percent.",
+                "likeness in percent. Audio matches are confirmed by the spectral fingerprint recorded "
+                "at stamping; their similarityScore is that likeness in percent.",
                 "parameters": [
                     _alg_param("alg", False, "Only match with this algorithm."),
                     _MAX_RESULTS_PARAM,
@@ -524,6 +526,7 @@ OPENAPI: dict[str, Any] = {
                     "required": True,
                     "content": {
                         "image/*": {"schema": {"type": "string", "format": "binary"}},
+                        "audio/*": {"schema": {"type": "string", "format": "binary"}},
                         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
                     },
                 },
