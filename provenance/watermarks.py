@@ -26,7 +26,13 @@ import numpy as np
 
 import watermark
 import watermark.audio
-from provenance._internal.audio import audio_format, decode_audio, encode_audio, output_bit_rate
+from provenance._internal.audio import (
+    DETECT_SECONDS,
+    audio_format,
+    decode_audio,
+    encode_audio,
+    output_bit_rate,
+)
 from provenance._internal.files import atomic_write, display, open_input, read_input, same_file
 from provenance._internal.images import (
     encode_image,
@@ -109,7 +115,7 @@ def detect_media(
     """The detection in an image or audio file and the algorithm looked for (image or audio)."""
     with open_input(path) as source:  # images are decoded from a stream, never copied whole
         if audio_format(source) is not None:
-            clip = decode_audio(source, source.name)
+            clip = decode_audio(source, source.name, seconds=DETECT_SECONDS)
             return watermark.audio.detect(clip.samples, clip.sample_rate, key), watermark.audio.ALGORITHM
         image = load_image(source, source.name)
         return watermark.detect(image, key), watermark.ALGORITHM

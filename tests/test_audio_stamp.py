@@ -183,6 +183,10 @@ def test_audio_formats_and_layouts_round_trip(voice: np.ndarray) -> None:
         back = decode_audio(_wav(samples, subtype), "a.wav")
         assert back.subtype == subtype and back.samples.shape == samples.shape
         assert np.abs(back.samples - samples).max() < 1e-3
+    # Detection and verification decode only the start of long files.
+    assert decode_audio(_wav(voice), "a.wav", seconds=1.5).samples.shape == (int(1.5 * RATE), 1)
+    mp3 = encode_audio(voice, RATE, "mp3", bit_rate=128000)
+    assert len(decode_audio(mp3, "a.mp3", seconds=2.0).samples) == 2 * RATE
     surround = np.repeat(voice, 6, axis=1) * np.linspace(1.0, 0.3, 6, dtype=np.float32)
     assert decode_audio(_wav(surround), "5.1.wav").channels == 6
     stereo = np.repeat(voice, 2, axis=1)

@@ -83,8 +83,15 @@ def is_audio(data: ByteView) -> bool:
     return audio_format(data) is not None
 
 
-def decode_audio(data: bytes | InputFile, name: str) -> AudioClip:
-    """Decode a whole audio file; one-line errors for anything that is not playable audio."""
+DETECT_SECONDS = 60.0
+"""Watermark detection and verification decode at most this much from the start: the mark
+repeats every 2 s, so a minute holds it many times over, and an hour-long file is not
+decoded whole (1.3 GB as float32 stereo) just to read it."""
+
+
+def decode_audio(data: bytes | InputFile, name: str, *, seconds: float | None = None) -> AudioClip:
+    """Decode an audio file (the first ``seconds`` of it, or all of it); one-line errors for
+    anything that is not playable audio."""
     fmt = audio_format(data)
     if fmt is None:
         raise UnsupportedFormatError(f"{name}: not an audio file (WAV, FLAC, MP3, M4A or OGG)")
@@ -92,9 +99,9 @@ def decode_audio(data: bytes | InputFile, name: str) -> AudioClip:
         check_complete(data, fmt, name)  # a cut MP3 decodes "fine" up to the cut
     container = AUDIO_FORMATS[fmt]
     if container in ("wav", "flac"):
-        clip = _decode_sndfile(data, name, container)
+        clip = _decode_sndfile(data, name, container, seconds)
     else:
-        clip = _decode_av(data, name, container)
+        clip = _decode_av(data, name, container, seconds)
     if len(clip.samples) == 0:
         raise CorruptInputError(f"{name}: the file holds no audio samples")
     if not np.all(np.isfinite(clip.samples)):
@@ -102,7 +109,7 @@ def decode_audio(data: bytes | InputFile, name: str) -> AudioClip:
     return clip
 
 
-def _decode_sndfile(data: bytes | InputFile, name: str, container: str) -> AudioClip:
+def _decode_sndfile(data: bytes | InputFile, name: str, container: str, seconds: float | None) -> AudioClip:
     import soundfile
 
     if container == "wav":
@@ -117,10 +124,11 @@ def _decode_sndfile(data: bytes | InputFile, name: str, container: str) -> Audio
     try:
         with soundfile.SoundFile(as_stream(data)) as handle:
             rate, subtype = int(handle.samplerate), str(handle.subtype)
-            if handle.frames > MAX_SECONDS * rate:
+            wanted = handle.frames if seconds is None else min(handle.frames, int(seconds * rate))
+            if wanted > MAX_SECONDS * rate:
                 raise UnsupportedFormatError(f"{name}: longer than {MAX_SECONDS // 3600} hours; not decoded")
-            samples = handle.read(dtype="float32", always_2d=True)
-            complete = len(samples) == handle.frames
+            samples = handle.read(wanted, dtype="float32", always_2d=True)
+            complete = len(samples) == wanted
     except (soundfile.LibsndfileError, RuntimeError, ValueError, OSError, EOFError) as exc:
         raise CorruptInputError(f"{name}: audio is truncated or corrupt ({_first_line(exc)})") from None
     if not complete:
@@ -136,7 +144,7 @@ def _decode_sndfile(data: bytes | InputFile, name: str, container: str) -> Audio
     return AudioClip(samples, rate, container, subtype=subtype)
 
 
-def _decode_av(data: bytes | InputFile, name: str, container: str) -> AudioClip:
+def _decode_av(data: bytes | InputFile, name: str, container: str, seconds: float | None) -> AudioClip:
     import av
 
     chunks: list[F32] = []
@@ -159,6 +167,8 @@ def _decode_av(data: bytes | InputFile, name: str, container: str) -> AudioClip:
                     block = out.to_ndarray().reshape(-1, channels)
                     chunks.append(block.astype(np.float32, copy=False))
                     total += len(block)
+                if seconds is not None and total >= seconds * rate:
+                    break
                 if total > MAX_SECONDS * rate:
                     raise UnsupportedFormatError(
                         f"{name}: longer than {MAX_SECONDS // 3600} hours; not decoded"
@@ -170,6 +180,8 @@ def _decode_av(data: bytes | InputFile, name: str, container: str) -> AudioClip:
     except (ValueError, EOFError, OSError) as exc:
         raise CorruptInputError(f"{name}: audio is truncated or corrupt ({_first_line(exc)})") from None
     samples = np.concatenate(chunks) if chunks else np.zeros((0, max(channels, 1)), np.float32)
+    if seconds is not None:
+        samples = samples[: int(seconds * rate)]
     np.clip(samples, -1.0, 1.0, out=samples)  # decoders of lossy codecs overshoot slightly
     return AudioClip(samples, rate, container, codec=codec, bit_rate=bit_rate)
 

@@ -47,7 +47,7 @@ from starlette.routing import BaseRoute, Route
 import watermark
 import watermark.audio
 from provenance._internal import audio_likeness, likeness, pdq
-from provenance._internal.audio import decode_audio, is_audio
+from provenance._internal.audio import DETECT_SECONDS, decode_audio, is_audio
 from provenance._internal.images import load_image
 from provenance.errors import CorruptInputError, ImageTooLargeError, ProvenanceError, UnsupportedFormatError
 from provenance.service import ServiceConfig, ServiceHTTPError, read_body
@@ -178,7 +178,7 @@ class Resolver:
         if alg not in (None, watermark.audio.ALGORITHM):
             return []  # no audio fingerprint is searchable on its own
         try:
-            clip = decode_audio(data, "request body")
+            clip = decode_audio(data, "request body", seconds=DETECT_SECONDS)
         except UnsupportedFormatError:
             raise ServiceHTTPError(415, "the body is not audio this service can read") from None
         except CorruptInputError as exc:

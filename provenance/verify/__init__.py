@@ -36,7 +36,7 @@ from typing import Any
 import watermark
 import watermark.audio
 from provenance._internal import audio_likeness, c2pa_bridge, likeness
-from provenance._internal.audio import AUDIO_FORMATS, AudioClip, decode_audio
+from provenance._internal.audio import AUDIO_FORMATS, DETECT_SECONDS, AudioClip, decode_audio
 from provenance._internal.files import InputFile, as_stream, display, open_input, read_input
 from provenance._internal.formats import OGG, require_signable, sniff
 from provenance._internal.images import load_image
@@ -390,7 +390,7 @@ def _verify_audio(
     skipped = None
     if watermark_key is not None:
         try:
-            clip = decode_audio(data, name)
+            clip = decode_audio(data, name, seconds=DETECT_SECONDS)
         except FileError as exc:
             if store_json is None and isinstance(exc, CorruptInputError):
                 raise  # nothing verifiable and the audio does not decode: a corrupt file (exit 4)
