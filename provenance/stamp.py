@@ -24,6 +24,12 @@ the C2PA 2.4 ``c2pa.watermarked.bound`` action), records the signed manifest in 
 small greyscale reference of the picture, and returns the stamped bytes. The image is encoded
 exactly once, in its original format with its quality settings (or ``quality=``), EXIF and ICC.
 
+Audio (a path or the bytes of WAV, FLAC, MP3, M4A or OGG) is stamped the same way with
+the audio watermark (``watermark.audio``), re-encoded in its own format, rate, layout and
+bit rate, and recorded with a spectral fingerprint for the likeness check. OGG cannot
+embed a manifest: it is signed beside the file (``StampResult.sidecar``, written as
+``NAME.c2pa`` next to ``output``).
+
 An image that already carries this library's watermark (a stamped output
 stamped again) keeps its identifier: the mark is not embedded a second time,
 the old credentials become the parent ingredient of the new manifest, and the
