@@ -28,6 +28,7 @@ Verification follows these steps (tagged ``[n]`` in the code):
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -233,6 +234,9 @@ def _sidecar_beside(path: str | os.PathLike[str]) -> Path | None:
     """``NAME.c2pa`` beside an OGG file (which cannot embed credentials), when there is one."""
     candidate = Path(path).with_suffix(".c2pa")
     try:
+        # Only a regular file is peeked at: opening a FIFO would wait for a writer forever.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
         with open(path, "rb") as handle:
             head = handle.read(64)
     except OSError:
