@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from cli import _interrupted_while_starting
 from provenance.errors import ExitCode, ProvenanceError
 
 
@@ -28,6 +29,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         verbose = bool(ctx.params.get("verbose"))
         try:
+            _ctrl_c_is_keyboard_interrupt()
             with warnings.catch_warnings():
                 warnings.simplefilter("always")
                 warnings.showwarning = _show_warning
@@ -113,11 +115,16 @@ def _register() -> None:
     cli.add_command(serve.command)
 
 
+def _ctrl_c_is_keyboard_interrupt() -> None:
+    """From here on Ctrl-C is a KeyboardInterrupt again, handled by _Group.invoke:
+    exit 130, temporary files removed. Until here (imports, argument parsing) the
+    console script's start-up handler exits 130 at once (see cli/__init__.py)."""
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main() -> None:
     """Console-script entry point."""
-    # From here on Ctrl-C is a KeyboardInterrupt again (see cli/__init__.py),
-    # handled above: exit 130, temporary files removed.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     cli(prog_name="provenance")
 
 

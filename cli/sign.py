@@ -10,9 +10,10 @@ from typing import Any, TypeVar
 import click
 
 from cli._identity import identity_options, load_cli_identity
-from manifests import Action, DigitalSourceType, EditInfo, GenerationInfo, template_path
+from manifests import Action, DigitalSourceType, EditInfo
 from provenance._internal.files import display
-from provenance.errors import ManifestDefinitionError, UsageError
+from provenance.errors import UsageError
+from provenance.generation import GenerationInfo, template_path
 from provenance.sign import sign_file
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,18 +75,12 @@ def generation_info(params: dict[str, object], *, required: bool) -> GenerationI
         path = Path(str(template))
         if not path.exists():
             path = template_path(str(template))
-        try:
-            return GenerationInfo.from_template(path, **fields)
-        except ValueError as exc:
-            raise ManifestDefinitionError(str(exc)) from None
+        return GenerationInfo.from_template(path, **fields)
     if not required and all(v is None for v in fields.values()):
         return None
     given = {k: v for k, v in fields.items() if v is not None}
     given.setdefault("generator", "provenance-kit")
-    try:
-        return GenerationInfo.from_dict(given)
-    except ValueError as exc:
-        raise ManifestDefinitionError(str(exc)) from None
+    return GenerationInfo.from_dict(given)
 
 
 @click.command()

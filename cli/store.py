@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from provenance._internal.files import atomic_write, read_input
+from provenance._internal.names import printable
 from provenance.errors import UsageError
 from provenance.resolution import register
 from provenance.store import StoreEntry, default_store_location, describe_store, export_manifests, open_store
@@ -124,10 +125,10 @@ def export(
             report = export_manifests(store, all_dir)
         if as_json:
             listing = [
-                {"identifier": e.payload_hex, "manifest_label": e.manifest_label, "path": str(p)}
+                {"identifier": e.payload_hex, "manifest_label": e.manifest_label, "path": printable(p)}
                 for e, p in zip(report.entries, report.written, strict=True)
             ]
-            click.echo(json.dumps({"folder": str(report.folder), "exported": listing}, indent=2))
+            click.echo(json.dumps({"folder": printable(report.folder), "exported": listing}, indent=2))
         click.echo(f"exported {len(report.written)} manifests to {report.folder}", err=True)
         return
     if output is None:

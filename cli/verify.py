@@ -20,6 +20,7 @@ from provenance.verify import (
     VerificationResult,
     expand_inputs,
     outcome_of,
+    store_unavailable,
     to_text,
     verify_file,
 )
@@ -116,10 +117,7 @@ def verify(
         store = open_existing_store(store_path)
     except StoreError as exc:
         # The store only serves recovery: what the files carry is still verified.
-        click.echo(
-            f"warning: {exc}; verifying without it (stripped credentials cannot be recovered)",
-            err=True,
-        )
+        click.echo(f"warning: {store_unavailable(exc)}", err=True)
     if store is not None:
         click.get_current_context().call_on_close(store.close)
     walked = {path for path, from_folder in targets if from_folder}
@@ -161,7 +159,7 @@ def verify(
                 report.collect_file(path, result, store=store, trust_anchor_count=policy.anchor_count)
             )
         if as_json:
-            click.echo(json.dumps({"file": str(path), **result.to_dict()}))
+            click.echo(json.dumps({"file": printable(path), **result.to_dict()}))
         elif html_path != "-":
             click.echo(render(printable(path), result, verbose=verbose))
         return _EXIT[result.state]

@@ -24,9 +24,10 @@ Modules, named for what users do: :mod:`provenance.sign`,
 
 from __future__ import annotations
 
-from manifests import Action, DigitalSourceType, EditInfo, GenerationInfo, TrainingMining, TrainingUse
+from manifests import Action, DigitalSourceType, EditInfo, TrainingMining, TrainingUse
 from provenance.batch import BatchReport, stamp_tree
 from provenance.errors import ExitCode, ProvenanceError
+from provenance.generation import GenerationInfo
 from provenance.keys import (
     Identity,
     SigningAlgorithm,

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+import manifests
+
 
 class ExitCode(IntEnum):
     """Process exit codes, stable and documented in the README."""
@@ -61,8 +63,12 @@ class UsageError(ProvenanceError):
     exit_code = ExitCode.USAGE
 
 
-class ManifestDefinitionError(UsageError):
-    """The description of how content was generated is incomplete or malformed."""
+class ManifestDefinitionError(UsageError, manifests.ManifestDefinitionError):
+    """The description of how content was generated is incomplete or malformed.
+
+    Also a :class:`manifests.ManifestDefinitionError` (a ``ValueError``), so code
+    written against the ``manifests`` package catches it too.
+    """
 
 
 class FileError(ProvenanceError):

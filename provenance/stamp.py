@@ -66,6 +66,7 @@ from provenance._internal.files import atomic_output, read_input, same_file
 from provenance._internal.images import (
     STAMPABLE_FORMATS,
     encode_image,
+    load_for_analysis,
     load_image,
     preserving_save_options,
     stamp_format,
@@ -184,19 +185,28 @@ def stamp(
     # detection, so only images with credentials are checked up front; the
     # others only when the new mark does not read back.
     kept = _existing_mark(image, key) if parent is not None else None
+    # Pixels decoded here (from a path or bytes) are marked in place: a second
+    # full-size image is 800 MB for 200 megapixels. A retry decodes them again.
+    owned = raw is not None
     if kept is None:
         # Whether a mark reads back after encoding depends a little on its bits
         # (about 1 identifier in 130 fails on a 256 px photo): another identifier
         # then usually reads. An image that fails them all cannot hold a mark.
         for attempt in range(FRESH_IDENTIFIER_ATTEMPTS):
             payload = _fresh_payload(store)
-            marked = _embed(image, payload, key, name)
+            if attempt and owned:
+                assert raw is not None
+                image = load_image(raw, name)
+            marked = _embed(image, payload, key, name, in_place=owned)
             encoded, mime = encode_image(marked, fmt, **options)
             try:
-                _check_readable(encoded, payload, key, name, fmt)
+                published = _check_readable(encoded, payload, key, name, fmt)
                 break
             except WatermarkFailure:
                 if attempt == 0:
+                    if owned:
+                        assert raw is not None
+                        image = load_image(raw, name)
                     kept = _existing_mark(image, key)
                     if kept is not None:
                         break
@@ -213,7 +223,7 @@ def stamp(
                 "stamp the original image instead"
             )
         encoded, mime = encode_image(marked, fmt, **options)
-        _check_readable(encoded, payload, key, name, fmt)
+        published = _check_readable(encoded, payload, key, name, fmt)
     value = watermark.soft_binding_value(payload)
     soft_binding = {
         "label": "c2pa.soft-binding",
@@ -250,7 +260,7 @@ def stamp(
         fingerprint_image=likeness.reference(marked),
         # Fingerprint the pixels as published (after the watermark and the encoder):
         # both move a perceptual hash, and copies in the wild descend from these.
-        pdq_hash=pdq.fingerprint(load_image(encoded, name)),
+        pdq_hash=pdq.fingerprint(published),
         source_sha256=hashlib.sha256(raw).hexdigest() if raw is not None else None,
         asset_sha256=hashlib.sha256(signed.data).hexdigest(),
         output_path=recorded_output_path(output) if output is not None else None,
@@ -291,9 +301,9 @@ def recorded_output_path(output: str | os.PathLike[str]) -> str:
     return printable(Path(output).resolve())
 
 
-def _embed(image: Image.Image, payload: bytes, key: bytes, name: str) -> Image.Image:
+def _embed(image: Image.Image, payload: bytes, key: bytes, name: str, *, in_place: bool) -> Image.Image:
     try:
-        return watermark.embed(image, payload, key)
+        return watermark.embed(image, payload, key, in_place=in_place)
     except watermark.ImageTooSmallError as exc:
         raise WatermarkFailure(f"{name}: {exc}") from None
     except watermark.WatermarkError as exc:
@@ -350,14 +360,20 @@ def _load(
     return str(source), raw, load_image(raw, str(source))
 
 
-def _check_readable(encoded: bytes, payload: bytes, key: bytes, name: str, fmt: str) -> None:
-    """Refuse to issue credentials that declare a watermark the file does not carry."""
-    found = watermark.detect(load_image(encoded, name), key)
+def _check_readable(encoded: bytes, payload: bytes, key: bytes, name: str, fmt: str) -> Image.Image:
+    """Refuse to issue credentials that declare a watermark the file does not carry.
+
+    Returns the decoded output (reduced if large, see ``load_for_analysis``), as
+    verifiers will see it.
+    """
+    published = load_for_analysis(encoded, name)
+    found = watermark.detect(published, key)
     if found.payload != payload:
         raise WatermarkFailure(
             f"{name}: the watermark does not survive encoding as {fmt} (the image is too flat, "
             "too noisy or too small to hold it); not stamped"
         )
+    return published
 
 
 def _fresh_payload(store: ManifestStore) -> bytes:

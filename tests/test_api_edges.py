@@ -226,3 +226,39 @@ def test_verify_entry_points_say_what_they_take(tmp_path: Path) -> None:
     jpeg = io.BytesIO()
     Image.new("RGB", (64, 64), "teal").save(jpeg, "JPEG")
     assert verify_bytes(bytearray(jpeg.getvalue())).state is State.NONE  # bytes-like is fine
+
+
+# --- generation info through the front door ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: provenance.GenerationInfo(generator=" "), "generator: a non-empty name is required"),
+        (lambda: provenance.GenerationInfo(generator="g", model=3), "model: expected text, got int"),
+        (
+            lambda: provenance.GenerationInfo(generator="g", digital_source_type="painting"),
+            "unknown digital source type 'painting'",
+        ),
+        (
+            lambda: provenance.GenerationInfo(generator="g", custom_assertions={"x": {1, 2}}),
+            "data must be JSON-serialisable",
+        ),
+        (lambda: provenance.GenerationInfo.from_dict({"generator": "g", "colour": 1}), "unknown field(s)"),
+        (lambda: provenance.GenerationInfo.from_template("/no/such/template.json"), "template not found"),
+    ],
+)
+def test_generation_info_errors_are_provenance_errors(make: Any, message: str) -> None:
+    with pytest.raises(ProvenanceError) as caught:
+        make()
+    assert caught.value.exit_code == ExitCode.USAGE
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    # Still the manifests package's error (a ValueError) for code written against it.
+    assert isinstance(caught.value, ValueError)
+
+
+def test_front_door_generation_info_is_the_manifests_class_and_signs(identity: Identity) -> None:
+    info = provenance.GenerationInfo.from_dict({"generator": "g", "model": "m"})
+    assert isinstance(info, GenerationInfo) and type(info.with_actions()) is provenance.GenerationInfo
+    signed = sign_image(Image.new("RGB", (64, 64), "white"), identity, info)
+    assert verify_bytes(signed.data).state is State.VALID

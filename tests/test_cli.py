@@ -151,6 +151,38 @@ def test_bad_input_gets_one_line_and_a_distinct_code(
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("options", "template", "message"),
+    [
+        (["--template", "no-such-template"], None, "no template named 'no-such-template'"),
+        ([], {"generator": "g", "digital_source_type": "painting"}, "unknown digital source type 'painting'"),
+        ([], {"generator": "g", "colour": "red"}, "unknown field(s): colour"),
+        ([], {"generator": "g", "custom_assertions": {"c2pa.actions": {}}}, "c2pa.actions"),
+        ([], '{"generator": ', "not a valid JSON template"),
+    ],
+)
+def test_invalid_generation_info_is_a_usage_error_in_one_line(
+    runner: CliRunner,
+    identity_dir: Path,
+    generated: Path,
+    tmp_path: Path,
+    options: list[str],
+    template: object,
+    message: str,
+) -> None:
+    if template is not None:
+        path = tmp_path / "template.json"
+        path.write_text(template if isinstance(template, str) else json.dumps(template))
+        options = ["--template", str(path)]
+    out = tmp_path / "out.png"
+    result = _sign(runner, identity_dir, generated, out, *options)
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not out.exists()
+
+
 def test_verbose_shows_the_traceback(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["-v", "verify", str(tmp_path / "nope.jpg")])
     assert result.exit_code == 4 and "Traceback" in result.stderr

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from openapi_spec_validator import validate
@@ -160,6 +161,39 @@ def test_by_content_reads_the_watermark_then_the_fingerprint(
         assert (status, json.loads(body)) == (200, {"matches": []}), name
 
 
+def cut(data: bytes, fraction: float, edge: str) -> bytes:
+    """Cut ``fraction`` off one edge after blur 3.5 and a 0.4x downscale, then JPEG 35."""
+    image = Image.open(__import__("io").BytesIO(data)).convert("RGB")
+    small = image.filter(ImageFilter.GaussianBlur(3.5)).resize(
+        (int(image.width * 0.4), int(image.height * 0.4)), Image.Resampling.BILINEAR
+    )
+    w, h = small.size
+    boxes = {"left": (int(w * fraction), 0, w, h), "bottom": (0, 0, w, h - int(h * fraction))}
+    return encode(small.crop(boxes[edge]), "JPEG", quality=35)
+
+
+@pytest.mark.parametrize(("fraction", "edge"), [(0.10, "left"), (0.10, "bottom"), (0.05, "left")])
+def test_by_content_finds_copies_cut_along_one_edge(
+    service: Service, home_a: tuple[Path, dict[str, StampResult]], fraction: float, edge: str
+) -> None:
+    _, stamped = home_a
+    result = stamped["coffee"]
+    query = cut(result.data, fraction, edge)
+    stored = pdq.fingerprint(Image.open(__import__("io").BytesIO(result.data)))
+    seen = Image.open(__import__("io").BytesIO(query))
+    if fraction == 0.10:
+        # The case the crop guesses exist for: the plain PDQ hash is out of reach...
+        assert pdq.distance(stored, pdq.fingerprint(seen)) > pdq.MATCH_DISTANCE
+    # ...one of the guesses is close (the edge mirrored back where it was cut)...
+    assert min(pdq.distance(stored, h) for h in pdq.uncropped_fingerprints(seen)) <= pdq.MATCH_DISTANCE
+    # ...and the service finds it, confirmed by the likeness check.
+    status, _, body = service.request(
+        "POST", f"/matches/byContent?alg={PDQ}", query, {"Content-Type": "image/jpeg"}
+    )
+    assert status == 200
+    assert [m["manifestId"] for m in json.loads(body)["matches"]] == [result.manifest_label]
+
+
 def test_by_content_errors(service: Service, home_a: tuple[Path, dict[str, StampResult]]) -> None:
     _, stamped = home_a
     jpeg = stamped["coffee"].data
@@ -199,6 +233,7 @@ def test_manifest_and_reference_fetch(service: Service, home_a: tuple[Path, dict
         status, headers, body = service.request("GET", f"/manifests/{label}{query}")
         assert status == 200
         assert headers["content-type"] == "application/c2pa"
+        assert headers["x-c2pa-manifest-scope"] == "store"  # also for returnActiveManifest=true
         assert body == entry.manifest_store
     assert service.request("GET", f"/manifests/{label}?returnActiveManifest=perhaps")[0] == 400
     status, headers, body = service.request("GET", f"/references/{label}")
@@ -467,6 +502,16 @@ def test_index_returns_the_nearest_within_the_distance() -> None:
     assert index.nearest(base, 1) == [(3, 0)]
     assert index.nearest(far, 5, max_distance=10) == [(1, 0)]
     assert len(index) == 3
+    # Several queries at once: each row at its smallest distance to any of them.
+    assert index.nearest_any([far, near], 5, max_distance=10) == [(1, 0), (2, 0), (3, 3)]
+    assert index.nearest_any([far], 5, max_distance=10) == index.nearest(far, 5, max_distance=10)
+    assert index.nearest_any([], 5) == [] and pdq.FingerprintIndex().nearest_any([base], 5) == []
+    # Past the first block of the scan, and k smaller than the hits.
+    rng = np.random.default_rng(0)
+    big = pdq.FingerprintIndex()
+    rows = [bytes(r) for r in rng.integers(0, 256, size=(40_000, 32), dtype=np.uint8)]
+    big.add(list(range(40_000)), rows)
+    assert sorted(big.nearest_any([bytes(32), rows[35_000], rows[20_000]], 2)) == [(20_000, 0), (35_000, 0)]
     assert pdq.score(0) == 100 and pdq.score(128) == 0 and pdq.score(200) == 0
 
 

@@ -41,10 +41,11 @@ def at_rate(x: np.ndarray, sr: int) -> np.ndarray:
     return x if sr == 16000 else soxr.resample(x, 16000, sr).astype(np.float32)
 
 
-def mp3(x: np.ndarray, sr: int, kbps: int) -> tuple[np.ndarray, int]:
+def mp3(x: np.ndarray, sr: int, kbps: int, fmt: str = "mp3", codec: str = "libmp3lame"
+        ) -> tuple[np.ndarray, int]:
     buf = io.BytesIO()
-    with av.open(buf, "w", format="mp3") as c:
-        s = c.add_stream("libmp3lame", rate=sr)
+    with av.open(buf, "w", format=fmt) as c:
+        s = c.add_stream(codec, rate=sr)
         s.bit_rate = kbps * 1000
         s.layout = "mono"
         fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[None, :]), format="fltp", layout="mono")
@@ -103,6 +104,11 @@ def marked_speech() -> np.ndarray:
 
 def test_survives_mp3_128k(marked_speech: np.ndarray) -> None:
     assert_found(audio.detect(*mp3(marked_speech, 16000, 128)))
+
+
+def test_survives_mp3_64k_and_aac_96k(marked_speech: np.ndarray) -> None:
+    assert_found(audio.detect(*mp3(marked_speech, 16000, 64)))
+    assert_found(audio.detect(*mp3(marked_speech, 16000, 96, "adts", "aac")))
 
 
 def test_survives_resampling_and_volume(marked_speech: np.ndarray) -> None:

@@ -111,12 +111,15 @@ def estimate_strength(image: Image.Image, strength: float = 1.0) -> float:
 
 
 def embed(image: Image.Image, payload: bytes, key: bytes = DEFAULT_KEY, *,
-          strength: float = 1.0) -> Image.Image:
+          strength: float = 1.0, in_place: bool = False) -> Image.Image:
     """Return a copy of ``image`` carrying the 8-byte ``payload`` under ``key``.
 
     The result has the same size, the same mode (see the module docstring for the
     exceptions) and a copy of ``image.info``; an alpha channel is left untouched.
-    ``strength`` scales the mark (1.0 targets about 42.5 dB PSNR).
+    ``strength`` scales the mark (1.0 targets about 42.5 dB PSNR). With
+    ``in_place``, an 8-bit image in a native mode is marked in place and returned
+    itself (no second full-size image: for very large pictures); other images are
+    still copied, so use the return value either way.
 
     Raises :class:`ImageTooSmallError` if the short side is below :data:`MIN_SIZE`
     and :class:`WatermarkError` for a bad payload, key or strength. Warns with
@@ -135,7 +138,7 @@ def embed(image: Image.Image, payload: bytes, key: bytes = DEFAULT_KEY, *,
         )
     img = _image.normalise_mode(image)
     img.load()
-    out, eff = _core.embed_normalised(img, bytes(payload), key, strength)
+    out, eff = _core.embed_normalised(img, bytes(payload), key, strength, in_place)
     if eff < WEAK_STRENGTH:
         warnings.warn(
             f"image is too flat or too dark/bright for a robust watermark "

@@ -98,10 +98,10 @@ def residual(luma: F32, payload: bytes, key: bytes, strength: float) -> tuple[F3
 
 
 def embed_normalised(img: Image.Image, payload: bytes, key: bytes,
-                     strength: float) -> tuple[Image.Image, float]:
+                     strength: float, in_place: bool = False) -> tuple[Image.Image, float]:
     luma = _image.work_luma(img)
     delta, eff = residual(luma, payload, key, strength)
-    return _image.apply_residual(img, delta), eff
+    return _image.apply_residual(img, delta, in_place), eff
 
 
 U8 = npt.NDArray[np.uint8]

@@ -14,6 +14,15 @@ F32 = npt.NDArray[np.float32]
 # are box-reduced first and only the residual is upscaled again.
 WORK_SHORT = 512
 _STRIP_ROWS = 512
+# Strips of very wide images get fewer rows, so a strip's temporaries (int16 pixels,
+# float residual, dither: ~17 bytes a pixel) stay around 30 MB. Row positions and the
+# dither are absolute, so the strip height changes the result only by float rounding
+# (a grey level at a rare pixel); images up to 3,900 px wide keep 512-row strips.
+_STRIP_PIXELS = 2_000_000
+
+
+def _strip_rows(width: int) -> int:
+    return max(16, min(_STRIP_ROWS, _STRIP_PIXELS // max(1, width)))
 
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 _NATIVE = {"RGB", "RGBA", "RGBX", "L", "LA", "CMYK", "YCbCr", "I", "F"} | _SIXTEEN_BIT
@@ -55,10 +64,29 @@ def _luma_image(img: Image.Image) -> Image.Image:
         return img.convert("RGB").convert("L")
 
 
+# Above this many pixels, 8-bit images are box-reduced before anything else, so no
+# full-size luminance (200 MB for 200 megapixels) or float copy is made.
+_REDUCE_FIRST_ABOVE = 24_000_000
+_EIGHT_BIT = {"RGB", "RGBA", "RGBX", "L", "LA", "CMYK", "YCbCr"}
+
+
+def _reduced_first(img: Image.Image, size: tuple[int, int], gap: float) -> Image.Image:
+    """``img`` box-reduced by the factor Pillow's ``resize(size, reducing_gap=gap)`` itself
+    reduces by first, for large 8-bit images; the luminance conversion then runs on the
+    small image (the same values up to rounding: both steps are averages)."""
+    width, height = img.size
+    if width * height <= _REDUCE_FIRST_ABOVE or img.mode not in _EIGHT_BIT:
+        return img
+    fx, fy = max(1, int(width / size[0] / gap)), max(1, int(height / size[1] / gap))
+    return img.reduce((fx, fy)) if fx > 1 or fy > 1 else img
+
+
 def work_luma(img: Image.Image) -> F32:
     """Luminance at working resolution, float32 on a 0..255 scale."""
-    lum = _luma_image(img)
     size = work_size(*img.size)
+    if size != img.size:
+        img = _reduced_first(img, size, 3.0)
+    lum = _luma_image(img)
     if size != img.size:
         lum = lum.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.asarray(lum, dtype=np.float32)
@@ -88,14 +116,18 @@ def _residual_strip(delta_img: Image.Image | None, delta: F32, size: tuple[int, 
     return np.asarray(strip, dtype=np.float32)
 
 
-def apply_residual(img: Image.Image, delta: F32) -> Image.Image:
+def apply_residual(img: Image.Image, delta: F32, in_place: bool = False) -> Image.Image:
     """Return ``img`` (a mode from _NATIVE) with luminance raised by the work-res
-    ``delta`` (grey levels on the 0..255 scale), upscaled to full size."""
+    ``delta`` (grey levels on the 0..255 scale), upscaled to full size. With
+    ``in_place``, 8-bit images are changed in place and returned (no second
+    full-size image); other modes are always copied."""
     width, height = img.size
     delta_img = None
     if delta.shape != (height, width):
         delta_img = Image.fromarray(delta.astype(np.float32), mode="F")
     mode = img.mode
+    if mode in _EIGHT_BIT:
+        return _apply_residual_8bit(img, delta_img, delta, in_place)
     out = np.array(img)
     scale = _float_range(img)
     for y0 in range(0, height, _STRIP_ROWS):
@@ -128,6 +160,36 @@ def apply_residual(img: Image.Image, delta: F32) -> Image.Image:
         result = Image.fromarray(out)
     if result.mode != mode:
         result = result.convert(mode)
+    return result
+
+
+def _apply_residual_8bit(img: Image.Image, delta_img: Image.Image | None, delta: F32,
+                         in_place: bool) -> Image.Image:
+    """apply_residual for 8-bit modes, one strip at a time: besides the input and the
+    result (the input itself with ``in_place``), only a strip is ever held (no
+    full-size array, bytes or float copies)."""
+    width, height = img.size
+    mode = img.mode
+    result = img if in_place else Image.new(mode, (width, height))
+    rows = _strip_rows(width)
+    for y0 in range(0, height, rows):
+        y1 = min(height, y0 + rows)
+        d = _residual_strip(delta_img, delta, (width, height), y0, y1)
+        di = np.floor(d + _dither(y1 - y0, width, y0)).astype(np.int16)
+        seg = np.asarray(img.crop((0, y0, width, y1))).astype(np.int16)
+        if mode == "CMYK":
+            # Ink is the inverse of light: lift luminance by removing C, M and Y.
+            seg[..., :3] -= di[..., None]
+        elif seg.ndim == 3 and mode in ("RGB", "RGBA", "RGBX"):
+            seg[..., :3] += di[..., None]
+        elif seg.ndim == 3:  # LA, YCbCr: first channel is the luminance
+            seg[..., 0] += di
+        else:
+            seg += di
+        np.clip(seg, 0, 255, out=seg)
+        # frombytes, not fromarray: fromarray would read 4 channels as RGBA, not CMYK.
+        strip = Image.frombytes(mode, (width, y1 - y0), seg.astype(np.uint8).tobytes())
+        result.paste(strip, (0, y0))
     return result
 
 

@@ -110,6 +110,10 @@ class InputFile:
         handle.seek(0)
         return handle
 
+    def fileno(self) -> int:
+        """The open file's descriptor (owned by this object: do not close it)."""
+        return self._fd
+
     def read_all(self) -> bytes:
         return self.read_at(0, self.size)
 
@@ -277,7 +281,7 @@ def _anonymous_file(folder: Path) -> int | None:
         probe_fd = os.open(folder, flag | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600)
         probe = temporary_name(folder / "probe")
         try:
-            os.link(f"/proc/self/fd/{probe_fd}", probe, follow_symlinks=True)
+            _name_unnamed(probe_fd, probe)
             os.unlink(probe)
             _LINKABLE[device] = True
         except OSError:
@@ -288,6 +292,22 @@ def _anonymous_file(folder: Path) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def _name_unnamed(fd: int, path: Path) -> None:
+    """Give the unnamed file ``fd`` the name ``path`` (in its own folder).
+
+    linkat(2) with AT_SYMLINK_FOLLOW on ``/proc/self/fd/N`` does it without
+    privileges. ``os.link`` calls plain link(2) unless a directory fd is given,
+    and link(2) does not follow /proc's link (it fails with EXDEV), so the
+    folder is passed as ``dst_dir_fd`` to get linkat.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+    folder_fd = os.open(path.parent, flags)
+    try:
+        os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=folder_fd, follow_symlinks=True)
+    finally:
+        os.close(folder_fd)
 
 
 @contextlib.contextmanager
@@ -331,7 +351,7 @@ def atomic_output(path: str | os.PathLike[str], mode: int | None = None) -> Iter
                 # Give the unnamed file a name, then rename it into place: link
                 # cannot replace an existing file, rename can.
                 tmp = temporary_name(dest)
-                os.link(f"/proc/self/fd/{handle.fileno()}", tmp, follow_symlinks=True)
+                _name_unnamed(handle.fileno(), tmp)
         check_output(dest)  # a FIFO made meanwhile must not be renamed over either
         os.replace(tmp, dest)
     except BaseException as exc:

@@ -124,6 +124,85 @@ def load_image(data: bytes | InputFile, name: str) -> Image.Image:
     return image
 
 
+ANALYSIS_SHORT_SIDE = 1024
+"""Short side (pixels) down to which large images are decoded for analysis: twice the
+watermark's working resolution (watermark/_image.py reduces to 512 anyway); the
+likeness reference and PDQ hash work on far smaller pictures."""
+
+REDUCE_ABOVE = 24_000_000
+"""Images with more pixels than this are decoded reduced for analysis, so memory stays
+bounded (a 200-megapixel RGB image is 600 MB decoded); smaller ones exactly as before."""
+
+_STREAMED_FORMATS = ("PNG", "TIFF", "WEBP")
+"""Formats decoded reduced through libvips, strip by strip (Pillow decodes them whole)."""
+
+
+def load_for_analysis(data: bytes | InputFile, name: str) -> Image.Image:
+    """The image for watermark detection and likeness or PDQ hashing, fully decoded
+    (so truncation is found, as by :func:`load_image`).
+
+    An image above :data:`REDUCE_ABOVE` pixels is decoded at a reduced size whose
+    short side is at least :data:`ANALYSIS_SHORT_SIDE`: JPEG by libjpeg's DCT
+    scaling (``draft``), PNG, TIFF and WebP by libvips in sequential strips
+    (box-shrunk, 8 bits per sample), never holding the full-size pixels. The
+    watermark detector reduces every image to 512 px anyway; detection on the
+    reduced decode is the same within the mark's tolerance of resizing.
+    """
+    image = open_image(data, name)
+    width, height = image.size
+    factor = min(width, height) // ANALYSIS_SHORT_SIDE
+    if width * height <= REDUCE_ABOVE or factor < 2 or frame_count(image) > 1:
+        _decode(image, name)
+        return image
+    fmt = (image.format or "").upper()
+    if fmt == "JPEG":
+        # draft() picks the largest DCT scale (1/2..1/8) that keeps both sides at least this.
+        image.draft(image.mode, (max(1, width // factor), max(1, height // factor)))
+        _decode(image, name)
+        return image
+    if fmt in _STREAMED_FORMATS and _pyvips() is not None:
+        del image
+        return _shrunk_by_vips(data, name, factor)
+    _decode(image, name)
+    return image
+
+
+def _pyvips() -> Any:
+    try:
+        import pyvips  # type: ignore[import-untyped]
+    except (ImportError, OSError):  # no libvips on this platform: Pillow decodes in full
+        return None
+    # No operation cache: each file is decoded once, and a cached load would keep
+    # its source's duplicated file descriptor (and the file) open for good.
+    pyvips.cache_set_max(0)
+    return pyvips
+
+
+def _shrunk_by_vips(data: bytes | InputFile, name: str, factor: int) -> Image.Image:
+    pyvips = _pyvips()
+    try:
+        if isinstance(data, InputFile):
+            source = pyvips.Source.new_from_descriptor(data.fileno())
+            full = pyvips.Image.new_from_source(source, "", access="sequential", fail_on="error")
+        else:
+            full = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="error")
+        small = full.shrink(factor, factor)
+        if small.format != "uchar" or small.interpretation not in ("srgb", "b-w"):
+            # 16-bit, CMYK, Lab: to 8-bit sRGB or grey, as the analysis reads luminance.
+            grey = small.interpretation in ("b-w", "grey16") or small.bands in (1, 2)
+            small = small.colourspace("b-w" if grey else "srgb").cast("uchar")
+        pixels = small.numpy()
+    except pyvips.Error as exc:
+        detail = str(exc).strip().splitlines()
+        why = detail[-1] if detail else "libvips error"
+        raise CorruptInputError(f"{name}: image data is truncated or corrupt ({why[:300]})") from None
+    except MemoryError:
+        raise ImageTooLargeError(f"{name}: not enough memory to decode this image") from None
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    return Image.fromarray(pixels)
+
+
 def check_all_frames(data: bytes | InputFile, name: str) -> int:
     """Decode every frame of an animation or multi-page file; the number of frames.
 
@@ -171,16 +250,26 @@ def thumbnail_jpeg(
         # draft() keeps both sides at least as large as asked, so ask for the
         # thumbnail's own size, not a square.
         scale = long_edge / max(image.size)
-        if scale < 1:
+        if scale < 1 and (image.format or "").upper() == "JPEG":
             image.draft("RGB", (max(1, int(image.width * scale)), max(1, int(image.height * scale))))
+        elif scale < 1 and image.width * image.height > REDUCE_ABOVE and frame_count(image) == 1:
+            # A large PNG/TIFF/WebP: decoded reduced, in strips (see load_for_analysis),
+            # turned as its EXIF orientation says (the reduced copy has no EXIF).
+            turn = _TRANSPOSE.get(_orientation(image))
+            image = load_for_analysis(source, name)
+            if turn is not None:
+                image = image.transpose(turn)
     try:
         if isinstance(source, Image.Image):
-            small = source.copy()  # the caller's image is never changed
+            # A resized copy, not a full copy: the caller's image is never changed,
+            # and copying a 200 MP picture would be 800 MB more.
+            fitted = _fitted(source.size, long_edge)
+            small = source.resize(fitted, Image.Resampling.BILINEAR, reducing_gap=2.0)
         else:
             # In place: the image was opened here, and a copy of a 200 MP decode is 600 MB more.
             ImageOps.exif_transpose(image, in_place=True)
             small = image
-        small.thumbnail((long_edge, long_edge), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            small.thumbnail((long_edge, long_edge), Image.Resampling.BILINEAR, reducing_gap=2.0)
         if small.mode not in ("RGB", "L"):
             small = _flatten(small)
         out = BytesIO()
@@ -190,6 +279,38 @@ def thumbnail_jpeg(
     except Exception as exc:  # see the module docstring
         raise CorruptInputError(f"{name}: image data is truncated or corrupt ({_why(exc)})") from None
     return out.getvalue()
+
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+"""EXIF orientation -> the transposition that shows the picture upright (as ImageOps.exif_transpose)."""
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        if (image.format or "").upper() == "PNG":
+            # PngImageFile.getexif() decodes the whole image when the EXIF chunk is
+            # not among the chunks read so far; read it from what the header gave.
+            exif = Image.Exif()
+            exif.load(image.info.get("exif") or b"")
+            return int(exif.get(0x0112, 1))
+        return int(image.getexif().get(0x0112, 1))
+    except Exception:  # unreadable EXIF: shown as stored
+        return 1
+
+
+def _fitted(size: tuple[int, int], long_edge: int) -> tuple[int, int]:
+    """``size`` scaled to fit ``long_edge`` (never enlarged), as ``Image.thumbnail`` does."""
+    width, height = size
+    scale = min(1.0, long_edge / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _flatten(image: Image.Image) -> Image.Image:

@@ -59,9 +59,18 @@ _MIN_SIDE = 24
 F64 = npt.NDArray[np.float64]
 
 
+_REDUCE_FIRST_ABOVE = 24_000_000
+_EIGHT_BIT = ("RGB", "RGBA", "RGBX", "L", "LA", "CMYK", "YCbCr")
+
+
 def _grey(image: Image.Image, long_edge: int) -> F64:
     scale = long_edge / max(image.size)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    factor = int(1 / scale / 3.0)
+    if image.width * image.height > _REDUCE_FIRST_ABOVE and factor > 1 and image.mode in _EIGHT_BIT:
+        # A huge picture is box-reduced before the grey conversion, which would
+        # otherwise copy it whole (the same averages, up to rounding).
+        image = image.reduce(factor)
     small = image.convert("L") if image.mode != "L" else image
     small = small.resize(size, Image.Resampling.BOX, reducing_gap=3.0)
     # A slight blur makes the match tolerant of the residual scale error

@@ -30,6 +30,7 @@ from PIL import Image
 
 __all__ = [
     "ALGORITHM",
+    "CROP_GUESSES",
     "HASH_BYTES",
     "MATCH_DISTANCE",
     "MIN_QUALITY",
@@ -38,6 +39,7 @@ __all__ = [
     "fingerprint",
     "fingerprint_and_quality",
     "score",
+    "uncropped_fingerprints",
 ]
 
 ALGORITHM = "io.github.provenance-py.pdq.1"
@@ -54,6 +56,9 @@ downscale plus JPEG 35 moves the hash further than that, so candidates go up to
 64 and every fingerprint-only candidate must then pass the likeness check
 (``provenance/_internal/likeness.py``). Unrelated images sit around 128; the
 benchmark measures how many fall under 64."""
+
+_BLOCK = 16_384
+"""Index rows compared per step: four words of 16,384 rows (512 KB) stay in the L2 cache."""
 
 _EDGE = 512  # PDQ works on a 64x64 reduction; a box-filtered 512 px copy keeps it fast for any size
 
@@ -78,6 +83,51 @@ def fingerprint_and_quality(image: Image.Image) -> tuple[bytes, int]:
     rgb = np.asarray(small.convert("RGB"))
     bits, quality = pdqhash.compute(rgb)
     return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes(), int(quality)
+
+
+CROP_GUESSES = (0.075,)
+"""Fractions of one edge that :func:`uncropped_fingerprints` assumes were cut off.
+
+One guess between 5 and 10% finds about 90% of copies cut by 5 or 10% along one
+edge; guessing 5% and 10% separately finds them all but doubles the scan (over
+1,000,000 fingerprints, 8 guesses cost ~55 ms of CPU, 4 guesses ~28 ms, paid by
+every query that matches nothing). See benchmarks/results/resolution.txt."""
+
+_VARIANT_EDGE = 128  # PDQ reduces to 64x64 anyway; a 128 px copy hashes in ~1 ms (17 ms at 512)
+
+
+def uncropped_fingerprints(image: Image.Image) -> list[bytes]:
+    """PDQ hashes of ``image`` as it may have been before a crop off one edge.
+
+    PDQ squeezes the whole frame into 64x64, so cutting 5% off one side shifts
+    and stretches everything and moves the hash about as far as an unrelated
+    image's (100-128 bits for a 10% cut). For each edge and each of
+    :data:`CROP_GUESSES`, the missing strip is put back as a mirror of the
+    edge that remains: the picture is then near where it was in the original
+    and only the strip differs, which brings the distance back to 10-60 bits on
+    the benchmark's photos. Four hashes (one guess); search them with
+    :meth:`FingerprintIndex.nearest_any`.
+    """
+    small = image.convert("RGB")
+    scale = _VARIANT_EDGE / max(small.size)
+    if scale < 1:
+        size = (max(1, round(small.width * scale)), max(1, round(small.height * scale)))
+        small = small.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+    rgb = np.asarray(small)
+    height, width = rgb.shape[:2]
+    hashes = []
+    for fraction in CROP_GUESSES:
+        grow = fraction / (1 - fraction)
+        across, down = min(width - 1, round(width * grow)), min(height - 1, round(height * grow))
+        for pad in (
+            ((0, 0), (across, 0), (0, 0)),  # the left edge was cut
+            ((0, 0), (0, across), (0, 0)),  # the right
+            ((down, 0), (0, 0), (0, 0)),  # the top
+            ((0, down), (0, 0), (0, 0)),  # the bottom
+        ):
+            bits, _ = pdqhash.compute(np.ascontiguousarray(np.pad(rgb, pad, mode="reflect")))
+            hashes.append(np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes())
+    return hashes
 
 
 def distance(a: bytes, b: bytes) -> int:
@@ -130,16 +180,39 @@ class FingerprintIndex:
 
     def nearest(self, query: bytes, k: int, max_distance: int = MATCH_DISTANCE) -> list[tuple[int, int]]:
         """Up to ``k`` ``(ref, distance)`` pairs within ``max_distance``, closest first."""
+        return self.nearest_any([query], k, max_distance)
+
+    def nearest_any(
+        self, queries: list[bytes], k: int, max_distance: int = MATCH_DISTANCE
+    ) -> list[tuple[int, int]]:
+        """As :meth:`nearest`, a row's distance being its smallest to any of ``queries``.
+
+        One pass over the index for all the queries: the matrix is scanned in
+        blocks that stay in the CPU cache while every query is compared with
+        them, so nine queries cost about five single scans, not nine.
+        """
         with self._lock:
             size, words, refs = self._size, self._words, self._refs
-        if size == 0 or k <= 0:
+        if size == 0 or k <= 0 or not queries:
             return []
-        q = np.frombuffer(query, dtype=">u8").astype(np.uint64)
-        distances = np.bitwise_count(words[0, :size] ^ q[0]).astype(np.uint16)
-        for column in range(1, 4):
-            distances += np.bitwise_count(words[column, :size] ^ q[column])
-        candidates = np.flatnonzero(distances <= max_distance)
-        if len(candidates) > k:
-            candidates = candidates[np.argpartition(distances[candidates], k - 1)[:k]]
-        ordered = candidates[np.argsort(distances[candidates], kind="stable")]
-        return [(int(refs[i]), int(distances[i])) for i in ordered]
+        q = np.stack([np.frombuffer(x, dtype=">u8").astype(np.uint64) for x in queries])[:, :, None]
+        found_rows: list[npt.NDArray[np.intp]] = []
+        found_distances: list[npt.NDArray[np.uint16]] = []
+        for start in range(0, size, _BLOCK):
+            block = words[:, start : min(start + _BLOCK, size)]
+            distances = np.bitwise_count(block[0] ^ q[:, 0]).astype(np.uint16)
+            for column in range(1, 4):
+                distances += np.bitwise_count(block[column] ^ q[:, column])
+            closest = distances.min(axis=0) if len(queries) > 1 else distances[0]
+            hits = np.flatnonzero(closest <= max_distance)
+            if len(hits):
+                found_rows.append(hits + start)
+                found_distances.append(closest[hits])
+        if not found_rows:
+            return []
+        rows, distances = np.concatenate(found_rows), np.concatenate(found_distances)
+        if len(rows) > k:
+            keep = np.argpartition(distances, k - 1)[:k]
+            rows, distances = rows[keep], distances[keep]
+        order = np.argsort(distances, kind="stable")
+        return [(int(refs[rows[i]]), int(distances[i])) for i in order]

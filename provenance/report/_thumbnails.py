@@ -8,7 +8,7 @@ from typing import Any
 
 from provenance._internal import c2pa_bridge
 from provenance._internal.images import open_image, thumbnail_jpeg
-from provenance.errors import ProvenanceError
+from provenance.errors import ProvenanceError, StoreError
 from provenance.store import ManifestStore
 from provenance.verify import ManifestReport, VerificationResult
 
@@ -54,7 +54,10 @@ def chain_thumbnails(
         return []
     source, mime = data, result.mime
     if result.recovered and store is not None and result.watermark and result.watermark.payload:
-        entry = store.get_by_payload(bytes.fromhex(result.watermark.payload))
+        try:
+            entry = store.get_by_payload(bytes.fromhex(result.watermark.payload))
+        except StoreError:  # the verdict stands; only the pictures are missing
+            entry = None
         if entry is None:
             return [None] * len(result.chain)
         source, mime = entry.manifest_store, "application/c2pa"

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from provenance.verify import ManifestReport, State, VerificationResult
 from provenance.verify import explain as shared_explain
-from provenance.verify._explain import _watermark_lines, source_phrase
 from provenance.verify._explain import action_phrase as shared_action_phrase
+from provenance.verify._explain import source_phrase, watermark_lines
 
 __all__ = ["Plain", "action_phrase", "explain", "node_verdict", "relationship_phrase", "watermark_meaning"]
 
@@ -61,7 +61,7 @@ def explain(result: VerificationResult, *, trust_anchor_count: int | None = None
     if trust_anchor_count == 0 and result.state in (State.VALID, State.INVALID):
         lead += " This checker has no trust list, so every signer shows as unknown."
     answer = shared_explain(result)
-    found = _watermark_lines(result)
+    found = watermark_lines(result)
     return Plain(
         kind=kind,
         headline=headline,

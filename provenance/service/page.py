@@ -36,7 +36,7 @@ from provenance.report._thumbnails import data_url
 from provenance.service import ServiceConfig, ServiceHTTPError, read_body
 from provenance.store import ManifestStore, open_store
 from provenance.trust import TrustPolicy
-from provenance.verify import verify_bytes
+from provenance.verify import store_unavailable, verify_bytes
 
 __all__ = ["OPENAPI", "routes"]
 
@@ -94,7 +94,7 @@ def _verify(
     except StoreError as exc:
         # As `provenance verify`: the store only serves recovery, what the file carries is still verified.
         store = None
-        notes = (f"{exc}; verified without it (stripped credentials cannot be recovered)",)
+        notes = (store_unavailable(exc),)
     try:
         with store if store is not None else contextlib.nullcontext():
             # The same resolvers as `provenance verify --resolver`, so the page and the CLI agree.

@@ -16,6 +16,9 @@ The four operations of the API, at these paths from the server root:
   watermark; without one (or with an unknown one) it matches the image's PDQ
   fingerprint, and confirms each candidate with the likeness check against the
   reference recorded at stamping, so a near-miss fingerprint never resolves.
+  When nothing is confirmed it searches again with the fingerprints the image
+  would have had before a 5-10% crop off any one edge
+  (:func:`provenance._internal.pdq.uncropped_fingerprints`).
   With an audio body (WAV, FLAC, MP3, M4A, OGG) it reads the audio watermark and
   answers only when the clip matches the spectral fingerprint recorded at stamping.
 * ``GET /manifests/{manifestId}``: the signed manifest store, ``application/c2pa``.
@@ -161,13 +164,26 @@ class Resolver:
         if quality < pdq.MIN_QUALITY:
             return matches  # a featureless image: its hash would match anything flat
         self.refresh()
-        for ref, _ in self.index.nearest(query, max(max_results, 10)):
-            entry = self.store().get_by_payload(ref.to_bytes(8, "big", signed=True))
-            if entry is None:
-                continue
-            similarity = _same_content(entry, image)
-            if similarity is not None:
-                add(entry, round(similarity * 100))
+        checked: set[int] = set()
+
+        def confirm(candidates: list[tuple[int, int]]) -> None:
+            for ref, _ in candidates:
+                if ref in checked:
+                    continue
+                checked.add(ref)
+                entry = self.store().get_by_payload(ref.to_bytes(8, "big", signed=True))
+                similarity = _same_content(entry, image) if entry is not None else None
+                if entry is not None and similarity is not None:
+                    add(entry, round(similarity * 100))
+
+        want = max(max_results, 10)
+        confirm(self.index.nearest(query, want))
+        if not matches:
+            # PDQ is crop-sensitive: 5-10% off one edge moves the hash as far as
+            # an unrelated image's. Search again as if each edge had been cut
+            # (one pass over the index for the four guesses); the likeness
+            # check, which tolerates crops, still has the last word.
+            confirm(self.index.nearest_any(pdq.uncropped_fingerprints(image), want))
         matches.sort(key=lambda m: -int(m["similarityScore"]))
         return matches
 
@@ -375,9 +391,14 @@ async def _manifest(request: Request) -> Response:
     if raw not in ("true", "false", "1", "0"):
         raise ServiceHTTPError(400, "returnActiveManifest must be true or false")
     entry = _entry_for(request)
-    # c2pa-python offers no way to cut one manifest out of a signed store as
-    # JUMBF, so the answer is always the whole store; the header says so. For a
-    # stamped image without a parent the store holds only the active manifest.
+    # Always the whole store; the header says so. c2pa-python (0.38) cannot cut
+    # the active manifest out of a signed store as JUMBF: its Reader yields JSON,
+    # resources (thumbnails, an ingredient's whole manifest_data) and validation
+    # results; its Builder only signs a new manifest (a different signature) or
+    # writes builder archives. Doing it here would mean re-implementing JUMBF,
+    # and the cut-out manifest would not validate on its own anyway: its
+    # ingredient assertions point by hashed URI at the parents' manifests in the
+    # same store. A stamped image without a parent has only the active manifest.
     headers = {
         "Content-Disposition": 'attachment; filename="manifest.c2pa"',
         "X-C2PA-Manifest-Scope": "store",
@@ -549,17 +570,31 @@ OPENAPI: dict[str, Any] = {
                 "summary": "The signed C2PA manifest store holding this manifest.",
                 "description": "returnActiveManifest is accepted, but the whole store is always returned "
                 "(header X-C2PA-Manifest-Scope: store): the C2PA library cannot cut one manifest out of a "
-                "signed store.",
+                "signed store, and the active manifest alone would not validate when it has parent "
+                "ingredients. A stamped image without a parent has only its active manifest.",
                 "parameters": [
                     {
                         "name": "returnActiveManifest",
                         "in": "query",
+                        "description": "Accepted (true or false); either way the whole manifest store is "
+                        "returned, as the X-C2PA-Manifest-Scope response header says.",
                         "schema": {"type": "boolean", "default": False},
                     },
                     {"name": "manifestId", "in": "path", "required": True, "schema": {"type": "string"}},
                 ],
                 "responses": {
-                    "200": {"description": "The manifest store.", "content": {"application/c2pa": {}}},
+                    "200": {
+                        "description": "The whole signed C2PA manifest store holding this manifest (its "
+                        "active manifest and any parent ingredients' manifests), also when "
+                        "returnActiveManifest=true.",
+                        "headers": {
+                            "X-C2PA-Manifest-Scope": {
+                                "description": "Always 'store': the body is the whole manifest store.",
+                                "schema": {"type": "string", "enum": ["store"]},
+                            }
+                        },
+                        "content": {"application/c2pa": {}},
+                    },
                     "400": _ERROR,
                     "401": _ERROR,
                     "403": _ERROR,

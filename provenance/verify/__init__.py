@@ -40,11 +40,12 @@ from provenance._internal import audio_likeness, c2pa_bridge, likeness
 from provenance._internal.audio import AUDIO_FORMATS, DETECT_SECONDS, AudioClip, decode_audio
 from provenance._internal.files import InputFile, as_stream, display, open_input, read_input
 from provenance._internal.formats import OGG, require_signable, sniff
-from provenance._internal.images import load_image
+from provenance._internal.images import load_for_analysis
 from provenance.errors import (
     CorruptInputError,
     FileError,
     ImageTooLargeError,
+    StoreError,
     UnsupportedFormatError,
     UsageError,
 )
@@ -67,6 +68,7 @@ from provenance.verify._explain import (
     Explanation,
     declared_soft_bindings,
     explain,
+    store_unavailable,
     summary_sentence,
     to_text,
 )
@@ -84,6 +86,7 @@ __all__ = [
     "expand_inputs",
     "explain",
     "outcome_of",
+    "store_unavailable",
     "to_text",
     "verify_bytes",
     "verify_file",
@@ -296,6 +299,39 @@ def _verify(
     resolver_timeout: float = 10.0,
     manifest: bytes | None = None,
 ) -> VerificationResult:
+    arguments: dict[str, Any] = {
+        "chosen": chosen,
+        "watermark_key": watermark_key,
+        "name": name,
+        "resolvers": resolvers,
+        "resolver_timeout": resolver_timeout,
+        "manifest": manifest,
+    }
+    try:
+        return _verify_once(data, store=store, **arguments)
+    except StoreError as exc:
+        if store is None:
+            raise
+        # The store only serves recovery and the watermark's "known to the store":
+        # a store that opened but fails on a query (corrupt pages, a lost
+        # connection) must not hide what the file itself carries. Verify again
+        # without it (only on this rare path) and say so.
+        result = _verify_once(data, store=None, **arguments)
+        note = f"{exc}; verified without the manifest store (stripped credentials cannot be recovered)"
+        return replace(result, warnings=(*result.warnings, note))
+
+
+def _verify_once(
+    data: bytes | InputFile,
+    *,
+    chosen: TrustPolicy,
+    store: ManifestStore | None,
+    watermark_key: bytes | None,
+    name: str,
+    resolvers: Sequence[str] = (),
+    resolver_timeout: float = 10.0,
+    manifest: bytes | None = None,
+) -> VerificationResult:
     # [1] OGG cannot embed credentials, but it is verified against a sidecar and
     # its audio watermark read (voice messages arrive as Ogg Opus).
     fmt = OGG if sniff(data) is OGG else require_signable(data, name)
@@ -466,7 +502,9 @@ def _pixels(data: bytes | InputFile, name: str) -> tuple[Any, FileError | None]:
     only the watermark check is skipped, and the report says so.
     """
     try:
-        return load_image(data, name), None
+        # Large images are decoded reduced (see load_for_analysis): verifying a
+        # 200-megapixel picture must not take gigabytes.
+        return load_for_analysis(data, name), None
     except (ImageTooLargeError, CorruptInputError, UnsupportedFormatError) as exc:
         return None, exc
 

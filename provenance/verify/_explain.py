@@ -45,7 +45,9 @@ __all__ = [
     "false_alarm_phrase",
     "soft_binding_name",
     "source_phrase",
+    "store_unavailable",
     "to_text",
+    "watermark_lines",
 ]
 
 # Every IPTC digital source type (https://cv.iptc.org/newscodes/digitalsourcetype/)
@@ -183,6 +185,17 @@ NO_CREDENTIALS_MEANING = (
 RECOVERED_NOTE = "the file itself carries no credentials; they come from the manifest store"
 """The warning recovered results carry (said in plain words by the recovered line)."""
 
+
+def store_unavailable(reason: object) -> str:
+    """The note when the manifest store cannot be opened (CLI warning and web page alike).
+
+    The store only serves recovery: what the file carries is still verified.
+
+        >>> store_unavailable("m.db: cannot open it")
+        'm.db: cannot open it; verifying without it (stripped credentials cannot be recovered)'
+    """
+    return f"{reason}; verifying without it (stripped credentials cannot be recovered)"
+
 _EXPIRED = (
     "the certificate that signed its Content Credentials has expired, and no trusted timestamp "
     "shows it was signed while it was valid"
@@ -305,7 +318,7 @@ def explain(result: VerificationResult) -> Explanation:
             ai="Unknown until its credentials are checked.",
             altered="Cannot tell until its credentials are checked.",
             signer="Not checked: the signature is in the credentials stored elsewhere.",
-            details=(result.summary, *_watermark_lines(result), *(f"Note: {w}" for w in result.warnings)),
+            details=(result.summary, *watermark_lines(result), *(f"Note: {w}" for w in result.warnings)),
             technical=tuple(_technical(result)),
         )
     if result.state is State.NONE or root is None:
@@ -347,7 +360,7 @@ def explain(result: VerificationResult) -> Explanation:
     edits = edit_summary(root)
     if edits:
         details.append(f"Changes recorded: {edits}.")
-    details += _watermark_lines(result)
+    details += watermark_lines(result)
     details += [
         f"Note: {w}"
         for w in result.warnings
@@ -600,7 +613,12 @@ def _when(text: str) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _watermark_lines(result: VerificationResult) -> list[str]:
+def watermark_lines(result: VerificationResult) -> list[str]:
+    """The watermark and the other declared soft bindings, in plain sentences.
+
+    Shared by the text answer, :func:`explain` and the HTML report, so all of them
+    say the same thing about the watermark.
+    """
     lines = []
     wm: WatermarkReport | None = result.watermark
     others = declared_soft_bindings(result.active_manifest)
@@ -669,7 +687,7 @@ def _article(word: str) -> str:
 
 def _none_details(result: VerificationResult) -> list[str]:
     lines = [NO_CREDENTIALS_MEANING]
-    lines += _watermark_lines(result)
+    lines += watermark_lines(result)
     lines += [f"Note: {w}" for w in result.warnings]
     return lines
 

@@ -40,9 +40,13 @@ SLOT_TILES = SLOT_FRAMES * NBANDS
 TILES_PER_CLASS = SLOT_TILES // CLASSES_PER_SLOT
 NCODE = _ecc.CODE_BITS
 NPILOT = NCLASSES - NCODE
-#: Quantiser step in log-power units (nats).
-DELTA = 0.22
+#: Quantiser step in log-power units (nats). 0.22 with minimum-norm embedding; the
+#: energy-aware allocation lowered the distortion enough to afford 0.45.
+DELTA = 0.45
 PASSES = 3
+# Per-tile energy factors of the allocation are clipped to e^+-2 relative to the
+# class's weighted mean, so a quiet tile never takes an arbitrarily large change.
+ENERGY_CLIP = 2.0
 #: Sync hypotheses: sub-hop phase x frame offset within a block.
 HYPOTHESES = PHASES * BLOCK_FRAMES
 #: Smallest clip that holds one whole block (embed refuses shorter ones).
@@ -192,16 +196,27 @@ def embed16(m: F64, bits: npt.NDArray[np.uint8], key: bytes, delta: float = DELT
         rows = np.repeat(np.arange(nwin), SLOT_TILES)
         flat = rows * CLASSES_PER_SLOT + cls.ravel()
         sw = np.bincount(flat, (wv * 1.0).ravel(), nwin * CLASSES_PER_SLOT)
-        sw2 = np.bincount(flat, (wv ** 2).ravel(), nwin * CLASSES_PER_SLOT)
         proj = np.bincount(flat, (wv * sign * dv).ravel(), nwin * CLASSES_PER_SLOT)
         p = proj / np.maximum(sw, 1e-12) / delta
         off = target_col.reshape(NSLOTS, CLASSES_PER_SLOT)[slot].ravel()
         q = np.round(p - off) + off
-        # minimum-norm change of the tiles: proportional to the weight
-        gain = np.where(sw2 > 1e-12, (q - p) * delta * sw / np.maximum(sw2, 1e-12), 0.0)
+        # Energy-aware allocation: the projection only fixes sum(w s c), so the log
+        # change c of each tile may be distributed freely. The minimum-norm choice
+        # (c ~ w) spends most of the signal energy of the change on the class's loud
+        # tiles; c ~ w / E (E = tile power relative to the class's weighted mean,
+        # clipped to e^+-ENERGY_CLIP) minimises the energy of the change instead. The
+        # detector reads the same projection, so robustness per Delta is unchanged
+        # while the SNR rose by ~8 dB, which bought a larger Delta (see AUDIO.md).
+        lpv = _windows(lp, 0)
+        mean_lp = (np.bincount(flat, (wv * lpv).ravel(), nwin * CLASSES_PER_SLOT)
+                   / np.maximum(sw, 1e-12))
+        rel_e = np.clip(lpv - mean_lp[flat].reshape(nwin, SLOT_TILES), -ENERGY_CLIP, ENERGY_CLIP)
+        f = np.exp(-rel_e)
+        swf2 = np.bincount(flat, (wv ** 2 * f).ravel(), nwin * CLASSES_PER_SLOT)
+        gain = np.where(swf2 > 1e-12, (q - p) * delta * sw / np.maximum(swf2, 1e-12), 0.0)
         change = np.zeros_like(lp)
-        change[:nwin * SLOT_FRAMES] = (gain[flat].reshape(nwin, SLOT_TILES) * sign * wv).reshape(
-            nwin * SLOT_FRAMES, NBANDS)
+        change[:nwin * SLOT_FRAMES] = (gain[flat].reshape(nwin, SLOT_TILES) * sign * wv * f
+                                       ).reshape(nwin * SLOT_FRAMES, NBANDS)
         # log power change c -> amplitude factor exp(c / 2) on the tile's bins
         g = np.ones(spec.shape)
         g[:, BIN0:BIN1] = np.repeat(np.exp(change / 2.0), BAND_BINS, axis=1)
