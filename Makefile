@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PROVENANCE_HOME ?= $(CURDIR)/.provenance-home
 
-.PHONY: demo test lint typecheck unit fuzz screenshots bench bench-watermark bench-stamp bench-sign bench-memory bench-likeness bench-resolution bench-store bench-audio clean
+.PHONY: demo test lint typecheck unit fuzz screenshots bench bench-watermark bench-stamp bench-sign bench-memory bench-likeness bench-resolution bench-store bench-audio bench-audio-likeness clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps 'invisible-watermark==0.2.0'
 	touch $@
 
-bench: bench-watermark bench-stamp bench-sign bench-memory bench-likeness bench-resolution bench-store bench-audio
+bench: bench-watermark bench-stamp bench-sign bench-memory bench-likeness bench-resolution bench-store bench-audio bench-audio-likeness
 
 bench-watermark: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.watermark_bench
@@ -55,6 +55,10 @@ bench-watermark: $(VENV)/.bench-installed
 # synthetic speech if installed
 bench-audio: $(VENV)/.bench-installed
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 taskset -c 1 $(BIN)/python -m benchmarks.audio_bench
+
+# Stamped clip after codecs and cuts vs identifiers copied onto other audio (about a minute).
+bench-audio-likeness: $(STAMP)
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 taskset -c 1 $(BIN)/python -m benchmarks.audio_likeness_bench
 
 bench-stamp: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.stamp_bench

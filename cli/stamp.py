@@ -51,7 +51,8 @@ from provenance.watermarks import read_key_file
     multiple=True,
     metavar="GLOB",
     help="Stamp only files of the folders whose name (or relative path, with a /) matches; "
-    f"repeatable, case-insensitive. Default: image names ({' '.join(DEFAULT_INCLUDE[:4])} ...).",
+    f"repeatable, case-insensitive. Default: image and audio names ({' '.join(DEFAULT_INCLUDE[:4])} ... "
+    "*.wav *.flac *.mp3 *.m4a *.ogg *.opus).",
 )
 @click.option(
     "--exclude", "excludes", multiple=True, metavar="GLOB", help="Leave out matching files; repeatable."
@@ -85,13 +86,15 @@ def command(
     as_json: bool,
     **generation: object,
 ) -> None:
-    """Stamp INPUTS (images or folders) into OUTDIR: invisible watermark, signed
+    """Stamp INPUTS (images, audio or folders) into OUTDIR: invisible watermark, signed
     Content Credentials, and a record in the manifest store.
 
     \b
     Re-running skips what is already stamped and recorded with the same
     generation facts; other facts (say, --model) stamp again. Files of the
-    folders that are not images are ignored and counted. One bad file is
+    folders that are not images or audio (WAV, FLAC, MP3, M4A, OGG) are
+    ignored and counted. OGG cannot embed credentials: they are written
+    beside it as NAME.c2pa (verify finds them there). One bad file is
     reported and the rest go on; the exit code is 6 if any file failed.
     Ctrl-C or SIGTERM stops handing out files, lets the ones in progress
     finish and reports what was done (exit 130, or 143 for SIGTERM); a
@@ -102,7 +105,7 @@ def command(
     assert info is not None
     store = store_path or default_store_location()
     interactive = sys.stderr.isatty()
-    bar = tqdm(unit="img", disable=not interactive, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(unit="file", disable=not interactive, file=sys.stderr, dynamic_ncols=True)
 
     def planned(total: int) -> None:
         bar.total = total
@@ -171,7 +174,7 @@ def _summary(report: BatchReport, store: str | Path, as_json: bool) -> None:
         ignored = f", {counts['ignored']} ignored ({shown})"
     line = (
         f"{counts['stamped']} stamped, {counts['skipped']} already done{ignored}, {counts['failed']} failed "
-        f"in {report.seconds:.1f}s ({rate:.1f} images/s); store: {describe_store(store)}"
+        f"in {report.seconds:.1f}s ({rate:.1f} files/s); store: {describe_store(store)}"
     )
     if report.interrupted_by is not None:
         line = (

@@ -1,4 +1,4 @@
-"""`make demo`: sign, verify, stamp, strip and recover, on the embedded defaults.
+"""`make demo`: sign, verify, stamp, strip and recover (pictures and a voice clip), on the embedded defaults.
 
 Uses the development identity and the SQLite manifest store under
 $PROVENANCE_HOME (the Makefile points it at .provenance-home/), creating the
@@ -16,12 +16,14 @@ from pathlib import Path
 from PIL import Image
 
 import provenance
+from provenance._internal.audio import decode_audio, encode_audio
 from provenance.keys import default_identity_dir
 from provenance.verify import Tally, outcome_of
 from provenance.verify import to_text as render
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "output"
+FIXTURES = HERE.parent / "tests" / "fixtures" / "audio"
 sys.path.insert(0, str(HERE))
 from pipeline import stand_in_generator  # noqa: E402
 
@@ -96,6 +98,26 @@ def main() -> None:
         print(render(str(stripped.relative_to(HERE.parent)),
                      provenance.verify_file(stripped, store=store)))
         print(f"\nmanifest store: {store.path} ({store.count()} entries)")
+
+        banner("5b. A generated voice clip: stamp, then share it as a voice message, then recover")
+        # Speech from CMU ARCTIC (speaker aew; attribution in the .txt beside it),
+        # standing in for a cloned voice that a text-to-speech model produced.
+        source = FIXTURES / "speech_cmu-arctic_aew_a0001-3.ogg"
+        print(f"voice: {source.name} ({source.with_suffix('.txt').read_text().splitlines()[1]})")
+        clip = decode_audio(source.read_bytes(), source.name)
+        voice = OUT / "voice.wav"
+        voice.write_bytes(encode_audio(clip.samples, clip.sample_rate, "wav"))
+        result = provenance.stamp(voice, identity, provenance.GenerationInfo(
+            generator="provenance-demo", model="stand-in-voice-clone"), store=store,
+            output=OUT / "stamped-voice.wav")
+        voice.unlink()
+        print(f"stamped stamped-voice.wav: identifier {result.identifier}, {result.manifest_label}")
+        # A messenger keeps 6 s from 2 s in, drops the metadata and re-encodes as MP3 128 kbit/s.
+        heard = decode_audio(result.data, "stamped-voice.wav")
+        rate = heard.sample_rate
+        message = OUT / "voice-message.mp3"
+        message.write_bytes(encode_audio(heard.samples[2 * rate : 8 * rate], rate, "mp3", bit_rate=128000))
+        print(render(str(message.relative_to(HERE.parent)), provenance.verify_file(message, store=store)))
 
         banner("6. Many files at once, and the same answers for machines")
         tally = Tally()

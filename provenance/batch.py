@@ -1,4 +1,4 @@
-"""Stamp whole folders of generated images: parallel, resumable, one bad file never stops it.
+"""Stamp whole folders of generated images and audio: parallel, resumable, one bad file never stops it.
 
     >>> import functools, tempfile, os
     >>> from pathlib import Path
@@ -19,7 +19,7 @@
     {'stamped': 1, 'skipped': 0, 'ignored': 1, 'failed': 0}
 
 Which files: inside a folder, files whose names match ``include`` (default:
-image extensions, :data:`DEFAULT_INCLUDE`, case-insensitive) and no
+image and audio extensions, :data:`DEFAULT_INCLUDE`, case-insensitive) and no
 ``exclude`` pattern; the others are *ignored* (counted and listed, never a
 failure). Hidden files and folders are left out, symbolic links to folders are
 not followed (listed as ignored), and an entry that cannot be read (a
@@ -91,9 +91,11 @@ IdentityLoader = Callable[[], Identity]
 DEFAULT_INCLUDE = (
     "*.jpg", "*.jpeg", "*.jpe", "*.jfif", "*.png", "*.webp", "*.tif", "*.tiff",
     "*.gif", "*.bmp", "*.avif", "*.heic", "*.heif",
+    "*.wav", "*.flac", "*.mp3", "*.m4a", "*.ogg", "*.opus",
 )  # fmt: skip
-"""Image file names stamped by default inside folders. Images in a format stamping
-cannot write (GIF, BMP, AVIF, HEIC) are attempted so that they are reported as
+"""Image and audio file names stamped by default inside folders (OGG gets its manifest
+beside it, as ``NAME.c2pa``). Images in a format
+stamping cannot write (GIF, BMP, AVIF, HEIC) are attempted so that they are reported as
 failed rather than silently left out; everything else is ignored."""
 
 LOCK_NAME = ".provenance-stamp.lock"
@@ -254,7 +256,7 @@ class _Chooser:
     def reason_to_ignore(self, relative: Path) -> str | None:
         if not any(self._matches(relative, p) for p in self.include):
             if self.default:
-                return "not an image file name (use --include to stamp it)"
+                return "not an image or audio file name (use --include to stamp it)"
             return "matches no --include pattern"
         for pattern in self.exclude:
             if self._matches(relative, pattern):

@@ -65,12 +65,14 @@ from provenance._internal.files import (
     same_file,
 )
 from provenance._internal.formats import (
+    OGG,
     TIFF,
     MediaFormat,
     by_extension,
     by_mime,
     check_complete,
     require_signable,
+    sniff,
 )
 from provenance._internal.images import (
     THUMBNAIL_EDGE,
@@ -96,6 +98,7 @@ __all__ = [
     "sign_encoded_image",
     "sign_file",
     "sign_image",
+    "sign_sidecar",
     "signing_settings",
 ]
 
@@ -316,6 +319,47 @@ def sign_encoded_image(
     return SignedAsset(fmt.mime, label, store, data=out.getvalue())
 
 
+def sign_sidecar(
+    data: bytes,
+    identity: Identity,
+    info: GenerationInfo | None = None,
+    *,
+    edit: EditInfo | None = None,
+    parent: Source | None = None,
+    title: str | None = None,
+    extra_assertions: Sequence[Mapping[str, Any]] = (),
+    extra_actions: Sequence[Action] = (),
+    name: str = "<bytes>",
+) -> SignedAsset:
+    """Sign ``data`` without touching it: the manifest store, bound to the file's SHA-256,
+    is returned to be kept beside it (``NAME.c2pa``; ``verify --manifest`` checks it).
+
+    For OGG (Opus, Vorbis), which the C2PA library cannot embed a manifest into;
+    other formats are refused (sign them with :func:`sign_bytes`).
+    """
+    if not isinstance(data, bytes):
+        raise UsageError(f"sign_sidecar takes the encoded file as bytes, not {type(data).__name__}")
+    if sniff(data) is not OGG:
+        raise UnsupportedFormatError(f"{name}: sidecar signing is for OGG files; sign others with sign_bytes")
+    label, store = _sign_into(
+        data,
+        OGG,
+        None,
+        identity,
+        info,
+        edit=edit,
+        parent=parent,
+        components=(),
+        title=title,
+        thumbnail=False,
+        extra_assertions=extra_assertions,
+        extra_actions=extra_actions,
+        name=name,
+        detached=True,
+    )
+    return SignedAsset(OGG.mime, label, store)
+
+
 def signing_settings() -> dict[str, Any]:
     """c2pa-rs settings for signing: our own thumbnail, no network, bounded memory."""
     return {
@@ -344,6 +388,7 @@ def _sign_into(
     extra_actions: Sequence[Action],
     name: str,
     decoded: Image.Image | None = None,
+    detached: bool = False,
 ) -> tuple[str, bytes]:
     _check_arguments(identity, info, edit, parent, components, thumbnail)
     with contextlib.ExitStack() as inputs:
@@ -363,6 +408,7 @@ def _sign_into(
             extra_actions=extra_actions,
             name=name,
             decoded=decoded,
+            detached=detached,
         )
 
 
@@ -383,6 +429,7 @@ def _sign_checked(
     extra_actions: Sequence[Action],
     name: str,
     decoded: Image.Image | None,
+    detached: bool = False,
 ) -> tuple[str, bytes]:
     identity.check_valid_now()
     check_complete(data, fmt, name)
@@ -462,6 +509,11 @@ def _sign_checked(
         identity.algorithm.value,
         len(ingredients),
     )
+    if detached:
+        with contextlib.closing(as_stream(data)) as source:
+            return label, c2pa_bridge.sign_detached(
+                definition, signing_settings(), identity, source, ingredients=ingredients, name=name
+            )
     with contextlib.closing(as_stream(data)) as source:
         store = c2pa_bridge.sign_stream(
             definition,

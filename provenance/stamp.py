@@ -24,6 +24,12 @@ the C2PA 2.4 ``c2pa.watermarked.bound`` action), records the signed manifest in 
 small greyscale reference of the picture, and returns the stamped bytes. The image is encoded
 exactly once, in its original format with its quality settings (or ``quality=``), EXIF and ICC.
 
+Audio (a path or the bytes of WAV, FLAC, MP3, M4A or OGG) is stamped the same way with
+the audio watermark (``watermark.audio``), re-encoded in its own format, rate, layout and
+bit rate, and recorded with a spectral fingerprint for the likeness check. OGG cannot
+embed a manifest: it is signed beside the file (``StampResult.sidecar``, written as
+``NAME.c2pa`` next to ``output``).
+
 An image that already carries this library's watermark (a stamped output
 stamped again) keeps its identifier: the mark is not embedded a second time,
 the old credentials become the parent ingredient of the new manifest, and the
@@ -36,6 +42,7 @@ file is renamed into place (Ctrl-C and SIGTERM are held back across the two).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -45,13 +52,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
 import watermark
+import watermark.audio
 from manifests import Action, EditInfo, GenerationInfo
-from provenance._internal import c2pa_bridge, likeness, pdq
+from provenance._internal import audio_likeness, c2pa_bridge, likeness, pdq
 from provenance._internal.arrays import as_pil_image
+from provenance._internal.audio import AudioClip, decode_audio, encode_audio, is_audio, output_bit_rate
 from provenance._internal.files import atomic_output, read_input, same_file
 from provenance._internal.images import (
     STAMPABLE_FORMATS,
@@ -63,9 +73,14 @@ from provenance._internal.images import (
 )
 from provenance._internal.names import printable
 from provenance._internal.signals import deferred_signals
-from provenance.errors import OutputError, StoreError, UsageError, WatermarkFailure
+from provenance.errors import (
+    OutputError,
+    StoreError,
+    UsageError,
+    WatermarkFailure,
+)
 from provenance.keys import Identity
-from provenance.sign import sign_encoded_image
+from provenance.sign import sign_bytes, sign_encoded_image, sign_sidecar
 from provenance.store import ManifestStore, StoreEntry
 
 __all__ = ["STAMPABLE_FORMATS", "StampResult", "stamp", "stamp_facts"]
@@ -81,6 +96,11 @@ class StampResult:
     manifest_label: str
     soft_binding_value: str
     path: Path | None = None
+    manifest_path: Path | None = None
+    """Where the signed manifest was written beside the output (``NAME.c2pa``), for
+    formats that cannot carry it (OGG); None when it is embedded."""
+    sidecar: bytes | None = None
+    """The signed manifest store to keep beside ``data`` (OGG); None when it is embedded."""
 
     @property
     def identifier(self) -> str:
@@ -128,6 +148,26 @@ def stamp(
     """
     if quality is not None and not 1 <= quality <= 100:
         raise UsageError(f"quality must be between 1 and 100, not {quality}")
+    if isinstance(source, str | os.PathLike | bytes | bytearray | memoryview):
+        raw_source = read_input(source) if isinstance(source, str | os.PathLike) else bytes(source)
+        if is_audio(raw_source):
+            audio_name = source_name or (str(source) if isinstance(source, str | os.PathLike) else "<bytes>")
+            if output is not None and isinstance(source, str | os.PathLike) and same_file(source, output):
+                raise OutputError(
+                    f"{printable(output)}: output is the input file; stamping never modifies inputs"
+                )
+            return _stamp_audio(
+                raw_source,
+                printable(audio_name),
+                identity,
+                info,
+                store=store,
+                output=output,
+                key=key,
+                title=title,
+                named=bool(source_name) or isinstance(source, str | os.PathLike),
+                quality=quality,
+            )
     name, raw, image = _load(source, source_name)
     name = printable(name)
     if output is not None and isinstance(source, str | os.PathLike) and same_file(source, output):
@@ -283,7 +323,7 @@ WATERMARK_ACTION = "c2pa.watermarked.bound"
 ``c2pa.soft-binding`` assertion declares (``c2pa.watermarked`` is the older form)."""
 
 
-def watermark_action() -> Action:
+def watermark_action(algorithm: str = watermark.ALGORITHM) -> Action:
     """The action recording the watermark, tied to the ``c2pa.soft-binding`` assertion.
 
     C2PA 2.4 ties the two by the manifest itself: a validator refuses a
@@ -297,7 +337,7 @@ def watermark_action() -> Action:
     return Action(
         WATERMARK_ACTION,
         description="invisible watermark carrying the identifier declared in the c2pa.soft-binding assertion",
-        parameters={"soft_binding_alg": watermark.ALGORITHM},
+        parameters={"soft_binding_alg": algorithm},
     )
 
 
@@ -341,3 +381,193 @@ def _fresh_payload(store: ManifestStore) -> bytes:
         payload = secrets.token_bytes(8)
         if store.get_by_payload(payload) is None:
             return payload
+
+
+# --- audio ----------------------------------------------------------------------
+
+
+def _stamp_audio(
+    raw: bytes,
+    name: str,
+    identity: Identity,
+    info: GenerationInfo,
+    *,
+    store: ManifestStore,
+    output: str | os.PathLike[str] | None,
+    key: bytes,
+    title: str | None,
+    named: bool,
+    quality: int | None,
+) -> StampResult:
+    """Watermark, sign and record one audio file (WAV, FLAC, MP3, M4A), re-encoded in its
+    own format, sample format, rate and layout, at its own bit rate when compressed."""
+    clip = decode_audio(raw, name)
+    detached = clip.container == "ogg"  # the C2PA library cannot embed into OGG: a sidecar
+    parent = raw if not detached and c2pa_bridge.has_credentials(raw) else None
+    kept = _existing_audio_mark(clip, key) if parent is not None else None
+    published: AudioClip | None = None
+    if kept is None:
+        for attempt in range(FRESH_IDENTIFIER_ATTEMPTS):
+            payload = _fresh_payload(store)
+            marked = _embed_audio(clip, payload, key, name)
+            encoded = _encode_like(clip, marked)
+            published = _audio_readable(encoded, payload, key, name)
+            if published is not None:
+                break
+            if attempt == 0:
+                kept = _existing_audio_mark(clip, key)
+                if kept is not None:
+                    break
+        else:
+            raise WatermarkFailure(
+                f"{name}: the audio watermark does not survive encoding as {_describe(clip)} (the clip is "
+                "too quiet, too noisy or too short to hold it); not stamped"
+            )
+    replacing = False
+    if kept is not None:
+        payload = kept
+        replacing = store.get_by_payload(payload) is not None
+        if replacing and parent is None:
+            raise WatermarkFailure(
+                f"{name}: already carries audio watermark {payload.hex()}, whose credentials are in the "
+                "manifest store but no longer in the file (`provenance verify` recovers them); "
+                "stamp the original audio instead"
+            )
+        encoded = _encode_like(clip, clip.samples)
+        published = _audio_readable(encoded, payload, key, name)
+        if published is None:
+            raise WatermarkFailure(
+                f"{name}: its audio watermark {payload.hex()} does not survive encoding as {_describe(clip)}"
+            )
+    assert published is not None
+    algorithm = watermark.audio.ALGORITHM
+    value = watermark.soft_binding_value(payload)
+    soft_binding = {
+        "label": "c2pa.soft-binding",
+        "data": {"alg": algorithm, "blocks": [{"scope": {}, "value": value}]},
+    }
+    watermarked = watermark_action(algorithm)
+    if title is None and named:
+        title = Path(name).name
+    title = printable(title) if title is not None else None
+    edit = EditInfo((watermarked,)) if parent is not None else None
+    if detached:
+        signed = sign_sidecar(
+            encoded,
+            identity,
+            info,
+            title=title,
+            extra_assertions=[soft_binding],
+            extra_actions=[watermarked],
+            name=name,
+        )
+        signed = dataclasses.replace(signed, data=encoded)
+    else:
+        signed = sign_bytes(
+            encoded,
+            identity,
+            info,
+            parent=parent,
+            edit=edit,
+            title=title,
+            thumbnail=False,
+            extra_assertions=[soft_binding],
+            extra_actions=[] if parent is not None else [watermarked],
+            name=name,
+        )
+    assert signed.data is not None
+    entry = StoreEntry(
+        payload=payload,
+        manifest_label=signed.manifest_label,
+        manifest_store=signed.manifest_store,
+        mime=signed.mime,
+        soft_binding_alg=algorithm,
+        soft_binding_value=value,
+        # The audio as published (after the watermark and the encoder): copies descend from it.
+        fingerprint_audio=audio_likeness.reference(published.samples, published.sample_rate),
+        source_sha256=hashlib.sha256(raw).hexdigest(),
+        asset_sha256=hashlib.sha256(signed.data).hexdigest(),
+        output_path=recorded_output_path(output) if output is not None else None,
+        generator=info.generator,
+        model=info.model,
+        title=title,
+        facts_sha256=stamp_facts(info, key, quality),
+    )
+
+    def commit() -> None:
+        recorded = store.supersede(entry) if replacing else store.record(entry)
+        if not recorded:
+            raise StoreError(f"{name}: identifier {payload.hex()} is already in the store; stamp again")
+
+    sidecar = sidecar_path(output) if detached and output is not None else None
+    if output is None:
+        commit()
+    else:
+        with deferred_signals(), contextlib.ExitStack() as files:
+            # Both files or neither: each is a temporary file until the record is committed.
+            handle = files.enter_context(atomic_output(output))
+            handle.write(signed.data)
+            handle.flush()
+            os.fsync(handle.fileno())
+            if sidecar is not None:
+                beside = files.enter_context(atomic_output(sidecar))
+                beside.write(signed.manifest_store)
+                beside.flush()
+                os.fsync(beside.fileno())
+            commit()
+    return StampResult(
+        signed.data,
+        signed.mime,
+        payload,
+        signed.manifest_label,
+        value,
+        Path(output) if output else None,
+        manifest_path=sidecar,
+        sidecar=signed.manifest_store if detached else None,
+    )
+
+
+def sidecar_path(output: str | os.PathLike[str]) -> Path:
+    """Where the manifest of an output that cannot embed one is kept: ``NAME.c2pa`` beside it."""
+    return Path(output).with_suffix(".c2pa")
+
+
+def _describe(clip: AudioClip) -> str:
+    kind = clip.container.upper()
+    if clip.subtype == "PCM_U8":
+        return f"{kind} with 8-bit samples (too coarse for the mark)"
+    if clip.bit_rate and clip.container in ("mp3", "m4a", "ogg"):
+        return f"{kind} at {clip.bit_rate // 1000} kbit/s"
+    return kind
+
+
+def _encode_like(clip: AudioClip, samples: npt.NDArray[Any]) -> bytes:
+    return encode_audio(
+        samples, clip.sample_rate, clip.container, subtype=clip.subtype, bit_rate=output_bit_rate(clip)
+    )
+
+
+def _embed_audio(clip: AudioClip, payload: bytes, key: bytes, name: str) -> npt.NDArray[Any]:
+    try:
+        marked = watermark.audio.embed(clip.samples, clip.sample_rate, payload, key)
+    except watermark.audio.AudioTooShortError as exc:
+        raise WatermarkFailure(f"{name}: {exc}") from None
+    except watermark.WatermarkError as exc:
+        raise WatermarkFailure(f"{name}: cannot watermark ({exc})") from None
+    if np.array_equal(marked, clip.samples):
+        # The mark is a gain on the sound itself: silence stays silent and carries nothing.
+        raise WatermarkFailure(f"{name}: the audio is silent (or nearly): nothing can carry a watermark")
+    return marked
+
+
+def _existing_audio_mark(clip: AudioClip, key: bytes) -> bytes | None:
+    found = watermark.audio.detect(clip.samples, clip.sample_rate, key)
+    return found.payload if found.detected else None
+
+
+def _audio_readable(encoded: bytes, payload: bytes, key: bytes, name: str) -> AudioClip | None:
+    """The encoded audio decoded again when it carries ``payload``, else None: credentials
+    never declare a watermark the file does not carry."""
+    decoded = decode_audio(encoded, name)
+    found = watermark.audio.detect(decoded.samples, decoded.sample_rate, key)
+    return decoded if found.payload == payload else None

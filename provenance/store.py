@@ -107,6 +107,9 @@ class StoreEntry:
     facts_sha256: str | None = None
     """Digest of what the stamp was made with (generation facts, watermark key,
     quality): a batch re-run with other facts stamps again instead of skipping."""
+    fingerprint_audio: bytes | None = None
+    """Spectral fingerprint of a stamped audio clip (provenance/_internal/audio_likeness.py):
+    the likeness reference of audio, as ``fingerprint_image`` is of pictures."""
     created_at: str = field(
         default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     )
@@ -131,7 +134,7 @@ def check_entry(entry: StoreEntry) -> None:
 def entry_from_row(row: tuple[Any, ...]) -> StoreEntry:
     """A :class:`StoreEntry` from a row selected as :data:`COLUMNS`."""
     values = dict(zip(COLUMNS, row, strict=True))
-    for blob in ("payload", "manifest_store", "fingerprint_image", "pdq_hash"):
+    for blob in ("payload", "manifest_store", "fingerprint_image", "pdq_hash", "fingerprint_audio"):
         # Drivers may hand back memoryview/bytearray for binary columns.
         if values[blob] is not None and not isinstance(values[blob], bytes):
             values[blob] = bytes(values[blob])
@@ -220,6 +223,11 @@ MIGRATIONS: list[Migration] = [
     Migration(
         sqlite="ALTER TABLE manifests ADD COLUMN pdq_hash BLOB;",
         postgresql="ALTER TABLE manifests ADD COLUMN pdq_hash BYTEA;",
+    ),
+    # v6: the spectral fingerprint of stamped audio (the likeness check of recovered audio).
+    Migration(
+        sqlite="ALTER TABLE manifests ADD COLUMN fingerprint_audio BLOB;",
+        postgresql="ALTER TABLE manifests ADD COLUMN fingerprint_audio BYTEA;",
     ),
 ]
 

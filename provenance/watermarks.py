@@ -12,7 +12,9 @@
     '00112233445566ff'
 
 The pixels carry the mark; the algorithm itself lives in the ``watermark``
-package, which knows nothing of C2PA.
+package, which knows nothing of C2PA. Audio files (WAV, FLAC, MP3, M4A, OGG
+Opus or Vorbis) get the audio watermark (``watermark.audio``) and are written
+back in their own format, rate, layout and bit rate (OGG as Opus).
 """
 
 from __future__ import annotations
@@ -20,7 +22,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 import watermark
+import watermark.audio
+from provenance._internal.audio import (
+    DETECT_SECONDS,
+    audio_format,
+    decode_audio,
+    encode_audio,
+    output_bit_rate,
+)
 from provenance._internal.files import atomic_write, display, open_input, read_input, same_file
 from provenance._internal.images import (
     encode_image,
@@ -30,7 +42,7 @@ from provenance._internal.images import (
 )
 from provenance.errors import OutputError, UsageError, WatermarkFailure
 
-__all__ = ["detect_file", "parse_payload", "read_key_file", "watermark_file"]
+__all__ = ["detect_file", "detect_media", "parse_payload", "read_key_file", "watermark_file"]
 
 
 def parse_payload(text: str) -> bytes:
@@ -64,7 +76,11 @@ def watermark_file(
     if same_file(input_path, output_path):
         raise OutputError(f"{display(output_path)}: output is the input file; inputs are never modified")
     name = display(input_path)
-    image = load_image(read_input(input_path), name)
+    raw = read_input(input_path)
+    if audio_format(raw) is not None:
+        atomic_write(Path(output_path), _watermark_audio(raw, name, payload, key))
+        return
+    image = load_image(raw, name)
     fmt = stamp_format(image, None, name)
     try:
         marked = watermark.embed(image, payload, key)
@@ -74,8 +90,32 @@ def watermark_file(
     atomic_write(Path(output_path), data)
 
 
+def _watermark_audio(raw: bytes, name: str, payload: bytes, key: bytes) -> bytes:
+    clip = decode_audio(raw, name)
+    try:
+        marked = watermark.audio.embed(clip.samples, clip.sample_rate, payload, key)
+    except watermark.WatermarkError as exc:
+        raise WatermarkFailure(f"{name}: {exc}") from None
+    if np.array_equal(marked, clip.samples):
+        # The mark is a gain on the sound itself: silence stays silent and carries nothing.
+        raise WatermarkFailure(f"{name}: the audio is silent (or nearly): nothing can carry a watermark")
+    return encode_audio(
+        marked, clip.sample_rate, clip.container, subtype=clip.subtype, bit_rate=output_bit_rate(clip)
+    )
+
+
 def detect_file(path: str | os.PathLike[str], key: bytes = watermark.DEFAULT_KEY) -> watermark.Detection:
-    """Look for a watermark in an image file."""
-    with open_input(path) as source:  # decoded from a stream, never copied whole
+    """Look for a watermark in an image or audio file."""
+    return detect_media(path, key)[0]
+
+
+def detect_media(
+    path: str | os.PathLike[str], key: bytes = watermark.DEFAULT_KEY
+) -> tuple[watermark.Detection, str]:
+    """The detection in an image or audio file and the algorithm looked for (image or audio)."""
+    with open_input(path) as source:  # images are decoded from a stream, never copied whole
+        if audio_format(source) is not None:
+            clip = decode_audio(source, source.name, seconds=DETECT_SECONDS)
+            return watermark.audio.detect(clip.samples, clip.sample_rate, key), watermark.audio.ALGORITHM
         image = load_image(source, source.name)
-        return watermark.detect(image, key)
+        return watermark.detect(image, key), watermark.ALGORITHM

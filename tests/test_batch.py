@@ -91,7 +91,7 @@ def test_files_that_are_not_images_are_ignored_not_failed(tmp_path: Path, identi
     assert report.counts() == {"stamped": 5, "skipped": 0, "ignored": 2, "failed": 0}
     ignored = {Path(o.input).name: o.note for o in report.outcomes if o.status == "ignored"}
     assert set(ignored) == {"notes.txt", "prompt.JSON"}
-    assert "not an image file name" in str(ignored["notes.txt"])
+    assert "not an image or audio file name" in str(ignored["notes.txt"])
     assert not (tmp_path / "out" / "notes.txt").exists()
 
 

@@ -181,14 +181,16 @@ def test_cli_html_with_json_keeps_json_on_stdout(tmp_path: Path) -> None:
     assert page.count('<article class="cr-report') == 2 and "No Content Credentials" in page
 
 
-def test_sound_file_report_says_the_watermark_is_for_pictures(identity: Identity) -> None:
+def test_sound_file_report_checks_the_audio_watermark(identity: Identity) -> None:
     from .conftest import MEDIA
 
     signed = sign_bytes((MEDIA / "tone.mp3").read_bytes(), identity, GenerationInfo(generator="voice-app"))
     result = verify_bytes(signed.data, name="call.mp3")
     html = render_fragment(collect("call.mp3", signed.data, result))
     assert "Content Credentials intact, signer unknown" in html
-    assert "Only pictures carry this invisible watermark; this file was not checked for one." in html
+    # Sound is checked for the audio watermark too (this signed tone carries none).
+    assert result.watermark is not None and not result.watermark.detected
+    assert "Most files carry no invisible watermark; that alone means nothing." in html
     assert '<div class="cr-thumb cr-nothumb" aria-hidden="true">audio (MPEG)</div>' in html
 
 

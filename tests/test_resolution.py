@@ -16,6 +16,7 @@ from openapi_spec_validator import validate
 from PIL import Image, ImageFilter
 
 import watermark
+import watermark.audio
 from cli.main import cli
 from manifests import GenerationInfo
 from provenance._internal import pdq
@@ -68,7 +69,8 @@ def stripped(data: bytes) -> bytes:
 def test_supported_algorithms_and_openapi(service: Service) -> None:
     assert service.json("GET", "/services/supportedAlgorithms") == (
         200,
-        {"watermarks": [{"alg": a} for a in watermark.ALGORITHMS], "fingerprints": [{"alg": PDQ}]},
+        {"watermarks": [*({"alg": a} for a in watermark.ALGORITHMS), {"alg": watermark.audio.ALGORITHM}],
+         "fingerprints": [{"alg": PDQ}]},
     )
     status, document = service.json("GET", "/openapi.json")
     assert status == 200
@@ -512,3 +514,39 @@ def test_index_returns_the_nearest_within_the_distance() -> None:
     big.add(list(range(40_000)), rows)
     assert sorted(big.nearest_any([bytes(32), rows[35_000], rows[20_000]], 2)) == [(20_000, 0), (35_000, 0)]
     assert pdq.score(0) == 100 and pdq.score(128) == 0 and pdq.score(200) == 0
+
+
+def test_by_content_recovers_audio_through_its_watermark(identity: Identity, tmp_path: Path) -> None:
+    from provenance._internal.audio import decode_audio, encode_audio
+
+    from .conftest import ROOT
+
+    source = ROOT / "tests" / "fixtures" / "audio" / "speech_cmu-arctic_aew_a0001-3.ogg"
+    voice = decode_audio(source.read_bytes(), source.name).samples[: 6 * 16000]
+    with open_store(tmp_path / "m.db") as store:
+        stamped = stamp(encode_audio(voice, 16000, "wav"), identity, INFO, store=store)
+        other = decode_audio(
+            (source.parent / "speech_librispeech_198-209-0000.ogg").read_bytes(), "other"
+        ).samples[: 6 * 16000]
+    published = decode_audio(stamped.data, "voice.wav").samples
+    excerpt = encode_audio(published[16000:], 16000, "mp3", bit_rate=128000)  # cut, stripped, MP3
+    forged = encode_audio(watermark.audio.embed(other, 16000, stamped.payload), 16000, "wav")
+    with running_service(["--store", str(tmp_path / "m.db")]) as running:
+        mp3 = {"Content-Type": "audio/mpeg"}
+        status, _, body = running.request("POST", "/matches/byContent", excerpt, mp3)
+        assert status == 200
+        matches = json.loads(body)["matches"]
+        assert [m["manifestId"] for m in matches] == [stamped.manifest_label]
+        assert 40 <= matches[0]["similarityScore"] <= 100
+        # The same identifier copied onto another recording does not resolve.
+        status, _, body = running.request("POST", "/matches/byContent", forged, {"Content-Type": "audio/wav"})
+        assert status == 200 and json.loads(body) == {"matches": []}
+        status, _, body = running.request(
+            "POST", "/matches/byContent", excerpt[: len(excerpt) // 2 + 5], mp3
+        )
+        assert status == 400 and "truncated" in json.loads(body)["error"]["message"]
+        value = quote(stamped.soft_binding_value)
+        assert running.json("GET", f"/matches/byBinding?alg={watermark.audio.ALGORITHM}&value={value}") == (
+            200,
+            {"matches": [{"manifestId": stamped.manifest_label}]},
+        )

@@ -178,6 +178,91 @@ def sign_stream(
         signer.close()
 
 
+def sign_detached(
+    definition: dict[str, Any],
+    settings: dict[str, Any],
+    identity: Identity,
+    source: IO[bytes],
+    *,
+    ingredients: list[tuple[dict[str, Any], str, bytes | InputFile]],
+    name: str,
+) -> bytes:
+    """A signed manifest store kept beside ``source`` (a ``.c2pa`` sidecar), for formats the
+    C2PA library cannot embed into (OGG); its hard binding is a ``c2pa.hash.data`` over
+    the whole file, which the library validates when the sidecar is read with the file.
+
+    c2pa-python does not wrap the C API's data-hash signing (c2pa-rs
+    ``Builder::sign_data_hashed_embeddable``), so it is called here through the library
+    c2pa-python loads, with c2pa-python's own builder, signer and stream handles and the
+    locks it takes around its native calls. The hashing, claim, COSE signature and JUMBF
+    are all the reference implementation's.
+    """
+    import ctypes
+
+    from c2pa import c2pa as native
+
+    lib = native._lib
+    ubyte_out = ctypes.POINTER(ctypes.POINTER(ctypes.c_ubyte))
+    placeholder = lib.c2pa_builder_data_hashed_placeholder
+    placeholder.argtypes = [ctypes.POINTER(native.C2paBuilder), ctypes.c_size_t, ctypes.c_char_p, ubyte_out]
+    placeholder.restype = ctypes.c_int64
+    sign_hashed = lib.c2pa_builder_sign_data_hashed_embeddable
+    sign_hashed.argtypes = [
+        ctypes.POINTER(native.C2paBuilder),
+        ctypes.POINTER(native.C2paSigner),
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.POINTER(native.C2paStream),
+        ubyte_out,
+    ]
+    sign_hashed.restype = ctypes.c_int64
+    # The whole file is hashed: a sidecar leaves nothing inside the asset to exclude.
+    data_hash = json.dumps(
+        {"exclusions": [], "name": "jumbf manifest", "alg": "sha256", "hash": [], "pad": []}
+    )
+    signer, callback = make_signer(identity)
+    try:
+        with (
+            deferred_interrupts(),
+            translated(name, signing=True),
+            c2pa.Builder(definition, context=context(settings)) as builder,
+        ):
+            for ingredient_json, ingredient_mime, ingredient in ingredients:
+                with as_stream(ingredient) as stream:
+                    builder.add_ingredient(ingredient_json, ingredient_mime, stream)
+            stream = c2pa.Stream(source)
+            try:
+                with builder._exclusive_native_call(), signer._native_call():
+                    reserve = lib.c2pa_signer_reserve_size(signer._handle)
+                    native._check_ffi_operation_result(reserve, "signer size: {}", check=lambda r: r < 0)
+                    out = ctypes.POINTER(ctypes.c_ubyte)()
+                    size = placeholder(builder._handle, reserve, b"application/c2pa", ctypes.byref(out))
+                    native._check_ffi_operation_result(size, "placeholder: {}", check=lambda r: r < 0)
+                    lib.c2pa_free(out)
+                    out = ctypes.POINTER(ctypes.c_ubyte)()
+                    size = sign_hashed(
+                        builder._handle,
+                        signer._handle,
+                        data_hash.encode(),
+                        b"application/c2pa",
+                        stream._stream,
+                        ctypes.byref(out),
+                    )
+                    if size < 0 and callback.error is not None:
+                        raise SigningError(
+                            f"{name}: the signer failed: {type(callback.error).__name__}: {callback.error}"
+                        )
+                    native._check_ffi_operation_result(size, "signing: {}", check=lambda r: r < 0)
+                    try:
+                        return ctypes.string_at(out, size)
+                    finally:
+                        lib.c2pa_free(out)
+            finally:
+                stream.close()
+    finally:
+        signer.close()
+
+
 @dataclass(frozen=True)
 class StoreRead:
     """What reading an asset's credentials gave."""

@@ -32,6 +32,9 @@ WAV = MediaFormat("audio/wav", "wav")
 MP3 = MediaFormat("audio/mpeg", "mp3")
 FLAC = MediaFormat("audio/flac", "flac")
 M4A = MediaFormat("audio/mp4", "m4a")
+OGG = MediaFormat("audio/ogg", "ogg")
+"""Known (audio decoding, watermarks, verification against a sidecar) but not signable:
+the C2PA library cannot embed a manifest in OGG."""
 MP4 = MediaFormat("video/mp4", "mp4")
 MOV = MediaFormat("video/quicktime", "mov")
 AVI = MediaFormat("video/x-msvideo", "avi")
@@ -101,10 +104,19 @@ def sniff(data: ByteView) -> MediaFormat | None:
         return PDF
     if head.startswith(b"fLaC"):
         return FLAC
+    if head.startswith(b"OggS"):
+        return OGG
     if head.startswith(b"\xff\x0a") or head.startswith(b"\x00\x00\x00\x0cJXL "):
         return JXL
     if head[4:8] == b"ftyp":
         return _sniff_ftyp(data)
+    if head.startswith(b"ID3") and len(head) >= 10:
+        # An ID3 tag may front other audio too: the C2PA library stores a FLAC's
+        # manifest in one. What follows the tag decides.
+        size = 10 + ((head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9])
+        if data[size : size + 4] == b"fLaC":
+            return FLAC
+        return MP3
     if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
         return MP3
     text = data[:1024].lstrip().lower()
@@ -128,6 +140,11 @@ def _sniff_ftyp(data: ByteView) -> MediaFormat:
 def require_signable(data: ByteView, name: str) -> MediaFormat:
     """The format of ``data``, or an error naming what is supported."""
     fmt = sniff(data)
+    if fmt is OGG:
+        raise UnsupportedFormatError(
+            f"{name}: OGG cannot carry embedded Content Credentials (the C2PA library cannot write "
+            "them into it); `provenance stamp` keeps them beside it as NAME.c2pa"
+        )
     if fmt is None:
         raise UnsupportedFormatError(f"{name}: not a supported media format (supported: {supported_names()})")
     return fmt

@@ -113,7 +113,7 @@ def _verdict(result: VerificationResult) -> tuple[str, str, str]:
             "recovered",
             "Content Credentials recovered from the invisible watermark",
             "The file's own credentials were removed (for example by re-saving it or taking a "
-            "screenshot), but an invisible watermark in the picture leads to its original "
+            f"screenshot), but an invisible watermark in the {_medium(result)} leads to its original "
             f"credentials, which are intact and {who}.",
         )
     if result.state is State.TRUSTED:
@@ -141,9 +141,12 @@ def watermark_meaning(result: VerificationResult) -> str:
     wm = result.watermark
     if wm is None:
         if any(w.startswith("watermark not checked") for w in result.warnings):
-            return "The picture could not be decoded, so it was not checked for the invisible watermark."
-        if result.mime and not result.mime.startswith("image/"):
-            return "Only pictures carry this invisible watermark; this file was not checked for one."
+            return (
+                f"The {_medium(result)} could not be decoded, so it was not checked for the invisible "
+                "watermark."
+            )
+        if result.mime and not result.mime.startswith(("image/", "audio/")):
+            return "Only pictures and sound carry this watermark; this file was not checked for one."
         return "This file was not checked for the invisible watermark."
     if not wm.detected:
         if result.intact and any("declare an invisible watermark" in w for w in result.warnings):
@@ -152,10 +155,17 @@ def watermark_meaning(result: VerificationResult) -> str:
                 "weak to read); the credentials themselves are intact."
             )
         return "Most files carry no invisible watermark; that alone means nothing."
+    audio = _medium(result) == "sound"
     if result.recovered and result.intact:
+        still = "the audio still sounds like the clip" if audio else "the picture still looks like the one"
         return (
             "It leads to the credentials shown here, recorded in this checker's manifest store, and "
-            "the picture still looks like the one they were issued for."
+            f"{still} they were issued for."
+        )
+    if result.recovered and audio:
+        return (
+            "The audio does not sound like the clip the recorded credentials were issued for: the "
+            "watermark may have been copied onto other audio."
         )
     if result.recovered:
         return (
@@ -165,13 +175,19 @@ def watermark_meaning(result: VerificationResult) -> str:
     if wm.matches_manifest is True:
         return "The watermark and the credentials belong together."
     if wm.matches_manifest is False:
-        return "The credentials were made for another picture and attached to this one."
+        other = "other audio" if audio else "another picture"
+        return f"The credentials were made for {other} and attached to this one."
     if wm.known_to_store is False:
         return (
             "Its identifier is not in this checker's manifest store, so the credentials it stands "
             "for cannot be shown."
         )
     return "No manifest store was available to look its identifier up."
+
+
+def _medium(result: VerificationResult) -> str:
+    """What carries the watermark, in words: "sound" for audio files, else "picture"."""
+    return "sound" if (result.mime or "").startswith("audio/") else "picture"
 
 
 def node_verdict(node: ManifestReport) -> str:

@@ -19,6 +19,8 @@ The four operations of the API, at these paths from the server root:
   When nothing is confirmed it searches again with the fingerprints the image
   would have had before a 5-10% crop off any one edge
   (:func:`provenance._internal.pdq.uncropped_fingerprints`).
+  With an audio body (WAV, FLAC, MP3, M4A, OGG) it reads the audio watermark and
+  answers only when the clip matches the spectral fingerprint recorded at stamping.
 * ``GET /manifests/{manifestId}``: the signed manifest store, ``application/c2pa``.
 * ``GET /services/supportedAlgorithms``.
 
@@ -46,7 +48,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import watermark
-from provenance._internal import likeness, pdq
+import watermark.audio
+from provenance._internal import audio_likeness, likeness, pdq
+from provenance._internal.audio import DETECT_SECONDS, decode_audio, is_audio
 from provenance._internal.images import load_image
 from provenance.errors import CorruptInputError, ImageTooLargeError, ProvenanceError, UnsupportedFormatError
 from provenance.service import ServiceConfig, ServiceHTTPError, read_body
@@ -94,7 +98,9 @@ class Resolver:
                 self._cursor = cursor
 
     def by_binding(self, alg: str, value: str, max_results: int) -> list[dict[str, Any]]:
-        if alg in watermark.ALGORITHMS:
+        # Image and audio marks carry identifiers drawn from one store: the same lookup
+        # (both image watermark versions included).
+        if alg in (*watermark.ALGORITHMS, watermark.audio.ALGORITHM):
             try:
                 payload = watermark.payload_from_soft_binding_value(value)
             except watermark.WatermarkError:
@@ -120,6 +126,8 @@ class Resolver:
         self, data: bytes, alg: str | None, max_results: int, hint: tuple[str, str] | None
     ) -> list[dict[str, Any]]:
         """Runs in the thread pool: decoding and matching are CPU-bound."""
+        if is_audio(data):
+            return self._by_audio(data, alg, max_results)
         try:
             image = load_image(data, "request body")
         except UnsupportedFormatError:
@@ -179,6 +187,29 @@ class Resolver:
             confirm(self.index.nearest_any(pdq.uncropped_fingerprints(image), want))
         matches.sort(key=lambda m: -int(m["similarityScore"]))
         return matches
+
+    def _by_audio(self, data: bytes, alg: str | None, max_results: int) -> list[dict[str, Any]]:
+        """Audio: the audio watermark, confirmed by the likeness of the clip to the fingerprint
+        recorded at stamping (the public-key mark can be copied onto other audio, and the
+        audio fingerprint is not served through ``/references``, so the service checks it)."""
+        if alg not in (None, watermark.audio.ALGORITHM):
+            return []  # no audio fingerprint is searchable on its own
+        try:
+            clip = decode_audio(data, "request body", seconds=DETECT_SECONDS)
+        except UnsupportedFormatError:
+            raise ServiceHTTPError(415, "the body is not audio this service can read") from None
+        except CorruptInputError as exc:
+            raise ServiceHTTPError(400, str(exc)) from None
+        detection = watermark.audio.detect(clip.samples, clip.sample_rate, watermark.audio.DEFAULT_KEY)
+        if not detection.detected or detection.payload is None or max_results < 1:
+            return []
+        entry = self.store().get_by_payload(detection.payload)
+        if entry is None or not entry.fingerprint_audio:
+            return []
+        similarity = audio_likeness.similarity(entry.fingerprint_audio, clip.samples, clip.sample_rate)
+        if similarity < audio_likeness.SAME_AUDIO:
+            return []
+        return [{"manifestId": entry.manifest_label, "similarityScore": round(similarity * 100)}]
 
     def register(self, manifest: bytes, asset: bytes | None) -> dict[str, Any]:
         """Runs in the thread pool: validate a signed manifest store and record it."""
@@ -262,7 +293,7 @@ def _max_results(request: Request) -> int:
 
 
 def _known_alg(alg: str | None, what: str = "alg") -> str | None:
-    if alg is not None and alg not in (*watermark.ALGORITHMS, pdq.ALGORITHM):
+    if alg is not None and alg not in (*watermark.ALGORITHMS, watermark.audio.ALGORITHM, pdq.ALGORITHM):
         raise ServiceHTTPError(400, f"unknown {what} {alg!r}; see /services/supportedAlgorithms")
     return alg
 
@@ -328,8 +359,8 @@ async def _by_content(request: Request) -> Response:
     resolver = _resolver(request)
     require(request, resolver.tokens, FETCH)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind and not (kind.startswith("image/") or kind == "application/octet-stream"):
-        raise ServiceHTTPError(415, f"{kind} is not supported: this service matches images")
+    if kind and not (kind.startswith(("image/", "audio/")) or kind == "application/octet-stream"):
+        raise ServiceHTTPError(415, f"{kind} is not supported: this service matches images and audio")
     alg = _known_alg(request.query_params.get("alg"))
     max_results = _max_results(request)
     hint_alg = _known_alg(request.query_params.get("hintAlg"), "hintAlg")
@@ -385,7 +416,10 @@ async def _reference(request: Request) -> Response:
 
 async def _supported(request: Request) -> Response:
     return JSONResponse(
-        {"watermarks": [{"alg": a} for a in watermark.ALGORITHMS], "fingerprints": [{"alg": pdq.ALGORITHM}]}
+        {
+            "watermarks": [*({"alg": a} for a in watermark.ALGORITHMS), {"alg": watermark.audio.ALGORITHM}],
+            "fingerprints": [{"alg": pdq.ALGORITHM}],
+        }
     )
 
 
@@ -498,10 +532,12 @@ OPENAPI: dict[str, Any] = {
             "post": {
                 "tags": ["query"],
                 "operationId": "uploadFile",
-                "summary": "Manifest identifiers for an image: its watermark, else its PDQ fingerprint.",
+                "summary": "Manifest identifiers for an image (its watermark, else its PDQ fingerprint) "
+                "or audio (its audio watermark).",
                 "description": "Fingerprint candidates are confirmed by a likeness check against the "
                 "reference recorded at stamping; similarityScore is 100 for a watermark match, else the "
-                "likeness in percent.",
+                "likeness in percent. Audio matches are confirmed by the spectral fingerprint recorded "
+                "at stamping; their similarityScore is that likeness in percent.",
                 "parameters": [
                     _alg_param("alg", False, "Only match with this algorithm."),
                     _MAX_RESULTS_PARAM,
@@ -512,6 +548,7 @@ OPENAPI: dict[str, Any] = {
                     "required": True,
                     "content": {
                         "image/*": {"schema": {"type": "string", "format": "binary"}},
+                        "audio/*": {"schema": {"type": "string", "format": "binary"}},
                         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
                     },
                 },

@@ -28,14 +28,18 @@ Verification follows these steps (tagged ``[n]`` in the code):
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import watermark
-from provenance._internal import c2pa_bridge, likeness
+import watermark.audio
+from provenance._internal import audio_likeness, c2pa_bridge, likeness
+from provenance._internal.audio import AUDIO_FORMATS, DETECT_SECONDS, AudioClip, decode_audio
 from provenance._internal.files import InputFile, as_stream, display, open_input, read_input
-from provenance._internal.formats import require_signable
+from provenance._internal.formats import OGG, require_signable, sniff
 from provenance._internal.images import load_for_analysis
 from provenance.errors import (
     CorruptInputError,
@@ -202,13 +206,16 @@ def verify_file(
     so memory does not grow with the size of a video. ``manifest`` is a
     manifest store kept beside the file (a ``.c2pa`` sidecar, or one exported
     with ``provenance store export``): the file is checked against it instead
-    of against credentials embedded in it.
+    of against credentials embedded in it. An OGG file, which cannot embed
+    credentials, is checked against ``NAME.c2pa`` beside it when there is one.
     """
     if not isinstance(path, str | os.PathLike):
         raise UsageError(
             f"verify_file takes a path, not {type(path).__name__}; for bytes in memory use verify_bytes"
         )
     sidecar = None
+    if manifest is None:
+        manifest = _sidecar_beside(path)
     if manifest is not None:
         sidecar = read_input(manifest)
         c2pa_bridge.require_manifest_store(sidecar, display(manifest))
@@ -224,6 +231,20 @@ def verify_file(
             resolver_timeout=resolver_timeout,
             manifest=sidecar,
         )
+
+
+def _sidecar_beside(path: str | os.PathLike[str]) -> Path | None:
+    """``NAME.c2pa`` beside an OGG file (which cannot embed credentials), when there is one."""
+    candidate = Path(path).with_suffix(".c2pa")
+    try:
+        # Only a regular file is peeked at: opening a FIFO would wait for a writer forever.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return None  # open_input reports the problem with the file itself
+    return candidate if sniff(head) is OGG and candidate.is_file() else None
 
 
 def verify_bytes(
@@ -311,14 +332,19 @@ def _verify_once(
     resolver_timeout: float = 10.0,
     manifest: bytes | None = None,
 ) -> VerificationResult:
-    fmt = require_signable(data, name)  # [1]
+    # [1] OGG cannot embed credentials, but it is verified against a sidecar and
+    # its audio watermark read (voice messages arrive as Ogg Opus).
+    fmt = OGG if sniff(data) is OGG else require_signable(data, name)
     if manifest is not None:
         c2pa_bridge.require_manifest_store(manifest, "manifest")
     try:
-        with as_stream(data) as stream:
-            found_store = c2pa_bridge.read_store_full(  # [2]
-                fmt.mime, stream, chosen.c2pa_settings(), name, manifest
-            )
+        if fmt is OGG and manifest is None:
+            found_store = c2pa_bridge.StoreRead(None, None, True)
+        else:
+            with as_stream(data) as stream:
+                found_store = c2pa_bridge.read_store_full(  # [2]
+                    fmt.mime, stream, chosen.c2pa_settings(), name, manifest
+                )
     except c2pa_bridge.DamagedManifestError as exc:
         # Credentials that cannot be decoded are a verdict, not a file error.
         sentence = "Its Content Credentials are damaged and cannot be read: they were altered or corrupted."
@@ -331,6 +357,11 @@ def _verify_once(
         notes = (f"fetching the remote manifest failed: {found_store.fetch_error}",)
     if manifest is not None:
         embedded = False
+    if fmt in AUDIO_FORMATS:
+        return _verify_audio(
+            data, fmt.mime, name, found_store, chosen=chosen, store=store, watermark_key=watermark_key,
+            embedded=embedded, notes=notes,
+        )
     image, undecodable = _pixels(data, name) if fmt.is_image and watermark_key is not None else (None, None)
     if store_json is None and isinstance(undecodable, CorruptInputError):
         # Nothing verifiable and the pixels do not decode: a corrupt file (exit 4), not "no credentials".
@@ -380,6 +411,61 @@ def _verify_once(
     return _with_watermark(result, report)
 
 
+def _verify_audio(
+    data: bytes | InputFile,
+    mime: str,
+    name: str,
+    found_store: c2pa_bridge.StoreRead,
+    *,
+    chosen: TrustPolicy,
+    store: ManifestStore | None,
+    watermark_key: bytes | None,
+    embedded: bool,
+    notes: tuple[str, ...],
+) -> VerificationResult:
+    """Steps [6] and [7] for audio: the audio watermark, and recovery from the store
+    confirmed by the spectral likeness of the clip."""
+    store_json, remote_url = found_store.store, found_store.remote_url
+    clip: AudioClip | None = None
+    skipped = None
+    if watermark_key is not None:
+        try:
+            clip = decode_audio(data, name, seconds=DETECT_SECONDS)
+        except FileError as exc:
+            if store_json is None and isinstance(exc, CorruptInputError):
+                raise  # nothing verifiable and the audio does not decode: a corrupt file (exit 4)
+            skipped = f"watermark not checked: {exc}"
+    detection = (
+        watermark.audio.detect(clip.samples, clip.sample_rate, watermark_key)
+        if clip is not None and watermark_key is not None
+        else None
+    )
+    algorithm = watermark.audio.ALGORITHM
+    if store_json is None:
+        found = _watermark_report(detection, declared=None, store=store, algorithm=algorithm)
+        if found is not None and found.known_to_store and store is not None and clip is not None:
+            entry = store.get_by_payload(bytes.fromhex(str(found.payload)))
+            assert entry is not None
+            recovered = _recovered_entry(entry, found, clip, chosen, mime)  # [7]
+            assert recovered is not None
+            return recovered
+        return VerificationResult(
+            State.NONE,
+            _summary_none(remote_url, chosen.allow_network, found, found_store.fetch_error),
+            mime,
+            remote_manifest_url=remote_url,
+            embedded=embedded,
+            watermark=found,
+            warnings=notes + ((skipped,) if skipped else ()),
+        )
+    result = result_from_store(store_json, mime, remote_url=remote_url, embedded=embedded)
+    if detection is None:
+        return replace(result, warnings=(skipped,)) if skipped else result
+    declared = _declared_payloads(result.active_manifest, algorithm)
+    report = _watermark_report(detection, declared=declared, store=store, algorithm=algorithm)
+    return _with_watermark(result, report)
+
+
 def result_from_store(
     store: dict[str, Any],
     mime: str | None,
@@ -423,11 +509,16 @@ def _pixels(data: bytes | InputFile, name: str) -> tuple[Any, FileError | None]:
         return None, exc
 
 
-def _declared_payloads(root: ManifestReport | None) -> list[bytes] | None:
-    """Payloads the active manifest declares for our watermark; None if it declares none."""
+def _declared_payloads(
+    root: ManifestReport | None, algorithm: str = watermark.ALGORITHM
+) -> list[bytes] | None:
+    """Payloads the active manifest declares for our watermark (``algorithm``: the image or
+    the audio one); None if it declares none."""
     if root is None:
         return None
-    values = [b["value"] for b in root.soft_bindings if b.get("algorithm") in watermark.ALGORITHMS]
+    # The image watermark is read in every version, so a manifest naming any of them counts.
+    accepted = watermark.ALGORITHMS if algorithm == watermark.ALGORITHM else (algorithm,)
+    values = [b["value"] for b in root.soft_bindings if b.get("algorithm") in accepted]
     if not values:
         return None
     payloads = []
@@ -444,6 +535,7 @@ def _watermark_report(
     *,
     declared: list[bytes] | None,
     store: ManifestStore | None,
+    algorithm: str = watermark.ALGORITHM,
 ) -> WatermarkReport | None:
     if detection is None:
         return None
@@ -456,7 +548,8 @@ def _watermark_report(
     return WatermarkReport(
         detected=detection.detected,
         payload=detection.payload.hex() if detection.payload else None,
-        algorithm=detection.algorithm if detection.detected else None,
+        # The version actually read for the image mark (audio detections carry none).
+        algorithm=(detection.algorithm or algorithm) if detection.detected else None,
         confidence=detection.confidence if detection.detected else None,
         p_value=detection.p_value if detection.detected else None,
         bit_errors_corrected=detection.bit_errors_corrected if detection.detected else None,
@@ -489,6 +582,11 @@ def _with_watermark(result: VerificationResult, report: WatermarkReport | None) 
         "These Content Credentials belong to a different image: the invisible watermark "
         f"in the pixels ({report.payload}) is not the one they declare."
     )
+    if report.algorithm == watermark.audio.ALGORITHM:
+        sentence = (
+            "These Content Credentials belong to different audio: the invisible watermark "
+            f"in the sound ({report.payload}) is not the one they declare."
+        )
     failure = StatusCode(SOFT_BINDING_MISMATCH, sentence)
     return replace(
         result,
@@ -590,27 +688,43 @@ def _recovered_entry(
     remote_note = f"the file itself carries no credentials; they come from {where}"
     notes = [RECOVERED_NOTE if origin is None else remote_note]
     similarity = None
-    if entry.fingerprint_image:
+    threshold = audio_likeness.SAME_AUDIO if isinstance(image, AudioClip) else likeness.SAME_CONTENT
+    if isinstance(image, AudioClip):
+        if entry.fingerprint_audio:
+            similarity = round(
+                audio_likeness.similarity(entry.fingerprint_audio, image.samples, image.sample_rate), 3
+            )
+        else:
+            notes.append("no fingerprint was recorded, so the audio could not be compared")
+    elif entry.fingerprint_image:
         similarity = round(likeness.similarity(entry.fingerprint_image, image, region), 3)
     elif by_fingerprint:
         return None
     else:
         notes.append("no fingerprint was recorded, so the image could not be compared")
-    if by_fingerprint and (similarity is None or similarity < likeness.SAME_CONTENT):
+    if by_fingerprint and (similarity is None or similarity < threshold):
         return None
     if report is not None and report.detected:
         report = replace(report, matches_manifest=True)
-    if similarity is not None and similarity < likeness.SAME_CONTENT:
+    if similarity is not None and similarity < threshold:
         assert report is not None
         # The default watermark key is public: anyone can copy an identifier
-        # onto another picture. Credentials are only recovered for the content
+        # onto other content. Credentials are only recovered for the content
         # they were issued for.
-        sentence = (
-            f"An invisible watermark ({report.payload}) points to Content Credentials in "
-            f"{where}, but this image does not look like the one they were issued for (likeness "
-            f"{similarity:.0%}): the watermark was copied onto another image, or the image was "
-            "heavily edited."
-        )
+        if isinstance(image, AudioClip):
+            sentence = (
+                f"An invisible audio watermark ({report.payload}) points to Content Credentials in "
+                f"{where}, but this audio does not sound like the clip they were issued for (likeness "
+                f"{similarity:.0%}): the watermark was copied onto other audio, or the audio was "
+                "heavily edited."
+            )
+        else:
+            sentence = (
+                f"An invisible watermark ({report.payload}) points to Content Credentials in "
+                f"{where}, but this image does not look like the one they were issued for (likeness "
+                f"{similarity:.0%}): the watermark was copied onto another image, or the image was "
+                "heavily edited."
+            )
         return VerificationResult(
             State.INVALID,
             sentence,
@@ -632,7 +746,8 @@ def _recovered_entry(
         how += f" through {origin}. " if origin else ". "
     summary = how + summarize(state, root, soft)
     if similarity is not None:
-        summary += f" The image matches the recorded original (likeness {similarity:.0%})."
+        what = "audio" if isinstance(image, AudioClip) else "image"
+        summary += f" The {what} matches the recorded original (likeness {similarity:.0%})."
     return VerificationResult(
         state,
         summary,

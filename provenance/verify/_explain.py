@@ -24,7 +24,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import watermark
-from provenance._internal import likeness
+import watermark.audio
+from provenance._internal import audio_likeness, likeness
 from provenance.verify._core import (
     GENERATIVE_AI_SOURCES,
     ManifestReport,
@@ -343,7 +344,13 @@ def explain(result: VerificationResult) -> Explanation:
             "Content Credentials recovered from the invisible watermark: the file itself carries none; "
             "they come from the manifest store."
         )
-        if result.fingerprint_similarity is not None:
+        if result.fingerprint_similarity is not None and _is_audio(result):
+            details.append(
+                "Likeness to the audio clip they were issued for: "
+                f"{result.fingerprint_similarity:.0%} "
+                f"({audio_likeness.SAME_AUDIO:.0%} or more is the same clip)."
+            )
+        elif result.fingerprint_similarity is not None:
             details.append(
                 "Likeness to the picture they were issued for: "
                 f"{result.fingerprint_similarity:.0%} "
@@ -427,11 +434,21 @@ def altered_answer(result: VerificationResult) -> str:
     codes = [f.code for f in result.failures]
     if result.state is State.INVALID:
         if "provenance.softBinding.mismatch" in codes:
+            if _is_audio(result):
+                return (
+                    "Cannot be relied on: these credentials belong to different audio "
+                    "(the invisible watermark in its sound is another one)."
+                )
             return (
                 "Cannot be relied on: these credentials belong to a different image "
                 "(the invisible watermark in its pixels is another one)."
             )
         if "provenance.content.mismatch" in codes:
+            if _is_audio(result):
+                return (
+                    "Cannot be relied on: the watermark leads to credentials issued for "
+                    "different-sounding audio."
+                )
             return (
                 "Cannot be relied on: the watermark leads to credentials issued for a "
                 "different-looking image."
@@ -443,6 +460,11 @@ def altered_answer(result: VerificationResult) -> str:
                 return sentence
         # The codes themselves are for -v and the JSON.
         return "Cannot be relied on: its Content Credentials failed validation (run with -v for the details)."
+    if result.recovered and _is_audio(result):
+        return (
+            "The audio matches the clip its credentials were issued for; the file itself was "
+            "re-encoded or cut on the way, which removed the credentials."
+        )
     if result.recovered:
         return (
             "The picture matches the one its credentials were issued for; the file itself was "
@@ -502,7 +524,7 @@ def soft_binding_name(algorithm: str) -> tuple[str, str]:
 
 
 def false_alarm_phrase(p_value: float | None) -> str:
-    """How likely an unmarked image would give this detection, scaled to the value."""
+    """How likely an unmarked image or clip would give this detection, scaled to the value."""
     if p_value is None:
         return "strength unknown"
     scales = (
@@ -624,7 +646,8 @@ def watermark_lines(result: VerificationResult) -> list[str]:
             f"{agreement}{store}."
         )
     elif any(e["readable"] for e in others):
-        lines.append("Invisible watermark: declared by the credentials but not found in the pixels.")
+        where = "sound" if _is_audio(result) else "pixels"
+        lines.append(f"Invisible watermark: declared by the credentials but not found in the {where}.")
     elif not others:
         lines.append("Invisible watermark: none found.")
     else:
@@ -642,10 +665,20 @@ def declared_soft_bindings(root: ManifestReport | None) -> list[dict[str, Any]]:
             if not alg or alg in seen:
                 continue
             seen.add(alg)
-            readable = alg in watermark.ALGORITHMS
-            name, kind = ("provenance-kit", "watermark") if readable else soft_binding_name(alg)
+            readable = alg in (*watermark.ALGORITHMS, watermark.audio.ALGORITHM)
+            if alg == watermark.audio.ALGORITHM:
+                name, kind = "provenance-kit audio", "watermark"
+            elif readable:
+                name, kind = "provenance-kit", "watermark"
+            else:
+                name, kind = soft_binding_name(alg)
             out.append({"algorithm": alg, "name": name, "kind": kind, "readable": readable})
     return out
+
+
+def _is_audio(result: VerificationResult) -> bool:
+    """Whether the result is about a sound file (the wording speaks of audio, not pictures)."""
+    return (result.mime or "").startswith("audio/")
 
 
 def _article(word: str) -> str:
