@@ -55,7 +55,7 @@ RECORDS = 1_000_000
 _SPACING = 0xFFFF_FFFF_FF
 _OFFSET = 0x5A5A
 _MANIFEST = random.Random(1).randbytes(1024)
-_BINARY = ("payload", "manifest_store", "fingerprint_image", "pdq_hash")
+_BINARY = ("payload", "manifest_store", "fingerprint_image", "pdq_hash", "fingerprint_audio")
 _PG_TYPES = {c: "bytea" if c in _BINARY else "text" for c in COLUMNS}
 _REFERENCE = random.Random(2).randbytes(256)
 
@@ -73,7 +73,7 @@ def label_for(i: int) -> str:
 _FIXED_ORDER = (
     "payload", "manifest_label", "manifest_store", "mime", "soft_binding_alg", "soft_binding_value",
     "fingerprint_image", "pdq_hash", "source_sha256", "asset_sha256", "output_path", "generator", "model",
-    "title", "facts_sha256", "created_at",
+    "title", "facts_sha256", "fingerprint_audio", "created_at",
 )  # fmt: skip
 assert COLUMNS == _FIXED_ORDER, "update _rows for the new store columns"
 
@@ -98,6 +98,7 @@ def _rows(count: int, start: int = 0) -> Iterator[tuple[Any, ...]]:
             "bench",
             "bench-model",
             f"{i:07d}.jpg",
+            None,
             None,
             created,
         )
