@@ -70,11 +70,12 @@ from typing import Any
 import watermark
 from manifests import GenerationInfo
 from provenance._internal.files import read_input
+from provenance._internal.formats import OGG
 from provenance._internal.names import printable
 from provenance._internal.signals import deferred_signals
 from provenance.errors import OutputError, ProvenanceError, UsageError
 from provenance.keys import Identity
-from provenance.stamp import recorded_output_path, stamp, stamp_facts
+from provenance.stamp import recorded_output_path, sidecar_path, stamp, stamp_facts
 from provenance.store import StoreEntry, open_store
 
 try:
@@ -97,6 +98,9 @@ DEFAULT_INCLUDE = (
 beside it, as ``NAME.c2pa``). Images in a format
 stamping cannot write (GIF, BMP, AVIF, HEIC) are attempted so that they are reported as
 failed rather than silently left out; everything else is ignored."""
+
+OGG_SUFFIXES = (".ogg", ".opus", ".oga")
+"""Output names whose credentials are written beside them (``NAME.c2pa``)."""
 
 LOCK_NAME = ".provenance-stamp.lock"
 """The lock file in the output folder; hidden, so never taken for an input."""
@@ -236,6 +240,24 @@ def _survey(
                 f"{printable(target)}: the output would overwrite an input; choose another output folder"
             )
         seen.add(target)
+    # OGG keeps its credentials beside it as NAME.c2pa: a.ogg and a.opus would
+    # share one sidecar, the second overwriting the first's credentials.
+    sidecars: dict[Path, Path] = {}
+    for _, target in result.pairs:
+        if target.suffix.lower() not in OGG_SUFFIXES:
+            continue
+        beside = sidecar_path(target)
+        other = sidecars.setdefault(beside, target)
+        if other != target:
+            raise UsageError(
+                f"{printable(other)} and {printable(target)} would both keep their credentials in "
+                f"{printable(beside)}; rename one of them"
+            )
+        if beside in seen:
+            raise UsageError(
+                f"{printable(beside)} would be both an output and where the credentials of "
+                f"{printable(target)} are kept; rename one of them"
+            )
     return result
 
 
@@ -447,7 +469,7 @@ def _settle(
             if (
                 entry is not None
                 and entry.facts_sha256 == settings.facts
-                and _output_is(dst, entry.asset_sha256)
+                and _output_is(dst, entry)
             ):
                 queue.remove(pair)
                 deliver(
@@ -735,7 +757,7 @@ def _stamp_file(src: str, dst: str, started: float) -> FileOutcome:
         with _output_locked(dst):
             note = None
             existing = store.find_stamped(digest, recorded_output_path(dst))
-            if existing is not None and _output_is(dst, existing.asset_sha256):
+            if existing is not None and _output_is(dst, existing):
                 changed = None if settings.force else _what_changed(existing, settings)
                 if settings.force:
                     note = "stamped again (--force)"
@@ -838,9 +860,15 @@ def _output_locked(dst: str) -> Iterator[None]:
         fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
 
 
-def _output_is(path: str, expected_sha256: str | None) -> bool:
+def _output_is(path: str, entry: StoreEntry) -> bool:
+    """Whether the output on disk is what ``entry`` recorded: the file, and for OGG its
+    ``NAME.c2pa`` beside it (without which the output has no credentials)."""
     try:
         data = Path(path).read_bytes()
+        if entry.asset_sha256 is None or hashlib.sha256(data).hexdigest() != entry.asset_sha256:
+            return False
+        if entry.mime == OGG.mime:
+            return sidecar_path(path).read_bytes() == entry.manifest_store
     except OSError:
         return False
-    return expected_sha256 is not None and hashlib.sha256(data).hexdigest() == expected_sha256
+    return True

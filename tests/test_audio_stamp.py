@@ -283,3 +283,49 @@ def test_ogg_sidecar_is_bound_to_the_file(
     refused = CliRunner().invoke(cli, ["sign", str(tmp_path / "message.ogg"), "-o", str(tmp_path / "s.ogg"),
                                        "--identity", str(identity_dir), "--model", "m"])
     assert refused.exit_code == 4 and "NAME.c2pa" in refused.stderr
+
+
+def test_batch_refuses_two_ogg_outputs_sharing_one_sidecar(
+    identity_dir: Path, tmp_path: Path, voice: np.ndarray
+) -> None:
+    # a.ogg and a.opus would both keep their credentials in a.c2pa: the second would
+    # overwrite the first's, leaving a "stamped" a.ogg whose sidecar belongs to a.opus.
+    folder = tmp_path / "in"
+    folder.mkdir()
+    ogg = encode_audio(voice, RATE, "ogg", bit_rate=64000)
+    (folder / "a.ogg").write_bytes(ogg)
+    (folder / "a.opus").write_bytes(ogg)
+    db = tmp_path / "m.db"
+    result = CliRunner().invoke(cli, ["stamp", str(folder), "-o", str(tmp_path / "out"),
+                                      *_stamp_args(identity_dir, db)])
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ") and "a.c2pa" in result.stderr and "rename" in result.stderr
+    assert not (tmp_path / "out" / "a.c2pa").exists()
+
+
+def test_batch_rerun_stamps_again_when_the_ogg_sidecar_is_gone(
+    identity_dir: Path, tmp_path: Path, voice: np.ndarray
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "msg.ogg").write_bytes(encode_audio(voice, RATE, "ogg", bit_rate=64000))
+    db, out = tmp_path / "m.db", tmp_path / "out"
+    runner = CliRunner()
+    first = runner.invoke(cli, ["stamp", str(folder), "-o", str(out), *_stamp_args(identity_dir, db)])
+    assert first.exit_code == 0, first.stderr
+    (out / "msg.c2pa").unlink()  # the credentials are lost; the audio is still there
+    again = runner.invoke(cli, ["stamp", str(folder), "-o", str(out), *_stamp_args(identity_dir, db)])
+    assert again.exit_code == 0, again.stderr
+    assert "stamped:" in again.stderr and "skipped:" not in again.stderr
+    assert (out / "msg.c2pa").is_file()
+    assert verify_file_state(out / "msg.ogg") is State.VALID
+    # With both files in place a re-run has nothing to do.
+    third = runner.invoke(cli, ["stamp", str(folder), "-o", str(out), *_stamp_args(identity_dir, db)])
+    assert third.exit_code == 0 and "skipped:" in third.stderr
+
+
+def verify_file_state(path: Path) -> State:
+    from provenance.verify import verify_file
+
+    return verify_file(path, watermark_key=None).state
