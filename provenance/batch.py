@@ -466,11 +466,7 @@ def _settle(
                 entry = store.find_stamped(digest, recorded_output_path(dst))
             except (OSError, ProvenanceError):
                 continue
-            if (
-                entry is not None
-                and entry.facts_sha256 == settings.facts
-                and _output_is(dst, entry)
-            ):
+            if entry is not None and entry.facts_sha256 == settings.facts and _output_is(dst, entry):
                 queue.remove(pair)
                 deliver(
                     FileOutcome(
