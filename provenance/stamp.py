@@ -148,27 +148,37 @@ def stamp(
     """
     if quality is not None and not 1 <= quality <= 100:
         raise UsageError(f"quality must be between 1 and 100, not {quality}")
-    if isinstance(source, str | os.PathLike | bytes | bytearray | memoryview):
-        raw_source = read_input(source) if isinstance(source, str | os.PathLike) else bytes(source)
-        if is_audio(raw_source):
-            audio_name = source_name or (str(source) if isinstance(source, str | os.PathLike) else "<bytes>")
-            if output is not None and isinstance(source, str | os.PathLike) and same_file(source, output):
-                raise OutputError(
-                    f"{printable(output)}: output is the input file; stamping never modifies inputs"
-                )
-            return _stamp_audio(
-                raw_source,
-                printable(audio_name),
-                identity,
-                info,
-                store=store,
-                output=output,
-                key=key,
-                title=title,
-                named=bool(source_name) or isinstance(source, str | os.PathLike),
-                quality=quality,
+    read: bytes | None = None
+    if isinstance(source, str | os.PathLike):
+        # Read once: images below use these bytes too (a second read would hold
+        # a large file twice and could see a file changed meanwhile).
+        read = read_input(source)
+    raw_source = (
+        read
+        if read is not None
+        else bytes(source)
+        if isinstance(source, bytes | bytearray | memoryview)
+        else None
+    )
+    if raw_source is not None and is_audio(raw_source):
+        audio_name = source_name or (str(source) if isinstance(source, str | os.PathLike) else "<bytes>")
+        if output is not None and isinstance(source, str | os.PathLike) and same_file(source, output):
+            raise OutputError(
+                f"{printable(output)}: output is the input file; stamping never modifies inputs"
             )
-    name, raw, image = _load(source, source_name)
+        return _stamp_audio(
+            raw_source,
+            printable(audio_name),
+            identity,
+            info,
+            store=store,
+            output=output,
+            key=key,
+            title=title,
+            named=bool(source_name) or isinstance(source, str | os.PathLike),
+            quality=quality,
+        )
+    name, raw, image = _load(source, source_name, read)
     name = printable(name)
     if output is not None and isinstance(source, str | os.PathLike) and same_file(source, output):
         raise OutputError(f"{printable(output)}: output is the input file; stamping never modifies inputs")
@@ -342,7 +352,9 @@ def watermark_action(algorithm: str = watermark.ALGORITHM) -> Action:
 
 
 def _load(
-    source: bytes | str | os.PathLike[str] | Image.Image | npt.NDArray[Any], source_name: str | None
+    source: bytes | str | os.PathLike[str] | Image.Image | npt.NDArray[Any],
+    source_name: str | None,
+    read: bytes | None = None,
 ) -> tuple[str, bytes | None, Image.Image]:
     if isinstance(source, Image.Image) or hasattr(source, "__array_interface__"):
         # A PIL image or a numpy array (as sign_image accepts; bad arrays are refused there).
@@ -356,7 +368,7 @@ def _load(
         raise UsageError(
             f"stamp takes a path, encoded bytes, a PIL image or a numpy array, not {type(source).__name__}"
         )
-    raw = read_input(source)
+    raw = read if read is not None else read_input(source)
     return str(source), raw, load_image(raw, str(source))
 
 

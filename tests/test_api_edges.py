@@ -262,3 +262,31 @@ def test_front_door_generation_info_is_the_manifests_class_and_signs(identity: I
     assert isinstance(info, GenerationInfo) and type(info.with_actions()) is provenance.GenerationInfo
     signed = sign_image(Image.new("RGB", (64, 64), "white"), identity, info)
     assert verify_bytes(signed.data).state is State.VALID
+
+
+def test_stamp_reads_an_image_path_once(
+    identity: Identity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The audio check and the image decode share one read: a second would hold a
+    # large file twice and could stamp a file that changed between the reads.
+    import importlib
+
+    from provenance.store import open_store
+
+    from .conftest import photo
+
+    stamping = importlib.import_module("provenance.stamp")  # the module, not provenance.stamp()
+    source = tmp_path / "photo.png"
+    photo(size=(384, 288)).save(source)
+    reads: list[str] = []
+    real = stamping.read_input
+
+    def counted(path: Any) -> bytes:
+        reads.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(stamping, "read_input", counted)
+    with open_store(tmp_path / "m.db") as store:
+        result = stamping.stamp(source, identity, GenerationInfo(generator="g"), store=store)
+    assert result.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert reads == [str(source)]
