@@ -329,3 +329,12 @@ def verify_file_state(path: Path) -> State:
     from provenance.verify import verify_file
 
     return verify_file(path, watermark_key=None).state
+
+
+def test_ffmpeg_decode_errors_read_as_a_plain_reason() -> None:
+    # FFmpeg's exception text carries an errno and the stream's internal name ("'7'").
+    with pytest.raises(CorruptInputError) as caught:
+        decode_audio(b"OggS" + bytes(200), "junk.ogg")
+    message = str(caught.value)
+    assert message.startswith("junk.ogg: audio is truncated or corrupt (")
+    assert "Errno" not in message and "'" not in message

@@ -176,7 +176,9 @@ def _decode_av(data: bytes | InputFile, name: str, container: str, seconds: floa
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1, channels).astype(np.float32, copy=False))
     except av.error.FFmpegError as exc:
-        raise CorruptInputError(f"{name}: audio is truncated or corrupt ({_first_line(exc)})") from None
+        # Its str() is "[Errno -1094995529] Invalid data ...: '7'" (a stream number): the reason alone.
+        why = exc.strerror or _first_line(exc)
+        raise CorruptInputError(f"{name}: audio is truncated or corrupt ({why})") from None
     except (ValueError, EOFError, OSError) as exc:
         raise CorruptInputError(f"{name}: audio is truncated or corrupt ({_first_line(exc)})") from None
     samples = np.concatenate(chunks) if chunks else np.zeros((0, max(channels, 1)), np.float32)
