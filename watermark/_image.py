@@ -133,31 +133,14 @@ def apply_residual(img: Image.Image, delta: F32, in_place: bool = False) -> Imag
     for y0 in range(0, height, _STRIP_ROWS):
         y1 = min(height, y0 + _STRIP_ROWS)
         d = _residual_strip(delta_img, delta, (width, height), y0, y1)
-        if out.dtype == np.uint8:
-            di = np.floor(d + _dither(y1 - y0, width, y0)).astype(np.int16)
-            seg = out[y0:y1].astype(np.int16)
-            if mode == "CMYK":
-                # Ink is the inverse of light: lift luminance by removing C, M and Y.
-                seg[..., :3] -= di[..., None]
-            elif seg.ndim == 3 and mode in ("RGB", "RGBA", "RGBX"):
-                seg[..., :3] += di[..., None]
-            elif seg.ndim == 3:  # LA, YCbCr: first channel is the luminance
-                seg[..., 0] += di
-            else:
-                seg += di
-            np.clip(seg, 0, 255, out=seg)
-            out[y0:y1] = seg.astype(np.uint8)
-        elif mode == "F":
+        # 8-bit modes went to _apply_residual_8bit above: only I, F and 16-bit remain.
+        if mode == "F":
             out[y0:y1] = out[y0:y1] + d * np.float32(scale)
         else:
             hi = 65535.0
             seg64 = out[y0:y1].astype(np.float64) + np.rint(d * scale)
             out[y0:y1] = np.clip(seg64, 0.0, hi).astype(out.dtype)
-    if out.dtype == np.uint8:
-        # frombytes, not fromarray: fromarray would read 4 channels as RGBA, not CMYK.
-        result = Image.frombytes(mode, (width, height), out.tobytes())
-    else:
-        result = Image.fromarray(out)
+    result = Image.fromarray(out)
     if result.mode != mode:
         result = result.convert(mode)
     return result
