@@ -338,3 +338,23 @@ def test_ffmpeg_decode_errors_read_as_a_plain_reason() -> None:
     message = str(caught.value)
     assert message.startswith("junk.ogg: audio is truncated or corrupt (")
     assert "Errno" not in message and "'" not in message
+
+
+def test_an_excerpt_decode_is_bounded_in_samples_not_only_seconds() -> None:
+    # 60 s of 8-channel silence at 655,350 Hz is a 330 KB FLAC (a body the resolution
+    # service accepts) that decodes to 1.3 GB: an excerpt holds at most a minute of
+    # 96 kHz stereo, whatever the rate and channels announce.
+    import io
+
+    import soundfile
+
+    from provenance._internal.audio import EXCERPT_SAMPLES
+
+    rate, channels = 384_000, 8
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros((rate * 20, channels), np.float32), rate, format="FLAC")
+    clip = decode_audio(buffer.getvalue(), "hires.flac", seconds=60.0)
+    assert clip.samples.size <= EXCERPT_SAMPLES
+    assert clip.samples.shape[1] == channels and len(clip.samples) == EXCERPT_SAMPLES // channels
+    whole = decode_audio(buffer.getvalue(), "hires.flac")  # stamping still decodes it all
+    assert len(whole.samples) == rate * 20

@@ -89,6 +89,19 @@ repeats every 2 s, so a minute holds it many times over, and an hour-long file i
 decoded whole (1.3 GB as float32 stereo) just to read it."""
 
 
+EXCERPT_SAMPLES = int(DETECT_SECONDS * 96_000 * 2)
+"""Samples (frames x channels) an excerpt decode (``seconds=``) holds at most: a minute of
+96 kHz stereo (46 MB as float32). A FLAC of silence announcing 655,350 Hz and 8 channels
+is 330 KB for a minute, which would otherwise decode to 1.3 GB (a body the resolution
+service accepts); such files give a shorter excerpt instead."""
+
+
+def _excerpt_frames(seconds: float | None, rate: int, channels: int) -> int | None:
+    if seconds is None:
+        return None
+    return max(1, min(int(seconds * rate), EXCERPT_SAMPLES // max(1, channels)))
+
+
 def decode_audio(data: bytes | InputFile, name: str, *, seconds: float | None = None) -> AudioClip:
     """Decode an audio file (the first ``seconds`` of it, or all of it); one-line errors for
     anything that is not playable audio."""
@@ -124,7 +137,8 @@ def _decode_sndfile(data: bytes | InputFile, name: str, container: str, seconds:
     try:
         with soundfile.SoundFile(as_stream(data)) as handle:
             rate, subtype = int(handle.samplerate), str(handle.subtype)
-            wanted = handle.frames if seconds is None else min(handle.frames, int(seconds * rate))
+            excerpt = _excerpt_frames(seconds, rate, int(handle.channels))
+            wanted = handle.frames if excerpt is None else min(handle.frames, excerpt)
             if wanted > MAX_SECONDS * rate:
                 raise UnsupportedFormatError(f"{name}: longer than {MAX_SECONDS // 3600} hours; not decoded")
             samples = handle.read(wanted, dtype="float32", always_2d=True)
@@ -161,13 +175,14 @@ def _decode_av(data: bytes | InputFile, name: str, container: str, seconds: floa
             channels = int(stream.codec_context.channels)
             # Packed float32 at the stream's own rate and layout: no resampling.
             resampler = av.AudioResampler(format="flt", layout=stream.layout, rate=rate)
+            excerpt = _excerpt_frames(seconds, rate, channels)
             total = 0
             for frame in src.decode(stream):
                 for out in resampler.resample(frame):
                     block = out.to_ndarray().reshape(-1, channels)
                     chunks.append(block.astype(np.float32, copy=False))
                     total += len(block)
-                if seconds is not None and total >= seconds * rate:
+                if excerpt is not None and total >= excerpt:
                     break
                 if total > MAX_SECONDS * rate:
                     raise UnsupportedFormatError(
@@ -182,8 +197,8 @@ def _decode_av(data: bytes | InputFile, name: str, container: str, seconds: floa
     except (ValueError, EOFError, OSError) as exc:
         raise CorruptInputError(f"{name}: audio is truncated or corrupt ({_first_line(exc)})") from None
     samples = np.concatenate(chunks) if chunks else np.zeros((0, max(channels, 1)), np.float32)
-    if seconds is not None:
-        samples = samples[: int(seconds * rate)]
+    if excerpt is not None:
+        samples = samples[:excerpt]
     np.clip(samples, -1.0, 1.0, out=samples)  # decoders of lossy codecs overshoot slightly
     return AudioClip(samples, rate, container, codec=codec, bit_rate=bit_rate)
 
