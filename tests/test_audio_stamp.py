@@ -50,8 +50,9 @@ def test_watermark_embed_and_detect_audio_files(tmp_path: Path, voice: np.ndarra
     (tmp_path / "in.flac").write_bytes(encode_audio(voice, RATE, "flac"))
     for name in ("in.ogg", "in.flac"):
         out = tmp_path / f"marked-{name}"
-        made = runner.invoke(cli, ["watermark", "embed", str(tmp_path / name), "-o", str(out),
-                                   "--payload", "00112233445566ff"])
+        made = runner.invoke(
+            cli, ["watermark", "embed", str(tmp_path / name), "-o", str(out), "--payload", "00112233445566ff"]
+        )
         assert made.exit_code == 0, made.stderr
         assert made.stdout == "" and "watermarked" in made.stderr
         assert out.read_bytes()[:4] == (tmp_path / name).read_bytes()[:4]  # same container
@@ -77,8 +78,9 @@ def test_stamp_mixed_folder_strip_reencode_excerpt_and_recover(
     (folder / "message.ogg").write_bytes(encode_audio(voice, RATE, "ogg", bit_rate=64000))
     (folder / "notes.txt").write_text("not media")
     db = tmp_path / "m.db"
-    stamped = runner.invoke(cli, ["stamp", str(folder), "-o", str(tmp_path / "out"),
-                                  *_stamp_args(identity_dir, db), "--json"])
+    stamped = runner.invoke(
+        cli, ["stamp", str(folder), "-o", str(tmp_path / "out"), *_stamp_args(identity_dir, db), "--json"]
+    )
     assert stamped.exit_code == 0, stamped.stderr
     report = json.loads(stamped.stdout)
     assert report["counts"] == {"stamped": 4, "skipped": 0, "ignored": 1, "failed": 0}
@@ -117,8 +119,18 @@ def test_stamp_mixed_folder_strip_reencode_excerpt_and_recover(
     assert "VALID - RECOVERED FROM WATERMARK" in text.stdout
     assert "The audio matches the clip its credentials were issued for" in text.stdout
     assert "Likeness to the audio clip they were issued for" in text.stdout
-    as_json = runner.invoke(cli, ["verify", str(tmp_path / "shared.mp3"), "--store", str(db),
-                                  "--json", "--html", str(tmp_path / "report.html")])
+    as_json = runner.invoke(
+        cli,
+        [
+            "verify",
+            str(tmp_path / "shared.mp3"),
+            "--store",
+            str(db),
+            "--json",
+            "--html",
+            str(tmp_path / "report.html"),
+        ],
+    )
     assert as_json.exit_code == 0 and as_json.stderr.startswith("wrote the report to")
     doc = json.loads(as_json.stdout)
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
@@ -135,8 +147,12 @@ def test_identifier_copied_onto_other_audio_is_refused(
     identity: Identity, tmp_path: Path, voice: np.ndarray
 ) -> None:
     with open_store(tmp_path / "m.db") as store:
-        stamped = stamp(encode_audio(voice, RATE, "wav"), identity,
-                        GenerationInfo(generator="tts", model="voice-clone-1"), store=store)
+        stamped = stamp(
+            encode_audio(voice, RATE, "wav"),
+            identity,
+            GenerationInfo(generator="tts", model="voice-clone-1"),
+            store=store,
+        )
         # Anyone can read the public mark and put the identifier on another recording.
         other = _speech(5.0, "speech_librispeech_198-209-0000.ogg")
         forged = watermark.audio.embed(other, RATE, stamped.payload)
@@ -160,8 +176,13 @@ def test_audio_stamp_records_in_both_store_backends(
     identity: Identity, store_location: str, voice: np.ndarray
 ) -> None:
     with open_store(store_location) as store:
-        stamped = stamp(encode_audio(voice, RATE, "m4a", bit_rate=128000), identity,
-                        GenerationInfo(generator="tts"), store=store, source_name="voice.m4a")
+        stamped = stamp(
+            encode_audio(voice, RATE, "m4a", bit_rate=128000),
+            identity,
+            GenerationInfo(generator="tts"),
+            store=store,
+            source_name="voice.m4a",
+        )
         entry = store.get_by_payload(stamped.payload)
         assert entry is not None and entry.mime == "audio/mp4"
         assert entry.soft_binding_alg == watermark.audio.ALGORITHM
@@ -226,8 +247,9 @@ def test_bad_audio_is_one_clear_error_and_nothing_is_written(
     (tmp_path / name).write_bytes(data)
     runner = CliRunner()
     db = tmp_path / "m.db"
-    result = runner.invoke(cli, ["stamp", str(tmp_path / name), "-o", str(tmp_path / "out"),
-                                 *_stamp_args(identity_dir, db)])
+    result = runner.invoke(
+        cli, ["stamp", str(tmp_path / name), "-o", str(tmp_path / "out"), *_stamp_args(identity_dir, db)]
+    )
     assert result.exit_code == 6, result.stderr
     failed = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
     assert len(failed) == 1 and message in failed[0] and "Traceback" not in result.stderr
@@ -237,8 +259,18 @@ def test_bad_audio_is_one_clear_error_and_nothing_is_written(
         assert store.count() == 0
     if case in ("8-bit", "corrupt-mp3"):
         return  # a watermark alone can be embedded in 8-bit audio; the corrupt MP3 is covered above
-    embedded = runner.invoke(cli, ["watermark", "embed", str(tmp_path / name), "-o", str(tmp_path / "w.wav"),
-                                   "--payload", "00112233445566ff"])
+    embedded = runner.invoke(
+        cli,
+        [
+            "watermark",
+            "embed",
+            str(tmp_path / name),
+            "-o",
+            str(tmp_path / "w.wav"),
+            "--payload",
+            "00112233445566ff",
+        ],
+    )
     assert embedded.exit_code == 4 and embedded.stdout == ""
     assert embedded.stderr.startswith("error: ") and message in embedded.stderr
     assert len(embedded.stderr.strip().splitlines()) == 1
@@ -280,8 +312,19 @@ def test_ogg_sidecar_is_bound_to_the_file(
     assert "assertion.dataHash.mismatch" in [f.code for f in changed.failures]
     with pytest.raises(UnsupportedFormatError, match="OGG"):
         sign_sidecar(encode_audio(voice, RATE, "wav"), identity, GenerationInfo(generator="tts"))
-    refused = CliRunner().invoke(cli, ["sign", str(tmp_path / "message.ogg"), "-o", str(tmp_path / "s.ogg"),
-                                       "--identity", str(identity_dir), "--model", "m"])
+    refused = CliRunner().invoke(
+        cli,
+        [
+            "sign",
+            str(tmp_path / "message.ogg"),
+            "-o",
+            str(tmp_path / "s.ogg"),
+            "--identity",
+            str(identity_dir),
+            "--model",
+            "m",
+        ],
+    )
     assert refused.exit_code == 4 and "NAME.c2pa" in refused.stderr
 
 
@@ -296,8 +339,9 @@ def test_batch_refuses_two_ogg_outputs_sharing_one_sidecar(
     (folder / "a.ogg").write_bytes(ogg)
     (folder / "a.opus").write_bytes(ogg)
     db = tmp_path / "m.db"
-    result = CliRunner().invoke(cli, ["stamp", str(folder), "-o", str(tmp_path / "out"),
-                                      *_stamp_args(identity_dir, db)])
+    result = CliRunner().invoke(
+        cli, ["stamp", str(folder), "-o", str(tmp_path / "out"), *_stamp_args(identity_dir, db)]
+    )
     assert result.exit_code == 2, result.stderr
     assert result.stdout == ""
     assert result.stderr.startswith("error: ") and "a.c2pa" in result.stderr and "rename" in result.stderr
@@ -358,3 +402,25 @@ def test_an_excerpt_decode_is_bounded_in_samples_not_only_seconds() -> None:
     assert clip.samples.shape[1] == channels and len(clip.samples) == EXCERPT_SAMPLES // channels
     whole = decode_audio(buffer.getvalue(), "hires.flac")  # stamping still decodes it all
     assert len(whole.samples) == rate * 20
+
+
+def test_resolvers_named_for_audio_are_not_silently_ignored(tmp_path: Path, voice: np.ndarray) -> None:
+    clip = tmp_path / "voice.wav"
+    clip.write_bytes(_wav(voice))
+    # Nothing listens there: the warning must come from verify itself, not from a failed request.
+    result = CliRunner().invoke(
+        cli,
+        [
+            "verify",
+            str(clip),
+            "--json",
+            "--store",
+            str(tmp_path / "m.db"),
+            "--resolver",
+            "http://127.0.0.1:9",
+        ],
+    )
+    assert result.exit_code == 3, result.stderr
+    report = json.loads(result.stdout)
+    assert report["state"] == "none"
+    assert any("remote recovery works for images only" in w for w in report["warnings"])

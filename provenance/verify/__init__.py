@@ -358,9 +358,19 @@ def _verify_once(
     if manifest is not None:
         embedded = False
     if fmt in AUDIO_FORMATS:
+        if resolvers and store_json is None:
+            # Resolvers answer audio (byContent), but this client asks them for images only so far.
+            notes = (*notes, "the resolution services were not asked: remote recovery works for images only")
         return _verify_audio(
-            data, fmt.mime, name, found_store, chosen=chosen, store=store, watermark_key=watermark_key,
-            embedded=embedded, notes=notes,
+            data,
+            fmt.mime,
+            name,
+            found_store,
+            chosen=chosen,
+            store=store,
+            watermark_key=watermark_key,
+            embedded=embedded,
+            notes=notes,
         )
     image, undecodable = _pixels(data, name) if fmt.is_image and watermark_key is not None else (None, None)
     if store_json is None and isinstance(undecodable, CorruptInputError):
