@@ -253,7 +253,7 @@ def _scores(d: F64, w: F64, lay: Layout, delta: float) -> tuple[F64, F64, F64]:
 
 
 _CLASS_SUM = np.repeat(np.eye(NSLOTS, dtype=np.float32), CLASSES_PER_SLOT, axis=0)
-_BAND_SUM = np.repeat(np.eye(NBANDS, dtype=np.float32), BAND_BINS, axis=0) / BAND_BINS
+_BAND_SUM = np.repeat(np.eye(NBANDS, dtype=np.float32), 2 * BAND_BINS, axis=0) / BAND_BINS
 
 
 def _local_mean_matrix() -> F64:
@@ -275,11 +275,10 @@ def fine_tile_log_power(x: F64) -> F64:
         return np.zeros((0, NBANDS))
     frames = np.lib.stride_tricks.sliding_window_view(x.astype(np.float32), N)[::FINE_HOP]
     spec = cv2.dft(frames * _WIN32, flags=cv2.DFT_ROWS)
-    # CCS layout of each row: Re0, Re1, Im1, Re2, Im2, ...: bin k at 2k-1 and 2k
-    re = spec[:, 2 * BIN0 - 1:2 * BIN1 - 1:2]
-    im = spec[:, 2 * BIN0:2 * BIN1:2]
-    p = ((re * re + im * im) @ _BAND_SUM).astype(np.float64)
-    out: F64 = np.log(p * _POWER_SCALE + 1e-13)
+    # CCS layout of each row: Re0, Re1, Im1, Re2, Im2, ...: bin k at 2k-1 and 2k, so
+    # the tiles' bins are one contiguous run; squares summed per band by a product
+    p = np.square(spec[:, 2 * BIN0 - 1:2 * BIN1 - 1]) @ _BAND_SUM
+    out: F64 = np.log(p * np.float32(_POWER_SCALE) + np.float32(1e-13)).astype(np.float64)
     return out
 
 
@@ -337,18 +336,21 @@ def read(m: F64, key: bytes, delta: float = DELTA, top: int = 3) -> list[Readout
     w32 = w_all.astype(np.float32)
     wv = w32[frames].reshape(row, SLOT_TILES)
     wdv = (w32 * d_all.astype(np.float32))[frames].reshape(row, SLOT_TILES)
-    p = wdv @ lay.template32
+    # sync cosine: pilots at their known value cos(2 pi p), code bits either half of
+    # the lattice cos(4 pi p) = cos(2 pi (2 p)): the factor 2 and 1 / delta are folded
+    # into the template and the offsets, so p is reduced to [-1/2, 1/2] once
+    fold = np.where(lay.column_class < NCODE, 2.0, 1.0)
+    p = wdv @ (lay.template32 * (fold / delta).astype(np.float32))
     den = wv @ lay.membership32
-    sd_all = (den @ _CLASS_SUM).astype(np.float64)
+    # sum(a^2) over a slot's 8 classes is the window's total weight whatever the slot
+    # type (the classes of a slot partition its tiles), so it is the same for all shifts
+    wsum = wv.sum(1, dtype=np.float64)
     a = np.sqrt(den)
     np.maximum(den, np.float32(1e-9), out=den)
     p /= den
-    p *= np.float32(1.0 / delta)
-    p -= lay.offset0[lay.column_class].astype(np.float32)
+    p -= (lay.offset0[lay.column_class] * fold).astype(np.float32)
     p -= np.rint(p)  # cos is periodic: small arguments keep float32 exact enough
-    # sync cosine: pilots at their known value cos(2 pi p), code bits either half of
-    # the lattice cos(4 pi p)
-    p *= np.where(lay.column_class < NCODE, 4 * np.pi, 2 * np.pi).astype(np.float32)
+    p *= np.float32(2 * np.pi)
     np.cos(p, out=p)
     p *= a
     # per (window, slot type): sums over the slot's 8 classes, as a product with a
@@ -361,12 +363,10 @@ def read(m: F64, key: bytes, delta: float = DELTA, top: int = 3) -> list[Readout
         # read the 32 diagonals of the 32 x 32 result
         pad = -nwin % NSLOTS
         sn = np.zeros((nwin + pad, NSLOTS))
-        sd = np.zeros((nwin + pad, NSLOTS))
         sn[:nwin] = sn_all[r0:r0 + nwin]
-        sd[:nwin] = sd_all[r0:r0 + nwin]
         sn = sn.reshape(-1, NSLOTS, NSLOTS).sum(0)
-        sd = sd.reshape(-1, NSLOTS, NSLOTS).sum(0)
-        z = sn[rr, diag].sum(0) / np.sqrt(np.maximum(sd[rr, diag].sum(0), 1e-12) / 2.0)
+        den_total = wsum[r0:r0 + nwin].sum()
+        z = sn[rr, diag].sum(0) / np.sqrt(max(den_total, 1e-12) / 2.0)
         for shift in np.argsort(-z)[:top]:
             cands.append(Readout(float(z[shift]), ph, start, int(shift), np.zeros(0)))
     cands.sort(key=lambda c: -c.z)
