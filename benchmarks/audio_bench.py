@@ -507,6 +507,35 @@ def _erfcinv(y: float) -> float:
     return (lo + hi) / 2
 
 
+def measure_speed(payload: bytes, runs: int = 3) -> tuple[list[float], list[float], float]:
+    """CPU seconds of embed and detect (median over ``runs``) on a 10 s stereo 44.1 kHz
+    clip, and of one detection of the unmarked clip."""
+    key = audio.DEFAULT_KEY
+    x, sr = _synth_music(3, 44100)
+    te, td = [], []
+    for _ in range(runs):
+        t0 = time.process_time()
+        y = audio.embed(x, sr, payload, key)
+        te.append(time.process_time() - t0)
+        t0 = time.process_time()
+        audio.detect(y, sr, key)
+        td.append(time.process_time() - t0)
+    t0 = time.process_time()
+    audio.detect(x, sr, key)
+    return te, td, time.process_time() - t0
+
+
+def speed_lines(te: list[float], td: list[float], td_unmarked: float) -> list[str]:
+    return [
+        "## Speed (10 s stereo 44.1 kHz clip, one core, CPU time of the process)",
+        f"embed  {np.median(te) * 1000:7.0f} ms  = {CLIP_SECONDS / np.median(te):6.0f}x real time "
+        "(target 200x)",
+        f"detect {np.median(td) * 1000:7.0f} ms  = {CLIP_SECONDS / np.median(td):6.0f}x real time "
+        f"(target 100x; includes the search over {_stdm.HYPOTHESES} sync hypotheses)",
+        f"detect, unmarked {td_unmarked * 1000:5.0f} ms",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--payloads", type=int, default=2, help="random payloads per clip")
@@ -514,11 +543,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-stretch", action="store_true")
     ap.add_argument("--calibrate", action="store_true",
                     help="only the false-positive calibration (benchmarks/results/audio_calibration.txt)")
+    ap.add_argument("--speed", action="store_true",
+                    help="only the speed rows (benchmarks/results/audio_speed.txt)")
     ap.add_argument("--windows", type=int, default=10_000, help="unmarked windows for --calibrate")
     ap.add_argument("--wrong-keys", type=int, default=1000, help="wrong-key checks for --calibrate")
     args = ap.parse_args(argv)
     if args.calibrate:
         return calibrate(args.windows, args.wrong_keys)
+    if args.speed:
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        text = "\n".join([f"# audio watermark speed, {now}; median of 9 runs",
+                          *speed_lines(*measure_speed(bytes(range(8)), runs=9))]) + "\n"
+        print(text)
+        (RESULTS.parent / "audio_speed.txt").write_text(text)
+        return 0
     t_start = time.time()
     key = audio.DEFAULT_KEY
     rng = np.random.default_rng(12)
@@ -550,20 +588,7 @@ def main(argv: list[str] | None = None) -> int:
                 per_kind.setdefault(aname, {}).setdefault(kind, []).append(ok)
         print(f"  {name}: done ({time.time() - t_start:.0f} s)", file=sys.stderr, flush=True)
 
-    # speed: a 10 s stereo 44.1 kHz clip (one core)
-    x, sr = _synth_music(3, 44100)
-    payload = rng.bytes(8)
-    te, td = [], []
-    for _ in range(3):
-        t0 = time.process_time()
-        y = audio.embed(x, sr, payload, key)
-        te.append(time.process_time() - t0)
-        t0 = time.process_time()
-        audio.detect(y, sr, key)
-        td.append(time.process_time() - t0)
-    t0 = time.process_time()
-    audio.detect(x, sr, key)
-    td_unmarked = time.process_time() - t0
+    te, td, td_unmarked = measure_speed(rng.bytes(8))
 
     # false positives: unmarked windows of every source (5 and 10 s at random offsets,
     # some through MP3), white/pink noise, silence; and marked clips with wrong keys.
@@ -637,12 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     out.append(f"worst required attack: {worst:.1f}% exact recovery (target 95%)")
     out += [
         "",
-        "## Speed (10 s stereo 44.1 kHz clip, one core, CPU time of the process)",
-        f"embed  {np.median(te) * 1000:7.0f} ms  = {CLIP_SECONDS / np.median(te):6.0f}x real time "
-        "(target 200x)",
-        f"detect {np.median(td) * 1000:7.0f} ms  = {CLIP_SECONDS / np.median(td):6.0f}x real time "
-        f"(target 100x; includes the search over {_stdm.HYPOTHESES} sync hypotheses)",
-        f"detect, unmarked {td_unmarked * 1000:5.0f} ms",
+        *speed_lines(te, td, td_unmarked),
         "",
         "## False positives (default key)",
         f"unmarked windows checked (speech, music, noise; some MP3 64k): {fp_checked}; detections: {fp_hits}",

@@ -240,6 +240,7 @@ def _scores(d: F64, w: F64, lay: Layout, delta: float) -> tuple[F64, F64, F64]:
     num = ((w * d).astype(np.float32) @ lay.template32).astype(np.float64)
     den = (w.astype(np.float32) @ lay.membership32).astype(np.float64)
     p = num / np.maximum(den, 1e-9) / delta - lay.offset0[lay.column_class]
+    p -= np.rint(p)  # same cosines; large arguments take numpy's slow path
     a = np.sqrt(den)
     dec = np.cos(2 * np.pi * p)
     sync = dec.copy()
@@ -352,26 +353,33 @@ def read(m: F64, key: bytes, delta: float = DELTA, top: int = 3) -> list[Readout
     # per (window, slot type): sums over the slot's 8 classes, as a product with a
     # 0/1 matrix (BLAS is much faster than a reduction over a length-8 axis)
     sn_all = (p @ _CLASS_SUM).astype(np.float64)
+    # window j of a group is slot (j + shift): sum the windows with equal j mod 32 of
+    # each group (one bincount), then read the 32 diagonals of each 32 x 32 result
+    ngroups = len(groups)
+    gid = np.repeat(np.arange(ngroups), [g[3] for g in groups])
+    jmod = np.concatenate([np.arange(g[3]) % NSLOTS for g in groups])
+    cell = ((gid * NSLOTS + jmod) * NSLOTS)[:, None] + np.arange(NSLOTS)
+    sn = np.bincount(cell.ravel(), sn_all.ravel(), ngroups * NSLOTS * NSLOTS)
+    sn = sn.reshape(ngroups, NSLOTS, NSLOTS)
     diag = (np.arange(NSLOTS)[:, None] + np.arange(NSLOTS)[None, :]) % NSLOTS
-    rr = np.arange(NSLOTS)[:, None]
-    for ph, start, r0, nwin in groups:
-        # window j is slot (j + shift): sum windows with equal j mod 32 first, then
-        # read the 32 diagonals of the 32 x 32 result
-        pad = -nwin % NSLOTS
-        sn = np.zeros((nwin + pad, NSLOTS))
-        sn[:nwin] = sn_all[r0:r0 + nwin]
-        sn = sn.reshape(-1, NSLOTS, NSLOTS).sum(0)
-        den_total = wsum[r0:r0 + nwin].sum()
-        z = sn[rr, diag].sum(0) / np.sqrt(max(den_total, 1e-12) / 2.0)
-        for shift in np.argsort(-z)[:top]:
+    den_total = np.bincount(gid, wsum, ngroups)
+    z_all = (sn[:, np.arange(NSLOTS)[:, None], diag].sum(1)
+             / np.sqrt(np.maximum(den_total, 1e-12) / 2.0)[:, None])
+    best = np.argsort(-z_all, axis=1)[:, :top]
+    for (ph, start, _r0, _nwin), z, shifts in zip(groups, z_all, best, strict=True):
+        for shift in shifts:
             cands.append(Readout(float(z[shift]), ph, start, int(shift), np.zeros(0)))
     cands.sort(key=lambda c: -c.z)
     out = []
+    scored: dict[tuple[int, int], tuple[F64, F64]] = {}  # the best often share both
     for c in cands[:top]:
-        dv = _windows(d_all[c.phase::PHASES], c.start)
-        wv64 = _windows(w_all[c.phase::PHASES], c.start)
-        a64, _, dec = _scores(dv, wv64, lay, delta)
-        nwin = len(dv)
+        if (c.phase, c.start) not in scored:
+            dv = _windows(d_all[c.phase::PHASES], c.start)
+            wv64 = _windows(w_all[c.phase::PHASES], c.start)
+            a64, _, dec = _scores(dv, wv64, lay, delta)
+            scored[c.phase, c.start] = a64, dec
+        a64, dec = scored[c.phase, c.start]
+        nwin = len(a64)
         slot = (np.arange(nwin) + c.shift) % NSLOTS
         cols = slot[:, None] * CLASSES_PER_SLOT + np.arange(CLASSES_PER_SLOT)[None, :]
         rows = np.arange(nwin)[:, None]
