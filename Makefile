@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PROVENANCE_HOME ?= $(CURDIR)/.provenance-home
 
-.PHONY: demo test lint typecheck unit fuzz screenshots bench bench-watermark bench-stamp bench-sign bench-memory bench-likeness bench-resolution bench-store bench-audio bench-audio-likeness clean
+.PHONY: demo test lint typecheck unit fuzz screenshots bench bench-watermark bench-stamp bench-sign bench-memory bench-likeness bench-resolution bench-store bench-audio bench-audio-likeness bench-audio-calibrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bench-audio: $(VENV)/.bench-installed
 # Stamped clip after codecs and cuts vs identifiers copied onto other audio (about a minute).
 bench-audio-likeness: $(STAMP)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 taskset -c 1 $(BIN)/python -m benchmarks.audio_likeness_bench
+
+# false positives only: 10,000 unmarked windows + 1,000 wrong-key checks (~25 min on one core)
+bench-audio-calibrate: $(VENV)/.bench-installed
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 taskset -c 1 $(BIN)/python -m benchmarks.audio_bench --calibrate
 
 bench-stamp: $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.stamp_bench

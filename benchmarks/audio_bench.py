@@ -5,6 +5,7 @@ Run from the repository root, pinned to one core (``make bench-audio`` does this
 
     OPENBLAS_NUM_THREADS=1 taskset -c 1 .venv/bin/python -m benchmarks.audio_bench
     ... -m benchmarks.audio_bench --payloads 1 --fp 100      # quicker
+    ... -m benchmarks.audio_bench --calibrate     # false positives only (make bench-audio-calibrate)
 
 Sources: the CC-licensed clips in tests/fixtures/audio (see their .txt files),
 synthetic speech from espeak-ng (Debian package ``espeak-ng``; its rows are left out,
@@ -297,12 +298,265 @@ def payload_bit_accuracy(soft: np.ndarray | None, payload: bytes) -> float:
     return float(np.mean((soft[:64] > 0) == want))
 
 
+# --------------------------------------------------------------- false-positive calibration
+CALIBRATION_RESULTS = ROOT / "benchmarks" / "results" / "audio_calibration.txt"
+RATES = (8000, 16000, 22050, 44100, 48000)
+
+
+def _colored_noise(rng: np.random.Generator, n: int, ch: int, exponent: float) -> np.ndarray:
+    """Noise with power ~ 1 / f^exponent (0 white, 1 pink, 2 brown), peak-normalised."""
+    spec = np.fft.rfft(rng.standard_normal((n, ch)), axis=0)
+    f = np.arange(spec.shape[0], dtype=np.float64)
+    f[0] = 1.0
+    y = np.fft.irfft(spec * f[:, None] ** (-exponent / 2), n=n, axis=0)
+    return y / max(float(np.max(np.abs(y))), 1e-12)
+
+
+def _tones(rng: np.random.Generator, n: int, sr: int, ch: int) -> np.ndarray:
+    """A steady tone, a chord, a sweep or an amplitude-modulated tone."""
+    t = np.arange(n) / sr
+    kind = int(rng.integers(0, 4))
+    f0 = float(rng.uniform(50, min(8000, sr / 2 - 100)))
+    if kind == 0:
+        y = np.sin(2 * np.pi * f0 * t)
+    elif kind == 1:
+        y = sum(np.sin(2 * np.pi * f0 * r * t + rng.uniform(0, 6.3)) for r in (1, 1.25, 1.5, 2))
+    elif kind == 2:
+        f1 = float(rng.uniform(50, sr / 2 - 100))
+        y = np.sin(2 * np.pi * np.cumsum(np.linspace(f0, f1, n)) / sr)
+    else:
+        y = np.sin(2 * np.pi * f0 * t) * (1 + np.sin(2 * np.pi * rng.uniform(0.5, 8) * t))
+    y = y / max(float(np.max(np.abs(y))), 1e-12)
+    return np.repeat(y[:, None], ch, axis=1)
+
+
+def _unmarked_window(i: int, rng: np.random.Generator,
+                     clips: list[tuple[str, str, np.ndarray, int]]) -> tuple[str, np.ndarray, int]:
+    """The i-th unmarked calibration window: (category, samples, rate)."""
+    sec = float(rng.choice([3.0, 5.0, 5.0, 10.0]))
+    r = i % 20
+    if r < 9:  # 45 %: cuts of real and generated speech and music, at a random gain
+        name, kind, x, sr = clips[int(rng.integers(0, len(clips)))]
+        n = min(len(x), int(sec * sr))
+        o = int(rng.integers(0, len(x) - n + 1))
+        w = np.clip(x[o:o + n] * rng.uniform(0.1, 1.5), -1, 1).astype(np.float32)
+        if rng.random() < 0.1:
+            w, sr = codec(w, sr, "mp3", "libmp3lame", 64000)
+            kind += "+mp3"
+        return kind, w, sr
+    sr = int(rng.choice(RATES))
+    n = int(sec * sr)
+    ch = int(rng.choice([1, 2]))
+    level = 10 ** rng.uniform(-3, -0.3)
+    if r < 16:  # 35 %: white, pink and brown noise at -60..-6 dBFS peak
+        exponent = (0.0, 1.0, 2.0)[r % 3]
+        name = ("white", "pink", "brown")[r % 3] + "-noise"
+        return name, (_colored_noise(rng, n, ch, exponent) * level).astype(np.float32), sr
+    if r < 18:  # 10 %: digital silence, near-silence (dither), a DC offset with dither
+        k = int(rng.integers(0, 3))
+        if k == 0:
+            return "silence", np.zeros((n, ch), np.float32), sr
+        dither = rng.standard_normal((n, ch)) * 10 ** rng.uniform(-6, -4)
+        dc = 0.0 if k == 1 else rng.uniform(-0.5, 0.5)
+        return "near-silence", (dither + dc).astype(np.float32), sr
+    return "tones", (_tones(rng, n, sr, ch) * level).astype(np.float32), sr  # 10 %
+
+
+def calibrate(windows: int, wrong_keys: int) -> int:
+    """Detection on unmarked windows and on marked clips with wrong keys: the best
+    sync z-score, the sync p-value counted over all hypotheses, the bit distance of
+    the best read-out to a fixed codeword, and every detection (there must be none)."""
+    from math import comb, erfc, sqrt
+    t_start = time.time()
+    key = audio.DEFAULT_KEY
+    rng = np.random.default_rng(2026)
+    clips, notes = sources()
+    # longer real sources than the 10 s clips: the whole fixture files
+    for name, kind, file in [("speech-f", "speech", "speech_librispeech_198-209-0000.ogg"),
+                             ("speech-m", "speech", "speech_cmu-arctic_aew_a0001-3.ogg"),
+                             ("band", "music", "music_kevin-macleod_vibe-ace_20-32s.ogg"),
+                             ("whale", "other", "whale_glacier-bay-humpback_5-17s.ogg")]:
+        d, sr = sf.read(FIXTURES / file, dtype="float32", always_2d=True)
+        clips.append((name, kind, d, sr))
+    for seed in range(20, 24):
+        clips.append((f"synth-{seed}", "music", *_synth_music(seed, int(rng.choice([22050, 44100])))))
+    fixed = _ecc.encode(bytes.fromhex("5a17c0de9e3b41f2"), key)  # the distance check's codeword
+
+    def sync_p(z: float) -> float:  # union over the hypotheses of P(N(0,1) > z)
+        return min(1.0, _stdm.HYPOTHESES * 0.5 * erfc(z / sqrt(2.0)))
+
+    rows: list[tuple[str, float, bool, int]] = []  # category, z, detected, distance
+    cpu = [0.0]
+
+    def check(cat: str, w: np.ndarray, sr: int, k: bytes) -> None:
+        t0 = time.process_time()
+        d, soft = audio.detect_with_soft(w, sr, k)
+        cpu[0] += time.process_time() - t0
+        # no read-out (or all-zero soft values: nothing weighted, e.g. silence): no distance
+        dist = (-1 if soft is None or not np.any(soft) else
+                int(np.count_nonzero((soft > 0) != (fixed > 0))))
+        rows.append((cat, d.sync_score, d.detected, dist))
+
+    audio_s = 0.0
+    for i in range(windows):
+        cat, w, sr = _unmarked_window(i, rng, clips)
+        audio_s += len(w) / sr
+        check(cat, w, sr, key)
+        if (i + 1) % 1000 == 0:
+            print(f"  {i + 1} windows ({time.time() - t_start:.0f} s)", file=sys.stderr, flush=True)
+    cpu_unmarked = cpu[0]
+    marked = [(x, sr, audio.embed(x, sr, rng.bytes(8), key)) for _n, _k, x, sr in clips[:9]]
+    for i in range(wrong_keys):
+        _x, sr, y = marked[i % len(marked)]
+        sec = (5.0, 10.0)[i % 2]
+        n = min(len(y), int(sec * sr))
+        o = int(rng.integers(0, len(y) - n + 1))
+        check("wrong-key", y[o:o + n], sr, rng.bytes(int(rng.integers(1, 33))))
+
+    # ----------------------------------------------------------------- the table
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    z_all = np.array([r[1] for r in rows])
+    det_all = sum(r[2] for r in rows)
+    out = [
+        f"# audio watermark false-positive calibration, {now}",
+        f"# machine: {platform.machine()}, {os.cpu_count()} cores (run pinned to one core, one BLAS "
+        f"thread), Python {platform.python_version()}, numpy {np.__version__}",
+        f"# algorithm {audio.ALGORITHM}; default key for unmarked windows; {_stdm.HYPOTHESES} sync "
+        f"hypotheses per window; decoding tried from z >= {audio.DECODE_MIN_Z}, Chase from z >= "
+        f"{audio.CHASE_MIN_Z}",
+        f"# unmarked windows: {windows} of 3, 5 or 10 s ({audio_s / 3600:.1f} h of audio) at "
+        f"{', '.join(str(r) for r in RATES)} Hz, mono and stereo: 45 % cuts of speech/music/other "
+        "(gain 0.1-1.5, 10 % of them through MP3 64k), 35 % white/pink/brown noise (-60..-6 dBFS), "
+        "10 % silence/near-silence/DC, 10 % tones/chords/sweeps",
+        f"# wrong keys: {wrong_keys} checks of 5 and 10 s cuts of 9 marked clips, each with a random key",
+    ]
+    out += [f"# note: {n}" for n in notes]
+    out += [
+        "",
+        f"false detections: {det_all} in {len(rows)} checks "
+        f"({sum(r[2] for r in rows if r[0] != 'wrong-key')} unmarked, "
+        f"{sum(r[2] for r in rows if r[0] == 'wrong-key')} wrong key)",
+        "",
+        "## Best sync z-score per window (the max over all hypotheses)",
+        f"{'category':16s} {'windows':>7s} {'median':>7s} {'p99':>6s} {'max':>6s} "
+        f"{'z>=4.5 (decoded)':>16s} {'z>=5.5 (Chase)':>14s} {'detected':>8s}",
+    ]
+    cats = sorted({r[0] for r in rows}, key=lambda c: (c == "wrong-key", c))
+    for cat in [*cats, "all"]:
+        zs = np.array([r[1] for r in rows if cat in ("all", r[0])])
+        det = sum(r[2] for r in rows if cat in ("all", r[0]))
+        out.append(f"{cat:16s} {len(zs):7d} {np.median(zs):7.2f} {np.quantile(zs, 0.99):6.2f} "
+                   f"{zs.max():6.2f} {int(np.sum(zs >= audio.DECODE_MIN_Z)):16d} "
+                   f"{int(np.sum(zs >= audio.CHASE_MIN_Z)):14d} {det:8d}")
+    live = z_all[z_all > 0]  # digital silence scores exactly 0 (no weighted tile)
+    pv = np.array([sync_p(z) for z in live])
+    out += [
+        "",
+        f"## Sync p-value = min(1, {_stdm.HYPOTHESES} x P(N(0,1) > best z)), counting every hypothesis",
+        f"(windows with any weighted tile: {len(live)}; a valid bound has measured share <= alpha)",
+        f"{'alpha':>8s} {'z threshold':>11s} {'measured share':>14s} {'count':>7s}",
+    ]
+    for alpha in (0.5, 0.1, 0.01, 1e-3, 1e-4):
+        zt = float(np.sqrt(2.0) * _erfcinv(2 * alpha / _stdm.HYPOTHESES))
+        cnt = int(np.sum(pv <= alpha))
+        out.append(f"{alpha:8.0e} {zt:11.2f} {cnt / max(len(pv), 1):14.5f} {cnt:7d}")
+    out.append(f"smallest sync p-value seen: {pv.min():.2e}" if len(pv) else "")
+    dists = np.array([r[3] for r in rows if r[3] >= 0])
+    n_code = len(fixed)
+    out += [
+        "",
+        "## Read-out bits (null model of the payload p-value: fair coins)",
+        "(windows with a read-out that is not all zero)",
+        f"share of best-hypothesis read-outs within distance d of a fixed {n_code}-bit codeword "
+        f"({len(dists)} read-outs)",
+    ]
+    for dmax in (80, 85, 90, 95):
+        pred = sum(comb(n_code, i) for i in range(dmax + 1)) / 2 ** n_code
+        cnt = int(np.sum(dists <= dmax))
+        out.append(f"  d <= {dmax}: predicted {pred:.4f}, measured {cnt / max(len(dists), 1):.4f} "
+                   f"({cnt}/{len(dists)})")
+    out += [
+        f"mean distance {dists.mean():.1f} (fair coins: {n_code / 2:.0f}), std {dists.std():.1f} "
+        f"(fair coins: {np.sqrt(n_code) / 2:.1f})",
+        f"p-value of a detection with {_ecc.BCH_T} corrected errors over {_stdm.HYPOTHESES} "
+        f"hypotheses: {_ecc.false_positive_probability(_ecc.BCH_T, _stdm.HYPOTHESES):.1e}; "
+        f"expected false detections in this run: "
+        f"{len(rows) * _ecc.false_positive_probability(_ecc.BCH_T, _stdm.HYPOTHESES):.1e}",
+        "",
+        f"detect CPU time on the unmarked windows: {1000 * cpu_unmarked / max(windows, 1):.0f} ms "
+        f"per window, {audio_s / max(cpu_unmarked, 1e-9):.0f}x real time",
+        f"# run time {time.time() - t_start:.0f} s",
+    ]
+    text = "\n".join(out) + "\n"
+    print(text)
+    CALIBRATION_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    CALIBRATION_RESULTS.write_text(text)
+    return 1 if det_all else 0
+
+
+def _erfcinv(y: float) -> float:
+    """Inverse of math.erfc by bisection (no scipy at run time)."""
+    from math import erfc
+    lo, hi = -10.0, 10.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if erfc(mid) > y:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def measure_speed(payload: bytes, runs: int = 3) -> tuple[list[float], list[float], float]:
+    """CPU seconds of embed and detect (median over ``runs``) on a 10 s stereo 44.1 kHz
+    clip, and of one detection of the unmarked clip."""
+    key = audio.DEFAULT_KEY
+    x, sr = _synth_music(3, 44100)
+    te, td = [], []
+    for _ in range(runs):
+        t0 = time.process_time()
+        y = audio.embed(x, sr, payload, key)
+        te.append(time.process_time() - t0)
+        t0 = time.process_time()
+        audio.detect(y, sr, key)
+        td.append(time.process_time() - t0)
+    t0 = time.process_time()
+    audio.detect(x, sr, key)
+    return te, td, time.process_time() - t0
+
+
+def speed_lines(te: list[float], td: list[float], td_unmarked: float) -> list[str]:
+    return [
+        "## Speed (10 s stereo 44.1 kHz clip, one core, CPU time of the process)",
+        f"embed  {np.median(te) * 1000:7.0f} ms  = {CLIP_SECONDS / np.median(te):6.0f}x real time "
+        "(target 200x)",
+        f"detect {np.median(td) * 1000:7.0f} ms  = {CLIP_SECONDS / np.median(td):6.0f}x real time "
+        f"(target 100x; includes the search over {_stdm.HYPOTHESES} sync hypotheses)",
+        f"detect, unmarked {td_unmarked * 1000:5.0f} ms",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--payloads", type=int, default=2, help="random payloads per clip")
     ap.add_argument("--fp", type=int, default=400, help="unmarked windows for the false-positive row")
     ap.add_argument("--no-stretch", action="store_true")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="only the false-positive calibration (benchmarks/results/audio_calibration.txt)")
+    ap.add_argument("--speed", action="store_true",
+                    help="only the speed rows (benchmarks/results/audio_speed.txt)")
+    ap.add_argument("--windows", type=int, default=10_000, help="unmarked windows for --calibrate")
+    ap.add_argument("--wrong-keys", type=int, default=1000, help="wrong-key checks for --calibrate")
     args = ap.parse_args(argv)
+    if args.calibrate:
+        return calibrate(args.windows, args.wrong_keys)
+    if args.speed:
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        text = "\n".join([f"# audio watermark speed, {now}; median of 9 runs",
+                          *speed_lines(*measure_speed(bytes(range(8)), runs=9))]) + "\n"
+        print(text)
+        (RESULTS.parent / "audio_speed.txt").write_text(text)
+        return 0
     t_start = time.time()
     key = audio.DEFAULT_KEY
     rng = np.random.default_rng(12)
@@ -334,20 +588,7 @@ def main(argv: list[str] | None = None) -> int:
                 per_kind.setdefault(aname, {}).setdefault(kind, []).append(ok)
         print(f"  {name}: done ({time.time() - t_start:.0f} s)", file=sys.stderr, flush=True)
 
-    # speed: a 10 s stereo 44.1 kHz clip (one core)
-    x, sr = _synth_music(3, 44100)
-    payload = rng.bytes(8)
-    te, td = [], []
-    for _ in range(3):
-        t0 = time.process_time()
-        y = audio.embed(x, sr, payload, key)
-        te.append(time.process_time() - t0)
-        t0 = time.process_time()
-        audio.detect(y, sr, key)
-        td.append(time.process_time() - t0)
-    t0 = time.process_time()
-    audio.detect(x, sr, key)
-    td_unmarked = time.process_time() - t0
+    te, td, td_unmarked = measure_speed(rng.bytes(8))
 
     # false positives: unmarked windows of every source (5 and 10 s at random offsets,
     # some through MP3), white/pink noise, silence; and marked clips with wrong keys.
@@ -421,12 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     out.append(f"worst required attack: {worst:.1f}% exact recovery (target 95%)")
     out += [
         "",
-        "## Speed (10 s stereo 44.1 kHz clip, one core, CPU time of the process)",
-        f"embed  {np.median(te) * 1000:7.0f} ms  = {CLIP_SECONDS / np.median(te):6.0f}x real time "
-        "(target 200x)",
-        f"detect {np.median(td) * 1000:7.0f} ms  = {CLIP_SECONDS / np.median(td):6.0f}x real time "
-        f"(target 100x; includes the search over {_stdm.HYPOTHESES} sync hypotheses)",
-        f"detect, unmarked {td_unmarked * 1000:5.0f} ms",
+        *speed_lines(te, td, td_unmarked),
         "",
         "## False positives (default key)",
         f"unmarked windows checked (speech, music, noise; some MP3 64k): {fp_checked}; detections: {fp_hits}",

@@ -225,3 +225,44 @@ def test_detect_tolerates_nan_and_inf(marked_speech: np.ndarray) -> None:
 def test_algorithm_name_differs_from_images() -> None:
     assert audio.ALGORITHM != watermark.ALGORITHM
     assert audio.ALGORITHM.startswith("io.github.provenance-py.audio-watermark.")
+
+
+def _reference_sync_scores(m: np.ndarray, key: bytes) -> np.ndarray:
+    """z of every (phase, start, shift) hypothesis, evaluated one (phase, start) at a
+    time in float64 straight from the definitions (the detector batches all of them
+    in float32): (PHASES, SLOT_FRAMES, NSLOTS)."""
+    lay = _stdm.layout(key)
+    lp_all = _stdm.tile_log_power(_stdm.stft(m, _stdm.FINE_HOP))
+    z = np.full((_stdm.PHASES, _stdm.SLOT_FRAMES, _stdm.NSLOTS), np.nan)
+    for ph in range(_stdm.PHASES):
+        lp = lp_all[ph::_stdm.PHASES]
+        d, w = _stdm.relative(lp), _stdm.weights(lp)
+        for start in range(_stdm.SLOT_FRAMES):
+            dv, wv = _stdm._windows(d, start), _stdm._windows(w, start)
+            a, sync, _ = _stdm._scores(dv, wv, lay, _stdm.DELTA)
+            for shift in range(_stdm.NSLOTS):
+                slot = (np.arange(len(dv)) + shift) % _stdm.NSLOTS
+                cols = slot[:, None] * _stdm.CLASSES_PER_SLOT + np.arange(_stdm.CLASSES_PER_SLOT)
+                rows = np.arange(len(dv))[:, None]
+                num = np.sum(a[rows, cols] * sync[rows, cols])
+                den = np.sum(a[rows, cols] ** 2)
+                z[ph, start, shift] = num / np.sqrt(max(den, 1e-12) / 2.0)
+    return z
+
+
+@pytest.mark.parametrize("marked", [True, False])
+def test_batched_sync_search_matches_direct_evaluation(marked: bool) -> None:
+    """The fast search (one float32 DFT, all hypotheses batched) ranks the same
+    hypotheses with the same scores as evaluating each one directly."""
+    x = speech16()[: 3 * 16000 + 1234]
+    if marked:
+        x = audio.embed(x, 16000, PAYLOAD)
+    m = x.astype(np.float64)
+    ref = _reference_sync_scores(m, audio.DEFAULT_KEY)
+    got = _stdm.read(m, audio.DEFAULT_KEY)
+    assert len(got) == 3
+    for r in got:
+        assert abs(r.z - ref[r.phase, r.start, r.shift]) < 1e-3
+    # the best hypothesis is the direct evaluation's best
+    assert abs(got[0].z - np.nanmax(ref)) < 1e-3
+    assert (got[0].z > 10) == marked
