@@ -259,3 +259,20 @@ def test_verify_reports_a_version_2_stamp(identity: Identity, store: SQLiteManif
     recovered = verify_bytes(encode(mirrored, "PNG"), store=store)
     assert recovered.recovered and recovered.watermark is not None
     assert recovered.watermark.payload == stamped.identifier
+
+
+
+def test_square_slot_keeps_version1_rows() -> None:
+    """Version 1's rows (small rotations, crops) on a photo whose own periodic
+    structure fills the general lattice picks: the reserved square candidate finds the
+    mark. (Without it, the library shelves rotated by 2 degrees were lost: the mark's
+    (64, -2) vector was not among the vector picks, only its turn (2, 64).)"""
+    photo = Image.open(PUBLIC_JPEGS / "truepic-20230212-library.jpg").convert("RGB")
+    payload = np.random.default_rng(0).bytes(8)
+    attacked = watermark.embed(photo, payload).rotate(2.0, Image.Resampling.BILINEAR, expand=False)
+    lats = _sync.lattice_candidates(_sync.whiten(_image.work_luma(attacked)))
+    assert len(lats) <= _sync.MAX_LATTICE_CANDIDATES
+    found = watermark.detect(attacked)
+    assert found.detected and found.payload == payload
+    assert found.rotation_deg is not None and abs(found.rotation_deg + 2.0) < 0.3
+    assert found.p_value == _ecc.false_positive_probability(found.bit_errors_corrected, _core.MAX_ATTEMPTS)

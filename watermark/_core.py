@@ -40,10 +40,11 @@ DECODE_MIN_Z = 5.0
 # Chase decoding is only worth its time when the pilot shows that synchronisation
 # succeeded; the false-positive bound assumes it is always tried.
 CHASE_MIN_Z = 5.5
-# The second lattice candidate (it decoded in 1 of the 1,620 benchmark trials; the
-# first in 436) is folded from a fixed pseudo-random half of the rows first, and the
-# other half is added only if that half already shows the pilot (see _sync.Folder):
-# unmarked images then pay about half a fold for it, as ~92 % of unmarked attempts stay
+# The second and third lattice candidates (in version 1's run the second decoded in 1
+# of the 1,620 benchmark trials, the first in 436) are folded from a fixed
+# pseudo-random half of the rows first, and the other half is added only if that half
+# already shows the pilot (see _sync.Folder): unmarked images then pay about half a
+# fold for each, as ~92 % of unmarked attempts stay
 # below 4.0. The first candidate always gets a full fold: on small or downscaled
 # images (few rows per tile row) one half's z can fall far below the full fold's
 # (3.8 against 7.4 for a rotated, halved, JPEG'd 385x256 photo, found in review).
