@@ -48,6 +48,7 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -280,22 +281,7 @@ def stamp(
         facts_sha256=stamp_facts(info, key, quality),
     )
 
-    def commit() -> None:
-        recorded = store.supersede(entry) if replacing else store.record(entry)
-        if not recorded:
-            # Another writer took this identifier between our check and our insert.
-            raise StoreError(f"{name}: identifier {payload.hex()} is already in the store; stamp again")
-
-    if output is None:
-        commit()
-    else:
-        # Record first, rename second: a failed record (store full) leaves no
-        # output carrying an identifier the store does not know.
-        with deferred_signals(), atomic_output(output) as handle:
-            handle.write(signed.data)
-            handle.flush()
-            os.fsync(handle.fileno())
-            commit()
+    _record_and_write(store, entry, name, replacing=replacing, files={output: signed.data})
     return StampResult(
         signed.data,
         signed.mime,
@@ -506,27 +492,11 @@ def _stamp_audio(
         facts_sha256=stamp_facts(info, key, quality),
     )
 
-    def commit() -> None:
-        recorded = store.supersede(entry) if replacing else store.record(entry)
-        if not recorded:
-            raise StoreError(f"{name}: identifier {payload.hex()} is already in the store; stamp again")
-
     sidecar = sidecar_path(output) if detached and output is not None else None
-    if output is None:
-        commit()
-    else:
-        with deferred_signals(), contextlib.ExitStack() as files:
-            # Both files or neither: each is a temporary file until the record is committed.
-            handle = files.enter_context(atomic_output(output))
-            handle.write(signed.data)
-            handle.flush()
-            os.fsync(handle.fileno())
-            if sidecar is not None:
-                beside = files.enter_context(atomic_output(sidecar))
-                beside.write(signed.manifest_store)
-                beside.flush()
-                os.fsync(beside.fileno())
-            commit()
+    outputs: dict[str | os.PathLike[str] | None, bytes] = {output: signed.data}
+    if sidecar is not None:
+        outputs[sidecar] = signed.manifest_store
+    _record_and_write(store, entry, name, replacing=replacing, files=outputs)
     return StampResult(
         signed.data,
         signed.mime,
@@ -537,6 +507,34 @@ def _stamp_audio(
         manifest_path=sidecar,
         sidecar=signed.manifest_store if detached else None,
     )
+
+
+def _record_and_write(
+    store: ManifestStore,
+    entry: StoreEntry,
+    name: str,
+    *,
+    replacing: bool,
+    files: Mapping[str | os.PathLike[str] | None, bytes],
+) -> None:
+    """Record ``entry`` and write ``files`` (path -> bytes; a ``None`` path is not written).
+
+    Record first, rename second: each file is a synced temporary file until the
+    record is committed, so a failed record (store full) leaves no output carrying
+    an identifier the store does not know, and a file with a sidecar gets both or neither.
+    """
+    with deferred_signals(), contextlib.ExitStack() as opened:
+        for path, data in files.items():
+            if path is None:
+                continue
+            handle = opened.enter_context(atomic_output(path))
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        recorded = store.supersede(entry) if replacing else store.record(entry)
+        if not recorded:
+            # Another writer took this identifier between our check and our insert.
+            raise StoreError(f"{name}: identifier {entry.payload.hex()} is already in the store; stamp again")
 
 
 def sidecar_path(output: str | os.PathLike[str]) -> Path:
