@@ -516,6 +516,27 @@ def test_index_returns_the_nearest_within_the_distance() -> None:
     assert pdq.score(0) == 100 and pdq.score(128) == 0 and pdq.score(200) == 0
 
 
+def test_index_search_agrees_with_a_brute_force_scan() -> None:
+    # The FAISS scan and the merge of several queries' nearest rows against the
+    # definition: each row's distance is its smallest to any query; the k closest
+    # within the threshold, closest first.
+    rng = np.random.default_rng(4)
+    rows = rng.integers(0, 256, size=(3_000, 32), dtype=np.uint8)
+    queries = rows[rng.choice(3_000, size=3, replace=False)].copy()
+    queries ^= (rng.random(size=queries.shape) < 0.15).astype(np.uint8) * 0xFF  # ~40-50 bits away
+    index = pdq.FingerprintIndex()
+    refs = 1_000 + np.arange(3_000, dtype=np.int64)
+    for start in range(0, 3_000, 700):  # appended in pieces, as the service refreshes
+        index.add(refs[start : start + 700], [r.tobytes() for r in rows[start : start + 700]])
+    bits = np.unpackbits(rows, axis=1)
+    truth = np.min([(bits != np.unpackbits(q)).sum(axis=1) for q in queries], axis=0)
+    for k, limit in ((5, 64), (50, 110), (3_000, 256)):
+        expected = sorted((int(truth[i]), int(refs[i])) for i in np.flatnonzero(truth <= limit))[:k]
+        got = index.nearest_any([q.tobytes() for q in queries], k, max_distance=limit)
+        assert [(d, r) for r, d in got] == expected
+        assert sorted(d for _, d in got) == [d for _, d in got]
+
+
 def test_by_content_recovers_audio_through_its_watermark(identity: Identity, tmp_path: Path) -> None:
     from provenance._internal.audio import decode_audio, encode_audio
 

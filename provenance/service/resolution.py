@@ -302,6 +302,7 @@ def startup(app: Starlette) -> None:
     """Load the fingerprint index before the worker answers its first request."""
     resolver = Resolver(app.state.config)
     resolver.refresh()
+    resolver.index.nearest(bytes(pdq.HASH_BYTES), 1)  # loads the search library now, not on a request
     app.state.resolver = resolver
 
 
