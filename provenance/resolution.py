@@ -9,9 +9,12 @@
     ['https://resolver.example.org']
 
 :func:`resolve` asks one service the way the API intends: the watermark's
-binding first (``/matches/byBinding``), then the content itself
-(``/matches/byContent``), then fetches the manifest store
-(``/manifests/{id}``) and this service's likeness reference when it has one.
+binding first (``/matches/byBinding``, with the image or the audio watermark's
+algorithm), then the content itself (``/matches/byContent``, the image or the
+audio as the body), then fetches the manifest store (``/manifests/{id}``) and
+this service's likeness reference when it has one (an image thumbnail, or the
+spectral fingerprint of an audio clip), so the caller can run the same
+likeness check as on its own store.
 Every request has a timeout and every answer a size cap; a network error, a
 timeout, an error status or a malformed answer becomes a one-line warning,
 never an exception, so verification falls back to its offline verdict.
@@ -33,6 +36,7 @@ from urllib.parse import quote
 import httpx
 
 import watermark
+import watermark.audio
 from provenance.errors import StoreError, UsageError
 
 if sys.version_info >= (3, 11):
@@ -44,6 +48,12 @@ __all__ = ["MAX_MANIFEST_BYTES", "RemoteMatch", "check_url", "configured_resolve
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 """Largest manifest store accepted from a service."""
+MAX_CONTENT_BYTES = 64 * 1024 * 1024
+"""Largest asset sent to ``/matches/byContent`` (a service's default body limit); a larger
+file is looked up by its watermark's binding only."""
+AUDIO_REFERENCE_TYPE = "application/vnd.provenance.audio-fingerprint"
+"""Media type of an audio clip's likeness reference (``provenance/_internal/audio_likeness.py``)
+as ``GET /references/{manifestId}`` serves it; an image's is ``image/png``."""
 _MAX_JSON_BYTES = 1024 * 1024
 _MAX_REFERENCE_BYTES = 1024 * 1024
 
@@ -58,6 +68,8 @@ class RemoteMatch:
     reference: bytes | None
     by_watermark: bool
     similarity_score: int | None = None
+    reference_type: str | None = None
+    """``image/png`` (an image's likeness reference) or :data:`AUDIO_REFERENCE_TYPE`."""
 
 
 class _Refused(Exception):
@@ -98,22 +110,28 @@ def configured_resolvers(home: str | os.PathLike[str] | None = None) -> list[str
 
 def resolve(
     url: str,
-    data: bytes,
+    data: bytes | None,
     mime: str,
     payload: bytes | None,
     *,
     timeout: float = 10.0,
     warnings: list[str] | None = None,
     token: str | None = None,
+    algorithm: str = watermark.ALGORITHM,
 ) -> RemoteMatch | None:
-    """Ask the service at ``url`` for the credentials of ``data``; None (and a warning) if it has none."""
+    """Ask the service at ``url`` for the credentials of ``data``; None (and a warning) if it has none.
+
+    ``payload`` is the identifier of the watermark read from ``data`` (its
+    ``algorithm``: the image watermark's, or ``watermark.audio.ALGORITHM``), None
+    when none was found; ``data`` None sends no content (only the binding is asked).
+    """
     base = url.rstrip("/")
     headers = {"Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     try:
         with httpx.Client(timeout=httpx.Timeout(timeout), headers=headers, follow_redirects=False) as client:
-            return _resolve(client, base, data, mime, payload)
+            return _resolve(client, base, data, mime, payload, algorithm)
     except _Refused as exc:
         message = f"resolver {base}: {exc}"
     except httpx.TimeoutException:
@@ -154,13 +172,15 @@ def register(
 
 
 def _resolve(
-    client: httpx.Client, base: str, data: bytes, mime: str, payload: bytes | None
+    client: httpx.Client, base: str, data: bytes | None, mime: str, payload: bytes | None, algorithm: str
 ) -> RemoteMatch | None:
     by_watermark = True
     matches: list[dict[str, Any]] = []
     if payload is not None:
-        body = {"alg": watermark.ALGORITHM, "value": watermark.soft_binding_value(payload)}
+        body = {"alg": algorithm, "value": watermark.soft_binding_value(payload)}
         matches = _matches(_request(client, "POST", f"{base}/matches/byBinding", _MAX_JSON_BYTES, json=body))
+    if not matches and data is None:
+        raise _Refused("no matching credentials (the content was not sent: it is too large)")
     if not matches:
         by_watermark = False
         answer = _request(
@@ -172,8 +192,12 @@ def _resolve(
             headers={"Content-Type": mime},
         )
         matches = _matches(answer)
-        # A byContent match with score 100 is the service reading the watermark itself.
-        by_watermark = bool(matches) and payload is not None and matches[0].get("similarityScore") == 100
+        # A byContent match with score 100 is the service reading the watermark itself;
+        # audio is only ever matched through its watermark (then confirmed by likeness).
+        audio = algorithm == watermark.audio.ALGORITHM
+        by_watermark = (
+            bool(matches) and payload is not None and (audio or matches[0].get("similarityScore") == 100)
+        )
     if not matches:
         raise _Refused("no matching credentials")
     best = matches[0]
@@ -182,20 +206,38 @@ def _resolve(
         raise _Refused(f"the manifest is held by another service ({best['endpoint']}); not followed")
     quoted = quote(manifest_id, safe=":")
     store = _request(client, "GET", f"{base}/manifests/{quoted}", MAX_MANIFEST_BYTES, raw=True)
+    reference_type: str | None = None
     try:
-        reference: bytes | None = _request(
-            client, "GET", f"{base}/references/{quoted}", _MAX_REFERENCE_BYTES, raw=True
+        reference: bytes | None
+        reference, reference_type = _request(
+            client, "GET", f"{base}/references/{quoted}", _MAX_REFERENCE_BYTES, raw=True, typed=True
         )
     except _Refused:
         reference = None  # a service without references: the likeness check cannot run
     score = best.get("similarityScore")
     return RemoteMatch(
-        base, manifest_id, store, reference, by_watermark, score if isinstance(score, int) else None
+        base,
+        manifest_id,
+        store,
+        reference,
+        by_watermark,
+        score if isinstance(score, int) else None,
+        reference_type,
     )
 
 
-def _request(client: httpx.Client, method: str, url: str, cap: int, *, raw: bool = False, **kw: Any) -> Any:
+def _request(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    cap: int,
+    *,
+    raw: bool = False,
+    typed: bool = False,
+    **kw: Any,
+) -> Any:
     with client.stream(method, url, **kw) as response:
+        media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if response.status_code != 200:
             response.read() if int(response.headers.get("content-length", "0") or 0) < 65536 else None
             raise _Refused(
@@ -209,7 +251,7 @@ def _request(client: httpx.Client, method: str, url: str, cap: int, *, raw: bool
             chunks.append(chunk)
     body = b"".join(chunks)
     if raw:
-        return body
+        return (body, media_type) if typed else body
     try:
         import json
 

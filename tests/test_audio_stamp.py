@@ -404,10 +404,13 @@ def test_an_excerpt_decode_is_bounded_in_samples_not_only_seconds() -> None:
     assert len(whole.samples) == rate * 20
 
 
-def test_resolvers_named_for_audio_are_not_silently_ignored(tmp_path: Path, voice: np.ndarray) -> None:
+def test_an_unreachable_resolver_for_audio_warns_and_keeps_the_offline_verdict(
+    tmp_path: Path, voice: np.ndarray
+) -> None:
     clip = tmp_path / "voice.wav"
     clip.write_bytes(_wav(voice))
-    # Nothing listens there: the warning must come from verify itself, not from a failed request.
+    # Nothing listens there: verify asks (the clip's content: it carries no watermark),
+    # warns, and keeps the offline verdict.
     result = CliRunner().invoke(
         cli,
         [
@@ -422,5 +425,6 @@ def test_resolvers_named_for_audio_are_not_silently_ignored(tmp_path: Path, voic
     )
     assert result.exit_code == 3, result.stderr
     report = json.loads(result.stdout)
-    assert report["state"] == "none"
-    assert any("remote recovery works for images only" in w for w in report["warnings"])
+    assert report["state"] == "none" and not report["recovered"]
+    assert any("http://127.0.0.1:9: cannot reach it" in w for w in report["warnings"]), report["warnings"]
+    assert "Traceback" not in result.stderr

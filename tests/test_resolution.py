@@ -537,6 +537,64 @@ def test_index_search_agrees_with_a_brute_force_scan() -> None:
         assert sorted(d for _, d in got) == [d for _, d in got]
 
 
+def test_verify_recovers_audio_credentials_from_a_service(
+    identity: Identity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Home A stamps a voice clip; home B, with an empty store, verifies a stripped MP3
+    # excerpt of it (and the same identifier copied onto another recording) by asking
+    # a service over A's store: the binding of the audio watermark, then the clip.
+    from provenance._internal.audio import decode_audio, encode_audio
+
+    from .conftest import ROOT
+
+    source = ROOT / "tests" / "fixtures" / "audio" / "speech_cmu-arctic_aew_a0001-3.ogg"
+    voice = decode_audio(source.read_bytes(), source.name).samples[: 6 * 16000]
+    other = decode_audio(
+        (source.parent / "speech_librispeech_198-209-0000.ogg").read_bytes(), "other"
+    ).samples[: 6 * 16000]
+    with open_store(tmp_path / "a.db") as store:
+        stamped = stamp(encode_audio(voice, 16000, "wav"), identity, INFO, store=store)
+    published = decode_audio(stamped.data, "voice.wav").samples
+    excerpt = tmp_path / "excerpt.mp3"
+    excerpt.write_bytes(encode_audio(published[16000:], 16000, "mp3", bit_rate=128000))
+    forged = tmp_path / "forged.wav"
+    forged.write_bytes(encode_audio(watermark.audio.embed(other, 16000, stamped.payload), 16000, "wav"))
+    home_b = tmp_path / "home-b"
+    home_b.mkdir()
+    monkeypatch.setenv("PROVENANCE_HOME", str(home_b))
+    runner = CliRunner()
+    offline = runner.invoke(cli, ["verify", str(excerpt), "--json"])
+    assert offline.exit_code == 3, offline.stderr
+    assert json.loads(offline.stdout)["state"] == "none"
+    with running_service(["--store", str(tmp_path / "a.db")]) as running:
+        online = runner.invoke(cli, ["verify", str(excerpt), "--json", "--resolver", running.url])
+        forged_remote = runner.invoke(cli, ["verify", str(forged), "--json", "--resolver", running.url])
+        status, headers, body = running.request("GET", f"/references/{quote(stamped.manifest_label)}")
+    assert online.exit_code == 0, online.stderr
+    report = json.loads(online.stdout)
+    assert report["recovered"] is True and report["recovered_from"] == running.url
+    assert report["state"] == "valid"
+    assert report["active_manifest"]["label"] == stamped.manifest_label
+    assert report["watermark"]["detected"] is True and report["watermark"]["matches_manifest"] is True
+    # The clip was compared with the spectral fingerprint the service serves, as with a local store.
+    media_type = {k.lower(): v for k, v in headers.items()}["content-type"]
+    assert status == 200 and media_type == "application/vnd.provenance.audio-fingerprint"
+    assert 0.5 <= report["fingerprint_similarity"] <= 1
+    # A copied identifier: the service's binding lookup answers, the likeness check refuses,
+    # exactly as verify does against the store the clip was stamped into.
+    local = json.loads(
+        runner.invoke(cli, ["verify", str(forged), "--json", "--store", str(tmp_path / "a.db")]).stdout
+    )
+    remote = json.loads(forged_remote.stdout)
+    assert local["state"] == remote["state"] == "invalid", remote["summary"]
+    assert forged_remote.exit_code != 0
+    assert "does not sound like the clip" in remote["summary"]
+    assert remote["fingerprint_similarity"] == local["fingerprint_similarity"]
+    assert remote["summary"] == local["summary"].replace(
+        "the manifest store", f"the resolution service {running.url}"
+    )
+
+
 def test_by_content_recovers_audio_through_its_watermark(identity: Identity, tmp_path: Path) -> None:
     from provenance._internal.audio import decode_audio, encode_audio
 

@@ -53,6 +53,7 @@ from provenance._internal import audio_likeness, likeness, pdq
 from provenance._internal.audio import DETECT_SECONDS, decode_audio, is_audio
 from provenance._internal.images import load_image
 from provenance.errors import CorruptInputError, ImageTooLargeError, ProvenanceError, UnsupportedFormatError
+from provenance.resolution import AUDIO_REFERENCE_TYPE
 from provenance.service import ServiceConfig, ServiceHTTPError, read_body
 from provenance.service.auth import FETCH, REGISTER, Tokens, require
 from provenance.store import ManifestStore, StoreEntry, open_store
@@ -190,8 +191,8 @@ class Resolver:
 
     def _by_audio(self, data: bytes, alg: str | None, max_results: int) -> list[dict[str, Any]]:
         """Audio: the audio watermark, confirmed by the likeness of the clip to the fingerprint
-        recorded at stamping (the public-key mark can be copied onto other audio, and the
-        audio fingerprint is not served through ``/references``, so the service checks it)."""
+        recorded at stamping (the public-key mark can be copied onto other audio; a verifier
+        checks it again with the fingerprint ``/references`` serves)."""
         if alg not in (None, watermark.audio.ALGORITHM):
             return []  # no audio fingerprint is searchable on its own
         try:
@@ -410,6 +411,8 @@ async def _manifest(request: Request) -> Response:
 
 async def _reference(request: Request) -> Response:
     entry = _entry_for(request)
+    if entry.fingerprint_audio:
+        return Response(entry.fingerprint_audio, media_type=AUDIO_REFERENCE_TYPE)
     if not entry.fingerprint_image:
         raise ServiceHTTPError(404, "no likeness reference was recorded for this manifest")
     return Response(entry.fingerprint_image, media_type="image/png")
@@ -663,13 +666,17 @@ OPENAPI: dict[str, Any] = {
                 "tags": ["fetch"],
                 "operationId": "getLikenessReference",
                 "summary": "The likeness reference recorded for a manifest (not part of the C2PA API).",
-                "description": "A 128-px greyscale PNG; verifiers compare their image with it before "
-                "accepting credentials found by fingerprint or by a public-key watermark.",
+                "description": "For an image, a 128-px greyscale PNG; for an audio clip, its spectral "
+                "fingerprint. Verifiers compare their image or audio with it before accepting "
+                "credentials found by fingerprint or by a public-key watermark.",
                 "parameters": [
                     {"name": "manifestId", "in": "path", "required": True, "schema": {"type": "string"}}
                 ],
                 "responses": {
-                    "200": {"description": "The reference.", "content": {"image/png": {}}},
+                    "200": {
+                        "description": "The reference.",
+                        "content": {"image/png": {}, AUDIO_REFERENCE_TYPE: {}},
+                    },
                     "400": _ERROR,
                     "404": _ERROR,
                 },

@@ -358,9 +358,6 @@ def _verify_once(
     if manifest is not None:
         embedded = False
     if fmt in AUDIO_FORMATS:
-        if resolvers and store_json is None:
-            # Resolvers answer audio (byContent), but this client asks them for images only so far.
-            notes = (*notes, "the resolution services were not asked: remote recovery works for images only")
         return _verify_audio(
             data,
             fmt.mime,
@@ -371,6 +368,8 @@ def _verify_once(
             watermark_key=watermark_key,
             embedded=embedded,
             notes=notes,
+            resolvers=resolvers,
+            resolver_timeout=resolver_timeout,
         )
     image, undecodable = _pixels(data, name) if fmt.is_image and watermark_key is not None else (None, None)
     if store_json is None and isinstance(undecodable, CorruptInputError):
@@ -432,9 +431,11 @@ def _verify_audio(
     watermark_key: bytes | None,
     embedded: bool,
     notes: tuple[str, ...],
+    resolvers: Sequence[str] = (),
+    resolver_timeout: float = 10.0,
 ) -> VerificationResult:
     """Steps [6] and [7] for audio: the audio watermark, and recovery from the store
-    confirmed by the spectral likeness of the clip."""
+    (or, failing that, from the ``resolvers``) confirmed by the spectral likeness of the clip."""
     store_json, remote_url = found_store.store, found_store.remote_url
     clip: AudioClip | None = None
     skipped = None
@@ -459,6 +460,19 @@ def _verify_audio(
             recovered = _recovered_entry(entry, found, clip, chosen, mime)  # [7]
             assert recovered is not None
             return recovered
+        remote_warnings: list[str] = []
+        if resolvers and clip is not None:
+            # As for images: the audio watermark's binding first, then the clip itself (a file
+            # too large for a service's body limit is looked up by its binding only).
+            from provenance.resolution import MAX_CONTENT_BYTES
+
+            small = len(data) <= MAX_CONTENT_BYTES
+            asset = (data if isinstance(data, bytes) else data.read_all()) if small else None
+            remote, remote_warnings = _recover_remotely(
+                asset, clip, found, resolvers, chosen, mime, resolver_timeout, algorithm=algorithm
+            )
+            if remote is not None:
+                return remote
         return VerificationResult(
             State.NONE,
             _summary_none(remote_url, chosen.allow_network, found, found_store.fetch_error),
@@ -466,7 +480,7 @@ def _verify_audio(
             remote_manifest_url=remote_url,
             embedded=embedded,
             watermark=found,
-            warnings=notes + ((skipped,) if skipped else ()),
+            warnings=notes + ((skipped,) if skipped else ()) + tuple(remote_warnings),
         )
     result = result_from_store(store_json, mime, remote_url=remote_url, embedded=embedded)
     if detection is None:
@@ -749,7 +763,8 @@ def _recovered_entry(
             informational=_once(root.informational),
         )
     if by_fingerprint:
-        how = f"Content Credentials recovered by matching the image's fingerprint through {origin}. "
+        what = "audio" if isinstance(image, AudioClip) else "image"
+        how = f"Content Credentials recovered by matching the {what}'s fingerprint through {origin}. "
     else:
         assert report is not None
         how = f"Content Credentials recovered from the invisible watermark ({report.payload})"
@@ -774,17 +789,25 @@ def _recovered_entry(
 
 
 def _recover_remotely(
-    data: bytes,
+    data: bytes | None,
     image: Any,
     found: WatermarkReport | None,
     resolvers: Sequence[str],
     policy: TrustPolicy,
     mime: str,
     timeout: float,
+    *,
+    algorithm: str = watermark.ALGORITHM,
 ) -> tuple[VerificationResult | None, list[str]]:
-    """Ask the resolution services in turn; warnings say what failed on the way."""
+    """Ask the resolution services in turn; warnings say what failed on the way.
+
+    ``image`` is the decoded picture or :class:`AudioClip`; what a service returns
+    is validated by :func:`_recovered_entry`, as an entry of the local store is,
+    with the service's likeness reference in place of the recorded one.
+    """
     from provenance import resolution
 
+    audio = isinstance(image, AudioClip)
     payload = bytes.fromhex(found.payload) if found is not None and found.payload else None
     warnings: list[str] = []
     for url in resolvers:
@@ -797,15 +820,21 @@ def _recover_remotely(
             warnings=warnings,
             # A service that checks reads wants a fetch:manifests token; a secret, so never from argv.
             token=os.environ.get("PROVENANCE_RESOLVER_TOKEN") or None,
+            algorithm=algorithm,
         )
         if match is None:
             continue
+        # The reference must be of the medium being verified: an image thumbnail is no
+        # likeness reference for a clip, nor an audio fingerprint for a picture.
+        is_audio_reference = match.reference_type == resolution.AUDIO_REFERENCE_TYPE
+        reference = match.reference if is_audio_reference == audio else None
         entry = StoreEntry(
             payload=payload or b"",
             manifest_label=match.manifest_id,
             manifest_store=match.manifest_store,
             mime="application/c2pa",
-            fingerprint_image=match.reference,
+            fingerprint_image=None if audio else reference,
+            fingerprint_audio=reference if audio else None,
         )
         result = _recovered_entry(
             entry,
@@ -818,7 +847,8 @@ def _recover_remotely(
         )
         if result is not None:
             return replace(result, warnings=(*warnings, *result.warnings)), []
-        warnings.append(f"{match.url}: its fingerprint match does not look like this image; ignored")
+        looks = "does not sound like this audio" if audio else "does not look like this image"
+        warnings.append(f"{match.url}: its fingerprint match {looks}; ignored")
     return None, warnings
 
 
