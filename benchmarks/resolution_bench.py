@@ -531,6 +531,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="per throughput run")
     parser.add_argument("--unrelated", type=int, default=10_400)
     parser.add_argument("--load-generator", nargs=4, metavar=("URL", "RECORDS", "CONCURRENCY", "SECONDS"))
+    parser.add_argument(
+        "--only-content",
+        action="store_true",
+        help="byContent latency and CPU time only (no byBinding runs, no false-match measurement)",
+    )
+    parser.add_argument("--output", type=Path, help="report file (default: by backend, in results/)")
     args = parser.parse_args()
     if args.load_generator:
         url, records, concurrency, seconds = args.load_generator
@@ -574,12 +580,12 @@ def main() -> None:
             f"service start, loading {args.records:,} fingerprints: {time.perf_counter() - started:.1f} s"
         )
         try:
-            lines += [
+            lines += [] if args.only_content else [
                 "",
                 "byBinding (GET, watermark identifier, keep-alive, closed loop)",
                 f"{'concurrency':>11} {'requests':>9} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}",
             ]
-            for concurrency in (1, 4, 16):
+            for concurrency in () if args.only_content else (1, 4, 16):
                 out = subprocess.run(
                     [
                         "taskset",
@@ -641,14 +647,19 @@ def main() -> None:
             f"the {4 * len(pdq.CROP_GUESSES)} crop guesses in one pass: "
             f"median {statistics.median(scan_guesses) * 1000:.1f} ms CPU"
         )
-        lines += ["", "Fingerprint false matches (in process, PDQ + likeness as the service runs them)"]
-        lines += false_matches(args.unrelated, args.records)
+        if not args.only_content:
+            lines += ["", "Fingerprint false matches (in process, PDQ + likeness as the service runs them)"]
+            lines += false_matches(args.unrelated, args.records)
     text = "\n".join(lines) + "\n"
     print(text)
     # Each backend keeps its own file: resolution.txt (SQLite), resolution-postgresql.txt.
     results = RESULTS if not str(args.store or "").startswith("postgres") else (
         RESULTS.with_name("resolution-postgresql.txt")
     )
+    if args.output is not None:
+        results = args.output
+    elif args.only_content:
+        results = results.with_name(results.stem + "-bycontent.txt")
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(text)
 

@@ -35,6 +35,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -182,7 +183,70 @@ def _pin(cpus: set[int]) -> str:
     return ",".join(str(c) for c in sorted(chosen))
 
 
-def _stamping(images: int, work: Path, pg_url: Callable[[], str], say: Callable[[str], None]) -> list[str]:
+class _CPUMeter:
+    """CPU seconds used by this process and every process under it (pool and Dask workers,
+    the PostgreSQL server) while it runs: sampled every 0.1 s by pid, so processes that
+    exit mid-run still count (up to their last sample)."""
+
+    def __init__(self, server_data: Path | None = None) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._server_data = server_data
+        self._seen: dict[tuple[int, float], tuple[float, bool]] = {}
+        self._base: dict[tuple[int, float], float] = {}
+        self._stop = threading.Event()
+        self._sample(self._base)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self, into: dict[tuple[int, float], Any]) -> None:
+        me = self._psutil.Process()
+        processes = [me, *me.children(recursive=True)]
+        if self._server_data is not None:  # pg_ctl daemonises the server: it is not our child
+            try:
+                pid = int((self._server_data / "postmaster.pid").read_text().split()[0])
+                server = self._psutil.Process(pid)
+                processes += [server, *server.children(recursive=True)]
+            except (OSError, ValueError, IndexError, self._psutil.Error):
+                pass
+        for proc in processes:
+            try:
+                with proc.oneshot():
+                    times = proc.cpu_times()
+                    key = (proc.pid, proc.create_time())
+                    postgres = "postgres" in proc.name()
+            except self._psutil.Error:
+                continue
+            used = times.user + times.system
+            into[key] = used if into is self._base else (used, postgres)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self._sample(self._seen)
+
+    def stop(self) -> tuple[float, float]:
+        """(CPU seconds of the stamping processes, of the PostgreSQL server) since the start."""
+        self._stop.set()
+        self._thread.join()
+        self._sample(self._seen)
+        ours = server = 0.0
+        for key, (used, postgres) in self._seen.items():
+            spent = used - self._base.get(key, 0.0)
+            if postgres:
+                server += spent
+            else:
+                ours += spent
+        return ours, server
+
+
+def _stamping(
+    images: int,
+    work: Path,
+    pg_url: Callable[[], str],
+    say: Callable[[str], None],
+    server_data: Path | None = None,
+) -> list[str]:
     import distributed
 
     from benchmarks.stamp_bench import make_inputs
@@ -191,15 +255,27 @@ def _stamping(images: int, work: Path, pg_url: Callable[[], str], say: Callable[
     create_development_identity(work / "identity")
     loader = functools.partial(load_identity_dir, work / "identity")
     info = GenerationInfo(generator="store-bench", model="m")
-    lines = [f"batch stamping, {images} JPEGs of 1.0 MP, wall clock (worker processes already started):"]
+    lines = [
+        f"batch stamping, {images} JPEGs of 1.0 MP: wall clock (the --jobs pool starts inside the run, "
+        "a Dask cluster before it), and CPU time per image summed over every process of the run "
+        "(client, pool or Dask workers and nannies; the PostgreSQL server apart), which the "
+        "machine's other load inflates far less than the wall clock:",
+        f"  {'':<46}{'wall':>8}   {'images/s':>8}   {'CPU/image':>9}   {'PostgreSQL CPU/image':>20}",
+    ]
 
     def run(name: str, store: str, **kwargs: Any) -> None:
         out = work / f"out-{len(lines)}"
+        load = os.getloadavg()[0]
+        meter = _CPUMeter(server_data)
         started = time.perf_counter()
         report = stamp_tree([inputs[0].parent], out, loader, info, store_path=store, **kwargs)
         seconds = time.perf_counter() - started
+        cpu, server = meter.stop()
         assert report.counts()["stamped"] == images, report.counts()
-        lines.append(f"  {name:<38}{seconds:7.2f} s   {images / seconds:6.2f} images/s")
+        lines.append(
+            f"  {name:<46}{seconds:7.2f} s {images / seconds:8.2f}   {cpu / images * 1000:6.0f} ms"
+            f"   {server / images * 1000:17.0f} ms   (load average {load:.1f} at start)"
+        )
         say(lines[-1])
 
     run("--jobs 1, SQLite", str(work / "jobs1.db"), jobs=1)
@@ -219,8 +295,13 @@ def _stamping(images: int, work: Path, pg_url: Callable[[], str], say: Callable[
         ):
             client.run(lambda: __import__("provenance.batch"))  # workers import the library once
             boot = time.perf_counter() - started
+            # What the cluster burns doing nothing (heartbeats, event loops): paid per second,
+            # not per image, so a run slowed down by other load shows more of it per image.
+            meter, idle_started = _CPUMeter(), time.perf_counter()
+            time.sleep(5)
+            idle = meter.stop()[0] / (time.perf_counter() - idle_started)
             run(f"Dask LocalCluster {workers} worker(s), PostgreSQL", pg_url(), scheduler=client)
-            lines[-1] += f"   (cluster start {boot:.1f} s)"
+            lines[-1] += f"   (cluster start {boot:.1f} s; idle cluster {idle * 1000:.0f} ms CPU/s)"
     return lines
 
 
@@ -232,10 +313,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--postgres", help="an existing server's URL (a database is created in it)")
     parser.add_argument("--no-stamping", action="store_true")
     parser.add_argument(
+        "--stamping-only",
+        action="store_true",
+        help="only stamping --jobs vs Dask (report: benchmarks/results/stamp-dask.txt)",
+    )
+    parser.add_argument(
         "--server-cpu", default="0", help="CPU to pin the PostgreSQL server to ('any': not pinned)"
     )
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = RESULTS.with_name("stamp-dask.txt") if args.stamping_only else RESULTS
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -275,8 +363,13 @@ def main(argv: list[str] | None = None) -> None:
             return base.rsplit("/", 1)[0] + "/" + name
 
         where = "not pinned" if args.server_cpu == "any" or args.postgres else f"on CPU {args.server_cpu}"
-        report.append(f"lookups, one client on CPU {client_cpus}, PostgreSQL server {where}; latency in ms:")
-        for backend in ("SQLite", "PostgreSQL"):
+        if args.stamping_only:
+            report[0] = "stamping benchmark — --jobs against a Dask LocalCluster (benchmarks/store_bench.py)"
+        else:
+            report.append(
+                f"lookups, one client on CPU {client_cpus}, PostgreSQL server {where}; latency in ms:"
+            )
+        for backend in () if args.stamping_only else ("SQLite", "PostgreSQL"):
             location = str(work / "store.db") if backend == "SQLite" else new_database()
             say(f"{backend}: loading {args.records:,} records ...")
             seconds = bulk_load(location, args.records)
@@ -293,10 +386,13 @@ def main(argv: list[str] | None = None) -> None:
             if backend == "SQLite":
                 for suffix in ("", "-wal", "-shm"):
                     Path(location + suffix).unlink(missing_ok=True)
-        report.append("")
+        if not args.stamping_only:
+            report.append("")
         if not args.no_stamping:
             os.sched_setaffinity(0, all_cpus)  # stamping is about using every core
-            report += _stamping(args.images, work, new_database, say)
+            report += _stamping(
+                args.images, work, new_database, say, server.root / "data" if server is not None else None
+            )
     finally:
         if server is not None:
             server.stop()

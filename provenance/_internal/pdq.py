@@ -87,8 +87,8 @@ CROP_GUESSES = (0.075,)
 
 One guess between 5 and 10% finds about 90% of copies cut by 5 or 10% along one
 edge; guessing 5% and 10% separately finds them all but doubles the scan (over
-1,000,000 fingerprints, 8 guesses cost ~55 ms of CPU, 4 guesses ~28 ms, paid by
-every query that matches nothing). See benchmarks/results/resolution.txt."""
+1,000,000 fingerprints, each guess costs ~4 ms of CPU, paid by every query that
+matches nothing). See benchmarks/results/resolution.txt."""
 
 _VARIANT_EDGE = 128  # PDQ reduces to 64x64 anyway; a 128 px copy hashes in ~1 ms (17 ms at 512)
 
