@@ -631,9 +631,9 @@ def main() -> None:
         index.add(list(range(args.records)), [h.tobytes() for h in hashes])
         scan = []
         for h in hashes[:50]:
-            started = time.perf_counter()
+            started = time.process_time()
             index.nearest(h.tobytes(), 10)
-            scan.append(time.perf_counter() - started)
+            scan.append(time.process_time() - started)
         random_guesses = rng.integers(0, 256, size=(20, 4 * len(pdq.CROP_GUESSES), 32), dtype=np.uint8)
         guesses = [[h.tobytes() for h in batch] for batch in random_guesses]
         scan_guesses = []
@@ -642,8 +642,8 @@ def main() -> None:
             index.nearest_any(batch, 10)
             scan_guesses.append(time.process_time() - started)
         lines.append(
-            f"  index scan alone ({args.records:,} x 256 bits, XOR + popcount): "
-            f"median {statistics.median(scan) * 1000:.1f} ms; "
+            f"  index scan alone ({args.records:,} x 256 bits, FAISS Hamming k-NN): "
+            f"median {statistics.median(scan) * 1000:.1f} ms CPU; "
             f"the {4 * len(pdq.CROP_GUESSES)} crop guesses in one pass: "
             f"median {statistics.median(scan_guesses) * 1000:.1f} ms CPU"
         )
