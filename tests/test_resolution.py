@@ -579,6 +579,9 @@ def test_verify_recovers_audio_credentials_from_a_service(
     # The clip was compared with the spectral fingerprint the service serves, as with a local store.
     media_type = {k.lower(): v for k, v in headers.items()}["content-type"]
     assert status == 200 and media_type == "application/vnd.provenance.audio-fingerprint"
+    with open_store(tmp_path / "a.db") as store:
+        recorded = store.get_by_label(stamped.manifest_label)
+    assert recorded is not None and recorded.fingerprint_audio and body == recorded.fingerprint_audio
     assert 0.5 <= report["fingerprint_similarity"] <= 1
     # A copied identifier: the service's binding lookup answers, the likeness check refuses,
     # exactly as verify does against the store the clip was stamped into.
