@@ -32,6 +32,7 @@ from provenance._internal.audio import (
     decode_audio,
     encode_audio,
     output_bit_rate,
+    unwatermarkable_rate,
 )
 from provenance._internal.files import atomic_write, display, open_input, read_input, same_file
 from provenance._internal.images import (
@@ -40,7 +41,7 @@ from provenance._internal.images import (
     preserving_save_options,
     stamp_format,
 )
-from provenance.errors import OutputError, UsageError, WatermarkFailure
+from provenance.errors import OutputError, UnsupportedFormatError, UsageError, WatermarkFailure
 
 __all__ = ["detect_file", "detect_media", "parse_payload", "read_key_file", "watermark_file"]
 
@@ -105,17 +106,25 @@ def _watermark_audio(raw: bytes, name: str, payload: bytes, key: bytes) -> bytes
 
 
 def detect_file(path: str | os.PathLike[str], key: bytes = watermark.DEFAULT_KEY) -> watermark.Detection:
-    """Look for a watermark in an image or audio file."""
+    """Look for a watermark in an image or audio file.
+
+    Raises :class:`~provenance.errors.UnsupportedFormatError` ("watermark not checked")
+    for audio at a sample rate the audio watermark is not defined for (outside 8-96 kHz).
+    """
     return detect_media(path, key)[0]
 
 
 def detect_media(
     path: str | os.PathLike[str], key: bytes = watermark.DEFAULT_KEY
 ) -> tuple[watermark.Detection, str]:
-    """The detection in an image or audio file and the algorithm looked for (image or audio)."""
+    """The detection in an image or audio file and the algorithm looked for (image or audio);
+    raises as :func:`detect_file` does."""
     with open_input(path) as source:  # images are decoded from a stream, never copied whole
         if audio_format(source) is not None:
             clip = decode_audio(source, source.name, seconds=DETECT_SECONDS)
+            unreadable = unwatermarkable_rate(clip)
+            if unreadable is not None:
+                raise UnsupportedFormatError(f"{source.name}: watermark not checked: {unreadable}")
             return watermark.audio.detect(clip.samples, clip.sample_rate, key), watermark.audio.ALGORITHM
         image = load_image(source, source.name)
         return watermark.detect(image, key), watermark.ALGORITHM

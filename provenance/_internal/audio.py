@@ -203,6 +203,21 @@ def _decode_av(data: bytes | InputFile, name: str, container: str, seconds: floa
     return AudioClip(samples, rate, container, codec=codec, bit_rate=bit_rate)
 
 
+def unwatermarkable_rate(clip: AudioClip) -> str | None:
+    """Why the audio watermark cannot be looked for in ``clip`` (its sample rate is outside the
+    range the mark is defined for), or None when it can: such a clip's watermark is "not
+    checked", never "none found"."""
+    import watermark.audio
+
+    rate = clip.sample_rate
+    if watermark.audio.MIN_RATE <= rate <= watermark.audio.MAX_RATE:
+        return None
+    return (
+        f"its sample rate is {rate:,} Hz; the audio watermark is read at "
+        f"{watermark.audio.MIN_RATE:,}-{watermark.audio.MAX_RATE:,} Hz"
+    )
+
+
 MIN_OPUS_BITRATE = 64_000
 """Opus below this loses the current audio watermark (watermark/AUDIO.md): marked OGG
 files are written at the input's bit rate, but not below it."""

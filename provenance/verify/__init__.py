@@ -37,7 +37,13 @@ from typing import Any
 import watermark
 import watermark.audio
 from provenance._internal import audio_likeness, c2pa_bridge, likeness
-from provenance._internal.audio import AUDIO_FORMATS, DETECT_SECONDS, AudioClip, decode_audio
+from provenance._internal.audio import (
+    AUDIO_FORMATS,
+    DETECT_SECONDS,
+    AudioClip,
+    decode_audio,
+    unwatermarkable_rate,
+)
 from provenance._internal.files import InputFile, as_stream, display, open_input, read_input
 from provenance._internal.formats import OGG, require_signable, sniff
 from provenance._internal.images import load_for_analysis
@@ -446,6 +452,10 @@ def _verify_audio(
             if store_json is None and isinstance(exc, CorruptInputError):
                 raise  # nothing verifiable and the audio does not decode: a corrupt file (exit 4)
             skipped = f"watermark not checked: {exc}"
+    unreadable = unwatermarkable_rate(clip) if clip is not None else None
+    if unreadable is not None:
+        # Outside the rates the mark is defined for nothing can be read: "not checked", not "none".
+        skipped, clip = f"watermark not checked: {unreadable}", None
     detection = (
         watermark.audio.detect(clip.samples, clip.sample_rate, watermark_key)
         if clip is not None and watermark_key is not None

@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from provenance._internal.formats import OGG, sniff
 from provenance.errors import UsageError
 from provenance.verify._core import State
 
@@ -86,7 +88,8 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Pa
     """Every file to verify, with whether it was found by walking a folder.
 
     Folders are walked recursively in name order, leaving out hidden files and
-    folders (as ``provenance stamp`` does). A file named on the command line
+    folders (as ``provenance stamp`` does) and the ``NAME.c2pa`` sidecar of an OGG
+    file (checked with that file, not as a file of its own). A file named on the command line
     is yielded as it is, even if it does not exist, so that the error names it.
     """
     for item in inputs:
@@ -104,6 +107,33 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Pa
 def _walk(folder: Path) -> Iterator[Path]:
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            if not name.startswith("."):
+        visible = [name for name in files if not name.startswith(".")]
+        sidecars = _sidecars(Path(root), visible)
+        for name in visible:
+            if name not in sidecars:
                 yield Path(root) / name
+
+
+def _sidecars(folder: Path, names: list[str]) -> set[str]:
+    """The ``NAME.c2pa`` files among ``names`` that are the credentials of an OGG file beside
+    them: verified with that file (``verify_file`` reads them), not as inputs of their own."""
+    stems = {Path(name).stem for name in names if Path(name).suffix.lower() == ".c2pa"}
+    owned: set[str] = set()
+    for name in names:
+        path = Path(name)
+        if path.suffix.lower() == ".c2pa" or path.stem not in stems:
+            continue
+        if _is_ogg(folder / name):
+            owned.add(f"{path.stem}.c2pa")
+    return {name for name in names if name in owned}
+
+
+def _is_ogg(path: Path) -> bool:
+    try:
+        # Only a regular file is peeked at: opening a FIFO would wait for a writer forever.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(path, "rb") as handle:
+            return sniff(handle.read(64)) is OGG
+    except OSError:
+        return False
