@@ -69,7 +69,8 @@ def test_verify_folder_treats_an_ogg_sidecar_as_part_of_its_ogg(
     out, db = tmp_path / "out", tmp_path / "m.db"
     made = runner.invoke(cli, ["stamp", str(folder), "-o", str(out), *_stamp_args(identity_dir, db)])
     assert made.exit_code == 0, made.stderr
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["message.c2pa", "message.ogg"]
+    written = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert written == ["message.c2pa", "message.ogg"]
     (out / "notes.txt").write_text("not media")
     (out / "orphan.c2pa").write_bytes((out / "message.c2pa").read_bytes())  # no OGG of its own
     result = runner.invoke(cli, ["verify", str(out), "--store", str(db)])
