@@ -35,6 +35,7 @@ import soxr
 from .. import WatermarkError, _ecc
 from .._core import Detection
 from . import _stdm
+from ._stream import embed_stream
 
 _log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ __all__ = [
     "Detection",
     "detect",
     "embed",
+    "embed_stream",
     "min_samples",
 ]
 
