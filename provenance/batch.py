@@ -69,7 +69,8 @@ from typing import Any
 
 import watermark
 from manifests import GenerationInfo
-from provenance._internal.files import read_input
+from provenance._internal.audio import is_audio
+from provenance._internal.files import open_input
 from provenance._internal.formats import OGG
 from provenance._internal.names import printable
 from provenance._internal.signals import deferred_signals
@@ -355,6 +356,11 @@ class _Settings:
     quality: int | None
     lock_path: str | None
     facts: str
+    audio_facts: str
+    """The facts of audio files: --quality (pictures only) is not part of them."""
+
+    def facts_of(self, entry: StoreEntry) -> str:
+        return self.audio_facts if entry.mime.startswith("audio/") else self.facts
 
 
 def stamp_tree(
@@ -422,6 +428,7 @@ def stamp_tree(
         quality,
         str(out_root.resolve() / LOCK_NAME) if fcntl is not None else None,
         stamp_facts(info, key, quality),
+        stamp_facts(info, key),
     )
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
     queue = collections.deque((str(src), str(dst)) for src, dst in survey.pairs)
@@ -466,7 +473,8 @@ def _settle(
                 entry = store.find_stamped(digest, recorded_output_path(dst))
             except (OSError, ProvenanceError):
                 continue
-            if entry is not None and entry.facts_sha256 == settings.facts and _output_is(dst, entry):
+            done = entry is not None and entry.facts_sha256 == settings.facts_of(entry)
+            if done and entry is not None and _output_is(dst, entry):
                 queue.remove(pair)
                 deliver(
                     FileOutcome(
@@ -743,13 +751,25 @@ def _stamp_one(pair: tuple[str, str]) -> FileOutcome:
     return outcome
 
 
+def _read_for_stamping(src: str) -> tuple[bytes | None, str]:
+    """An image's bytes (read once) and their SHA-256; for audio, None and the SHA-256 read in
+    pieces: audio is stamped in blocks from the file (an hour of WAV is never held whole)."""
+    with open_input(src) as source:
+        if not is_audio(source):
+            data = source.read_all()
+            return data, hashlib.sha256(data).hexdigest()
+        digest = hashlib.sha256()
+        for offset in range(0, len(source), 1 << 20):
+            digest.update(source.read_at(offset, 1 << 20))
+        return None, digest.hexdigest()
+
+
 def _stamp_file(src: str, dst: str, started: float) -> FileOutcome:
     settings: _Settings = _WORKER["settings"]
     store = _WORKER["store"]
     shown = printable(src)
     try:
-        raw = read_input(src)
-        digest = hashlib.sha256(raw).hexdigest()
+        raw, digest = _read_for_stamping(src)
         with _output_locked(dst):
             note = None
             existing = store.find_stamped(digest, recorded_output_path(dst))
@@ -780,7 +800,7 @@ def _stamp_file(src: str, dst: str, started: float) -> FileOutcome:
                 # not on the worker's stderr.
                 warnings.simplefilter("always")
                 result = stamp(
-                    raw,
+                    src if raw is None else raw,
                     _WORKER["identity"],
                     settings.info,
                     store=store,
@@ -788,7 +808,8 @@ def _stamp_file(src: str, dst: str, started: float) -> FileOutcome:
                     key=settings.key,
                     title=Path(src).name,
                     source_name=src,
-                    quality=settings.quality,
+                    # --quality is the JPEG/WebP quality of a folder's pictures; audio keeps its bit rate
+                    quality=settings.quality if raw is not None else None,
                 )
         return FileOutcome(
             src,
@@ -818,7 +839,7 @@ def _stamp_file(src: str, dst: str, started: float) -> FileOutcome:
 
 def _what_changed(existing: StoreEntry, settings: _Settings) -> str | None:
     """Why a recorded stamp no longer matches this run, or None when it does."""
-    if existing.facts_sha256 == settings.facts:
+    if existing.facts_sha256 == settings.facts_of(existing):
         return None
     info = settings.info
     differences = [

@@ -41,7 +41,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image
@@ -99,6 +99,7 @@ __all__ = [
     "sign_file",
     "sign_image",
     "sign_sidecar",
+    "sign_to_stream",
     "signing_settings",
 ]
 
@@ -173,6 +174,42 @@ def sign_bytes(
         name=name,
     )
     return SignedAsset(fmt.mime, label, store, data=out.getvalue())
+
+
+def sign_to_stream(
+    data: bytes | InputFile,
+    dest: IO[bytes],
+    identity: Identity,
+    info: GenerationInfo | None = None,
+    *,
+    edit: EditInfo | None = None,
+    parent: Source | None = None,
+    components: Sequence[Source] = (),
+    title: str | None = None,
+    thumbnail: bool | int = True,
+    extra_assertions: Sequence[Mapping[str, Any]] = (),
+    extra_actions: Sequence[Action] = (),
+    name: str = "<bytes>",
+) -> SignedAsset:
+    """:func:`sign_bytes` from a file read in pieces into the writable, seekable ``dest``:
+    neither the input nor the output is held in memory (an hour of WAV is 600 MB)."""
+    fmt = require_signable(data, name)
+    label, store = _sign_into(
+        data,
+        fmt,
+        dest,
+        identity,
+        info,
+        edit=edit,
+        parent=parent,
+        components=components,
+        title=title,
+        thumbnail=thumbnail,
+        extra_assertions=extra_assertions,
+        extra_actions=extra_actions,
+        name=name,
+    )
+    return SignedAsset(fmt.mime, label, store)
 
 
 def sign_file(
@@ -320,7 +357,7 @@ def sign_encoded_image(
 
 
 def sign_sidecar(
-    data: bytes,
+    data: bytes | InputFile,
     identity: Identity,
     info: GenerationInfo | None = None,
     *,
@@ -337,7 +374,7 @@ def sign_sidecar(
     For OGG (Opus, Vorbis), which the C2PA library cannot embed a manifest into;
     other formats are refused (sign them with :func:`sign_bytes`).
     """
-    if not isinstance(data, bytes):
+    if not isinstance(data, bytes | InputFile):
         raise UsageError(f"sign_sidecar takes the encoded file as bytes, not {type(data).__name__}")
     if sniff(data) is not OGG:
         raise UnsupportedFormatError(f"{name}: sidecar signing is for OGG files; sign others with sign_bytes")

@@ -48,12 +48,13 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
@@ -62,8 +63,9 @@ import watermark.audio
 from manifests import Action, EditInfo, GenerationInfo
 from provenance._internal import audio_likeness, c2pa_bridge, likeness, pdq
 from provenance._internal.arrays import as_pil_image
-from provenance._internal.audio import AudioClip, decode_audio, encode_audio, is_audio, output_bit_rate
-from provenance._internal.files import atomic_output, read_input, same_file
+from provenance._internal.audio import DETECT_SECONDS, decode_audio, is_audio, output_bit_rate
+from provenance._internal.audio_stream import StreamFormat, encode_audio_stream, open_audio
+from provenance._internal.files import InputFile, atomic_output, open_input, read_input, same_file
 from provenance._internal.images import (
     STAMPABLE_FORMATS,
     encode_image,
@@ -81,7 +83,7 @@ from provenance.errors import (
     WatermarkFailure,
 )
 from provenance.keys import Identity
-from provenance.sign import sign_bytes, sign_encoded_image, sign_sidecar
+from provenance.sign import sign_encoded_image, sign_sidecar, sign_to_stream
 from provenance.store import ManifestStore, StoreEntry
 
 __all__ = ["STAMPABLE_FORMATS", "StampResult", "stamp", "stamp_facts"]
@@ -91,7 +93,9 @@ __all__ = ["STAMPABLE_FORMATS", "StampResult", "stamp", "stamp_facts"]
 class StampResult:
     """The stamped asset and what was recorded about it."""
 
-    data: bytes
+    held: bytes | None
+    """The stamped bytes, or None when they were written to ``path`` without being held
+    in memory (audio is stamped in blocks; see :attr:`data`)."""
     mime: str
     payload: bytes
     manifest_label: str
@@ -104,19 +108,35 @@ class StampResult:
     """The signed manifest store to keep beside ``data`` (OGG); None when it is embedded."""
 
     @property
+    def data(self) -> bytes:
+        """The stamped bytes (read back from :attr:`path` for audio stamped into a file:
+        an hour-long recording is not held in memory unless asked for)."""
+        if self.held is not None:
+            return self.held
+        assert self.path is not None
+        return read_input(self.path)
+
+    @property
     def identifier(self) -> str:
         """The watermark payload as 16 hex digits."""
         return self.payload.hex()
 
 
-def stamp_facts(info: GenerationInfo, key: bytes = watermark.DEFAULT_KEY, quality: int | None = None) -> str:
+def stamp_facts(
+    info: GenerationInfo,
+    key: bytes = watermark.DEFAULT_KEY,
+    quality: int | None = None,
+    bit_rate: int | None = None,
+) -> str:
     """A digest of everything a stamp is made with besides the pixels and the signer.
 
     Recorded with each stamp; a batch re-run whose facts differ stamps again.
     The raw prompt enters only through its SHA-256, like in the manifest.
     """
     facts = dataclasses.asdict(dataclasses.replace(info, prompt=info.prompt_sha256))
-    document = {"info": facts, "key": hashlib.sha256(key).hexdigest(), "quality": quality}
+    document: dict[str, Any] = {"info": facts, "key": hashlib.sha256(key).hexdigest(), "quality": quality}
+    if bit_rate is not None:  # absent, not null, so digests recorded before it existed still match
+        document["bit_rate"] = bit_rate
     text = json.dumps(document, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
 
@@ -137,8 +157,9 @@ def stamp(
     title: str | None = None,
     source_name: str | None = None,
     quality: int | None = None,
+    bit_rate: int | None = None,
 ) -> StampResult:
-    """Watermark, sign and record one image; see the module docstring.
+    """Watermark, sign and record one image or audio file; see the module docstring.
 
     ``source`` is a path, encoded bytes, an in-memory ``PIL.Image`` or a numpy array as
     :func:`~provenance.sign.sign_image` takes it (then
@@ -146,39 +167,59 @@ def stamp(
     is also written there atomically (never over the source). ``quality``
     (1-100) sets the JPEG/WebP encoder quality instead of keeping the
     original's; PNG and TIFF are lossless and ignore it.
+
+    Audio is written in its own format, rate, layout and bit rate: ``bit_rate`` (bits
+    per second) chooses another bit rate for MP3, M4A and OGG; ``quality``, a
+    ``format`` other than the input's, and ``bit_rate`` for lossless WAV/FLAC are
+    refused with a :class:`~provenance.errors.UsageError` rather than ignored.
     """
     if quality is not None and not 1 <= quality <= 100:
         raise UsageError(f"quality must be between 1 and 100, not {quality}")
     read: bytes | None = None
     if isinstance(source, str | os.PathLike):
+        with open_input(source) as opened:
+            if is_audio(opened):
+                # Audio is stamped in blocks from the file itself: never read whole.
+                if output is not None and same_file(source, output):
+                    raise OutputError(
+                        f"{printable(output)}: output is the input file; stamping never modifies inputs"
+                    )
+                return _stamp_audio(
+                    opened,
+                    printable(source_name or str(source)),
+                    identity,
+                    info,
+                    store=store,
+                    output=output,
+                    key=key,
+                    title=title,
+                    named=True,
+                    quality=quality,
+                    format=format,
+                    bit_rate=bit_rate,
+                    path=source,
+                )
         # Read once: images below use these bytes too (a second read would hold
         # a large file twice and could see a file changed meanwhile).
         read = read_input(source)
-    raw_source = (
-        read
-        if read is not None
-        else bytes(source)
-        if isinstance(source, bytes | bytearray | memoryview)
-        else None
-    )
-    if raw_source is not None and is_audio(raw_source):
-        audio_name = source_name or (str(source) if isinstance(source, str | os.PathLike) else "<bytes>")
-        if output is not None and isinstance(source, str | os.PathLike) and same_file(source, output):
-            raise OutputError(
-                f"{printable(output)}: output is the input file; stamping never modifies inputs"
-            )
+    elif isinstance(source, bytes | bytearray | memoryview) and is_audio(source := bytes(source)):
         return _stamp_audio(
-            raw_source,
-            printable(audio_name),
+            source,
+            printable(source_name or "<bytes>"),
             identity,
             info,
             store=store,
             output=output,
             key=key,
             title=title,
-            named=bool(source_name) or isinstance(source, str | os.PathLike),
+            named=bool(source_name),
             quality=quality,
+            format=format,
+            bit_rate=bit_rate,
+            path=None,
         )
+    if bit_rate is not None:
+        raise UsageError("bit_rate applies to compressed audio (MP3, M4A, OGG); images take quality=")
     name, raw, image = _load(source, source_name, read)
     name = printable(name)
     if output is not None and isinstance(source, str | os.PathLike) and same_file(source, output):
@@ -385,7 +426,7 @@ def _fresh_payload(store: ManifestStore) -> bytes:
 
 
 def _stamp_audio(
-    raw: bytes,
+    source: bytes | InputFile,
     name: str,
     identity: Identity,
     info: GenerationInfo,
@@ -396,109 +437,136 @@ def _stamp_audio(
     title: str | None,
     named: bool,
     quality: int | None,
+    format: str | None,
+    bit_rate: int | None,
+    path: str | os.PathLike[str] | None,
 ) -> StampResult:
-    """Watermark, sign and record one audio file (WAV, FLAC, MP3, M4A), re-encoded in its
-    own format, sample format, rate and layout, at its own bit rate when compressed."""
-    clip = decode_audio(raw, name)
-    detached = clip.container == "ogg"  # the C2PA library cannot embed into OGG: a sidecar
-    parent = raw if not detached and c2pa_bridge.has_credentials(raw) else None
-    kept = _existing_audio_mark(clip, key) if parent is not None else None
-    published: AudioClip | None = None
-    if kept is None:
-        for attempt in range(FRESH_IDENTIFIER_ATTEMPTS):
-            payload = _fresh_payload(store)
-            marked = _embed_audio(clip, payload, key, name)
-            encoded = _encode_like(clip, marked)
-            published = _audio_readable(encoded, payload, key, name)
-            if published is not None:
-                break
-            if attempt == 0:
-                kept = _existing_audio_mark(clip, key)
-                if kept is not None:
-                    break
-        else:
-            raise WatermarkFailure(
-                f"{name}: the audio watermark does not survive encoding as {_describe(clip)} (the clip is "
-                "too quiet, too noisy or too short to hold it); not stamped"
-            )
-    replacing = False
-    if kept is not None:
-        payload = kept
-        replacing = store.get_by_payload(payload) is not None
-        if replacing and parent is None:
-            raise WatermarkFailure(
-                f"{name}: already carries audio watermark {payload.hex()}, whose credentials are in the "
-                "manifest store but no longer in the file (`provenance verify` recovers them); "
-                "stamp the original audio instead"
-            )
-        encoded = _encode_like(clip, clip.samples)
-        published = _audio_readable(encoded, payload, key, name)
-        if published is None:
-            raise WatermarkFailure(
-                f"{name}: its audio watermark {payload.hex()} does not survive encoding as {_describe(clip)}"
-            )
-    assert published is not None
-    algorithm = watermark.audio.ALGORITHM
-    value = watermark.soft_binding_value(payload)
-    soft_binding = {
-        "label": "c2pa.soft-binding",
-        "data": {"alg": algorithm, "blocks": [{"scope": {}, "value": value}]},
-    }
-    watermarked = watermark_action(algorithm)
-    if title is None and named:
-        title = Path(name).name
-    title = printable(title) if title is not None else None
-    edit = EditInfo((watermarked,)) if parent is not None else None
-    if detached:
-        signed = sign_sidecar(
-            encoded,
-            identity,
-            info,
-            title=title,
-            extra_assertions=[soft_binding],
-            extra_actions=[watermarked],
-            name=name,
-        )
-        signed = dataclasses.replace(signed, data=encoded)
-    else:
-        signed = sign_bytes(
-            encoded,
-            identity,
-            info,
-            parent=parent,
-            edit=edit,
-            title=title,
-            thumbnail=False,
-            extra_assertions=[soft_binding],
-            extra_actions=[] if parent is not None else [watermarked],
-            name=name,
-        )
-    assert signed.data is not None
-    entry = StoreEntry(
-        payload=payload,
-        manifest_label=signed.manifest_label,
-        manifest_store=signed.manifest_store,
-        mime=signed.mime,
-        soft_binding_alg=algorithm,
-        soft_binding_value=value,
-        # The audio as published (after the watermark and the encoder): copies descend from it.
-        fingerprint_audio=audio_likeness.reference(published.samples, published.sample_rate),
-        source_sha256=hashlib.sha256(raw).hexdigest(),
-        asset_sha256=hashlib.sha256(signed.data).hexdigest(),
-        output_path=recorded_output_path(output) if output is not None else None,
-        generator=info.generator,
-        model=info.model,
-        title=title,
-        facts_sha256=stamp_facts(info, key, quality),
-    )
+    """Watermark, sign and record one audio file (WAV, FLAC, MP3, M4A, OGG), re-encoded in its
+    own format, sample format, rate and layout, at its own bit rate when compressed.
 
-    sidecar = sidecar_path(output) if detached and output is not None else None
-    outputs: dict[str | os.PathLike[str] | None, bytes] = {output: signed.data}
-    if sidecar is not None:
-        outputs[sidecar] = signed.manifest_store
-    _record_and_write(store, entry, name, replacing=replacing, files=outputs)
+    Everything is done in blocks, through temporary files beside the output: the audio is
+    decoded, marked (``watermark.audio.embed_stream``) and encoded piece by piece, signed
+    from a file stream into a file, and fingerprinted block by block, so an hour-long file
+    takes the memory of a few seconds of it."""
+    with open_audio(source, name) as probe:
+        kind = probe.format
+    out_rate = _audio_options(kind, name, quality=quality, format=format, bit_rate=bit_rate)
+    detached = kind.container == "ogg"  # the C2PA library cannot embed into OGG: a sidecar
+    parent: bytes | str | os.PathLike[str] | None = None
+    if not detached and c2pa_bridge.has_credentials(source):
+        parent = path if path is not None else source if isinstance(source, bytes) else None
+    kept = _existing_audio_mark(source, name, key) if parent is not None else None
+    folder = Path(output).parent if output is not None else None
+    with contextlib.ExitStack() as scratch:
+
+        def temporary() -> IO[bytes]:
+            return scratch.enter_context(tempfile.TemporaryFile(dir=folder, prefix=".provenance-stamp-"))
+
+        encoded = temporary()
+        if kept is None:
+            for attempt in range(FRESH_IDENTIFIER_ATTEMPTS):
+                payload = _fresh_payload(store)
+                encoded.seek(0)
+                encoded.truncate()
+                encode_audio_stream(source, name, kind, out_rate, encoded, payload, key)
+                if _audio_readable(encoded, payload, key, name):
+                    break
+                if attempt == 0:
+                    kept = _existing_audio_mark(source, name, key)
+                    if kept is not None:
+                        break
+            else:
+                raise WatermarkFailure(
+                    f"{name}: the audio watermark does not survive encoding as {_describe(kind)} (the clip "
+                    "is too quiet, too noisy or too short to hold it); not stamped"
+                )
+        replacing = False
+        if kept is not None:
+            payload = kept
+            replacing = store.get_by_payload(payload) is not None
+            if replacing and parent is None:
+                raise WatermarkFailure(
+                    f"{name}: already carries audio watermark {payload.hex()}, whose credentials are in the "
+                    "manifest store but no longer in the file (`provenance verify` recovers them); "
+                    "stamp the original audio instead"
+                )
+            encoded.seek(0)
+            encoded.truncate()
+            encode_audio_stream(source, name, kind, out_rate, encoded, None, key)
+            if not _audio_readable(encoded, payload, key, name):
+                raise WatermarkFailure(
+                    f"{name}: its audio watermark {payload.hex()} does not survive encoding as "
+                    f"{_describe(kind)}"
+                )
+        algorithm = watermark.audio.ALGORITHM
+        value = watermark.soft_binding_value(payload)
+        soft_binding = {
+            "label": "c2pa.soft-binding",
+            "data": {"alg": algorithm, "blocks": [{"scope": {}, "value": value}]},
+        }
+        watermarked = watermark_action(algorithm)
+        if title is None and named:
+            title = Path(name).name
+        title = printable(title) if title is not None else None
+        edit = EditInfo((watermarked,)) if parent is not None else None
+        published = _temporary_input(encoded, name)
+        scratch.callback(published.close)
+        if detached:
+            signed = sign_sidecar(
+                published,
+                identity,
+                info,
+                title=title,
+                extra_assertions=[soft_binding],
+                extra_actions=[watermarked],
+                name=name,
+            )
+            final = encoded
+        else:
+            final = temporary()
+            signed = sign_to_stream(
+                published,
+                final,
+                identity,
+                info,
+                parent=parent,
+                edit=edit,
+                title=title,
+                thumbnail=False,
+                extra_assertions=[soft_binding],
+                extra_actions=[] if parent is not None else [watermarked],
+                name=name,
+            )
+        final.flush()
+        entry = StoreEntry(
+            payload=payload,
+            manifest_label=signed.manifest_label,
+            manifest_store=signed.manifest_store,
+            mime=signed.mime,
+            soft_binding_alg=algorithm,
+            soft_binding_value=value,
+            # The audio as published (after the watermark and the encoder): copies descend from it.
+            fingerprint_audio=_audio_fingerprint(published, name),
+            source_sha256=_sha256(source),
+            asset_sha256=_sha256(final),
+            output_path=recorded_output_path(output) if output is not None else None,
+            generator=info.generator,
+            model=info.model,
+            title=title,
+            facts_sha256=stamp_facts(info, key, quality, bit_rate),
+        )
+        sidecar = sidecar_path(output) if detached and output is not None else None
+        final.seek(0)
+        outputs: dict[str | os.PathLike[str] | None, bytes | IO[bytes]] = {output: final}
+        if sidecar is not None:
+            outputs[sidecar] = signed.manifest_store
+        _record_and_write(store, entry, name, replacing=replacing, files=outputs)
+        held = None
+        if output is None:
+            final.seek(0)
+            held = final.read()
     return StampResult(
-        signed.data,
+        held,
         signed.mime,
         payload,
         signed.manifest_label,
@@ -509,15 +577,86 @@ def _stamp_audio(
     )
 
 
+def _audio_options(
+    kind: StreamFormat, name: str, *, quality: int | None, format: str | None, bit_rate: int | None
+) -> int | None:
+    """The bit rate the stamped copy is encoded at; options that do not apply to this audio
+    are refused rather than ignored."""
+    if quality is not None:
+        raise UsageError(
+            f"{name}: quality applies to JPEG and WebP images; audio is encoded at a bit rate "
+            "(bit_rate=, `--bitrate`), its own by default"
+        )
+    if format is not None and format.strip().lower().lstrip(".") not in _AUDIO_NAMES[kind.container]:
+        raise UsageError(
+            f"{name}: audio is stamped in its own format ({kind.container.upper()}), not {format!r}; "
+            "convert it first"
+        )
+    if bit_rate is not None:
+        if kind.container in ("wav", "flac"):
+            raise UsageError(
+                f"{name}: {kind.container.upper()} is lossless and has no bit rate; "
+                "bit_rate applies to MP3, M4A and OGG"
+            )
+        if not MIN_BIT_RATE <= bit_rate <= MAX_BIT_RATE:
+            raise UsageError(
+                f"bit rate must be between {MIN_BIT_RATE // 1000} and {MAX_BIT_RATE // 1000} kbit/s, "
+                f"not {bit_rate / 1000:g}"
+            )
+        return bit_rate
+    return output_bit_rate(kind)
+
+
+_AUDIO_NAMES = {
+    "wav": ("wav", "wave", "audio/wav", "audio/x-wav"),
+    "flac": ("flac", "audio/flac"),
+    "mp3": ("mp3", "audio/mpeg"),
+    "m4a": ("m4a", "aac", "mp4", "audio/mp4"),
+    "ogg": ("ogg", "opus", "audio/ogg"),
+}
+MIN_BIT_RATE = 8_000
+MAX_BIT_RATE = 512_000
+"""Bit rates (bits per second) ``stamp(bit_rate=)`` accepts for compressed audio."""
+
+
+def _temporary_input(handle: IO[bytes], name: str) -> InputFile:
+    """A temporary file as an input (read in pieces, like a file the user named)."""
+    handle.flush()
+    return InputFile(os.dup(handle.fileno()), os.fstat(handle.fileno()).st_size, name)
+
+
+def _sha256(data: bytes | InputFile | IO[bytes]) -> str:
+    if isinstance(data, bytes):
+        return hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256()
+    if isinstance(data, InputFile):
+        for offset in range(0, len(data), 1 << 20):
+            digest.update(data.read_at(offset, 1 << 20))
+        return digest.hexdigest()
+    data.seek(0)
+    while chunk := data.read(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _audio_fingerprint(published: InputFile, name: str) -> bytes:
+    with open_audio(published, name) as src:
+        maker = audio_likeness.Fingerprinter(src.format.sample_rate)
+        for block in src.blocks():
+            maker.add(block)
+    return maker.finish()
+
+
 def _record_and_write(
     store: ManifestStore,
     entry: StoreEntry,
     name: str,
     *,
     replacing: bool,
-    files: Mapping[str | os.PathLike[str] | None, bytes],
+    files: Mapping[str | os.PathLike[str] | None, bytes | IO[bytes]],
 ) -> None:
-    """Record ``entry`` and write ``files`` (path -> bytes; a ``None`` path is not written).
+    """Record ``entry`` and write ``files`` (path -> bytes, or a file to copy from its current
+    position; a ``None`` path is not written).
 
     Record first, rename second: each file is a synced temporary file until the
     record is committed, so a failed record (store full) leaves no output carrying
@@ -528,7 +667,10 @@ def _record_and_write(
             if path is None:
                 continue
             handle = opened.enter_context(atomic_output(path))
-            handle.write(data)
+            if isinstance(data, bytes):
+                handle.write(data)
+            else:
+                shutil.copyfileobj(data, handle, 1 << 20)
             handle.flush()
             os.fsync(handle.fileno())
         recorded = store.supersede(entry) if replacing else store.record(entry)
@@ -542,7 +684,7 @@ def sidecar_path(output: str | os.PathLike[str]) -> Path:
     return Path(output).with_suffix(".c2pa")
 
 
-def _describe(clip: AudioClip) -> str:
+def _describe(clip: StreamFormat) -> str:
     kind = clip.container.upper()
     if clip.subtype == "PCM_U8":
         return f"{kind} with 8-bit samples (too coarse for the mark)"
@@ -551,33 +693,19 @@ def _describe(clip: AudioClip) -> str:
     return kind
 
 
-def _encode_like(clip: AudioClip, samples: npt.NDArray[Any]) -> bytes:
-    return encode_audio(
-        samples, clip.sample_rate, clip.container, subtype=clip.subtype, bit_rate=output_bit_rate(clip)
-    )
-
-
-def _embed_audio(clip: AudioClip, payload: bytes, key: bytes, name: str) -> npt.NDArray[Any]:
-    try:
-        marked = watermark.audio.embed(clip.samples, clip.sample_rate, payload, key)
-    except watermark.audio.AudioTooShortError as exc:
-        raise WatermarkFailure(f"{name}: {exc}") from None
-    except watermark.WatermarkError as exc:
-        raise WatermarkFailure(f"{name}: cannot watermark ({exc})") from None
-    if np.array_equal(marked, clip.samples):
-        # The mark is a gain on the sound itself: silence stays silent and carries nothing.
-        raise WatermarkFailure(f"{name}: the audio is silent (or nearly): nothing can carry a watermark")
-    return marked
-
-
-def _existing_audio_mark(clip: AudioClip, key: bytes) -> bytes | None:
+def _existing_audio_mark(source: bytes | InputFile, name: str, key: bytes) -> bytes | None:
+    clip = decode_audio(source, name, seconds=DETECT_SECONDS)
     found = watermark.audio.detect(clip.samples, clip.sample_rate, key)
     return found.payload if found.detected else None
 
 
-def _audio_readable(encoded: bytes, payload: bytes, key: bytes, name: str) -> AudioClip | None:
-    """The encoded audio decoded again when it carries ``payload``, else None: credentials
-    never declare a watermark the file does not carry."""
-    decoded = decode_audio(encoded, name)
-    found = watermark.audio.detect(decoded.samples, decoded.sample_rate, key)
-    return decoded if found.payload == payload else None
+def _audio_readable(encoded: IO[bytes], payload: bytes, key: bytes, name: str) -> bool:
+    """Whether the encoded audio carries ``payload`` where verifiers look (its first
+    ``DETECT_SECONDS``): credentials never declare a watermark the file does not carry."""
+    published = _temporary_input(encoded, name)
+    try:
+        clip = decode_audio(published, name, seconds=DETECT_SECONDS)
+    finally:
+        published.close()
+    found = watermark.audio.detect(clip.samples, clip.sample_rate, key)
+    return found.payload == payload

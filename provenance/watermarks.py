@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import numpy as np
+from typing import IO
 
 import watermark
 import watermark.audio
@@ -30,11 +29,19 @@ from provenance._internal.audio import (
     DETECT_SECONDS,
     audio_format,
     decode_audio,
-    encode_audio,
     output_bit_rate,
     unwatermarkable_rate,
 )
-from provenance._internal.files import atomic_write, display, open_input, read_input, same_file
+from provenance._internal.audio_stream import encode_audio_stream, open_audio
+from provenance._internal.files import (
+    InputFile,
+    atomic_output,
+    atomic_write,
+    display,
+    open_input,
+    read_input,
+    same_file,
+)
 from provenance._internal.images import (
     encode_image,
     load_image,
@@ -77,10 +84,13 @@ def watermark_file(
     if same_file(input_path, output_path):
         raise OutputError(f"{display(output_path)}: output is the input file; inputs are never modified")
     name = display(input_path)
+    with open_input(input_path) as source:
+        if audio_format(source) is not None:
+            # In blocks, from the file into the output: an hour of audio is never held whole.
+            with atomic_output(Path(output_path)) as handle:
+                _watermark_audio(source, name, payload, key, handle)
+            return
     raw = read_input(input_path)
-    if audio_format(raw) is not None:
-        atomic_write(Path(output_path), _watermark_audio(raw, name, payload, key))
-        return
     image = load_image(raw, name)
     fmt = stamp_format(image, None, name)
     try:
@@ -91,18 +101,10 @@ def watermark_file(
     atomic_write(Path(output_path), data)
 
 
-def _watermark_audio(raw: bytes, name: str, payload: bytes, key: bytes) -> bytes:
-    clip = decode_audio(raw, name)
-    try:
-        marked = watermark.audio.embed(clip.samples, clip.sample_rate, payload, key)
-    except watermark.WatermarkError as exc:
-        raise WatermarkFailure(f"{name}: {exc}") from None
-    if np.array_equal(marked, clip.samples):
-        # The mark is a gain on the sound itself: silence stays silent and carries nothing.
-        raise WatermarkFailure(f"{name}: the audio is silent (or nearly): nothing can carry a watermark")
-    return encode_audio(
-        marked, clip.sample_rate, clip.container, subtype=clip.subtype, bit_rate=output_bit_rate(clip)
-    )
+def _watermark_audio(source: InputFile, name: str, payload: bytes, key: bytes, dest: IO[bytes]) -> None:
+    with open_audio(source, name) as probe:
+        kind = probe.format
+    encode_audio_stream(source, name, kind, output_bit_rate(kind), dest, payload, key)
 
 
 def detect_file(path: str | os.PathLike[str], key: bytes = watermark.DEFAULT_KEY) -> watermark.Detection:

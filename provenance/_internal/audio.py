@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -223,7 +224,15 @@ MIN_OPUS_BITRATE = 64_000
 files are written at the input's bit rate, but not below it."""
 
 
-def output_bit_rate(clip: AudioClip) -> int | None:
+class _Stored(Protocol):
+    @property
+    def container(self) -> str: ...
+
+    @property
+    def bit_rate(self) -> int | None: ...
+
+
+def output_bit_rate(clip: _Stored) -> int | None:
     """The bit rate a marked copy of ``clip`` is encoded at: the input's (comparable size)."""
     if clip.container == "ogg":
         return max(clip.bit_rate or 0, MIN_OPUS_BITRATE)

@@ -21,6 +21,7 @@ sample formats), block by block into a file.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
+import watermark
+import watermark.audio
 from provenance._internal.audio import (
     _DEFAULT_BITRATE,
     _ENCODERS,
@@ -40,7 +43,7 @@ from provenance._internal.audio import (
 )
 from provenance._internal.files import InputFile, as_stream
 from provenance._internal.formats import M4A, MP3, check_complete
-from provenance.errors import CorruptInputError, UnsupportedFormatError
+from provenance.errors import CorruptInputError, UnsupportedFormatError, WatermarkFailure
 
 F32 = npt.NDArray[np.float32]
 
@@ -73,7 +76,9 @@ class AudioSource:
         total = 0
         for block in self._blocks:
             if not np.all(np.isfinite(block)):
-                raise CorruptInputError(f"{self._name}: audio samples are not finite numbers (NaN or infinity)")
+                raise CorruptInputError(
+                    f"{self._name}: audio samples are not finite numbers (NaN or infinity)"
+                )
             if self.format.subtype in ("FLOAT", "DOUBLE") and block.size:
                 peak = float(np.max(np.abs(block)))
                 if peak > 1.0:
@@ -89,7 +94,9 @@ class AudioSource:
 
 
 @contextlib.contextmanager
-def open_audio(data: bytes | InputFile, name: str, *, block_seconds: float = BLOCK_SECONDS) -> Iterator[AudioSource]:
+def open_audio(
+    data: bytes | InputFile, name: str, *, block_seconds: float = BLOCK_SECONDS
+) -> Iterator[AudioSource]:
     """Open an audio file for decoding in blocks of ``block_seconds`` (fewer at the end)."""
     fmt = audio_format(data)
     if fmt is None:
@@ -103,7 +110,9 @@ def open_audio(data: bytes | InputFile, name: str, *, block_seconds: float = BLO
 
 
 @contextlib.contextmanager
-def _open_sndfile(data: bytes | InputFile, name: str, container: str, block_seconds: float) -> Iterator[AudioSource]:
+def _open_sndfile(
+    data: bytes | InputFile, name: str, container: str, block_seconds: float
+) -> Iterator[AudioSource]:
     import soundfile
 
     errors = (soundfile.LibsndfileError, RuntimeError, ValueError, OSError, EOFError)
@@ -130,9 +139,13 @@ def _open_sndfile(data: bytes | InputFile, name: str, container: str, block_seco
                 try:
                     block = handle.read(min(step, handle.frames - done), dtype="float32", always_2d=True)
                 except errors as exc:
-                    raise CorruptInputError(f"{name}: audio is truncated or corrupt ({_first_line(exc)})") from None
+                    raise CorruptInputError(
+                        f"{name}: audio is truncated or corrupt ({_first_line(exc)})"
+                    ) from None
                 if len(block) == 0:
-                    raise CorruptInputError(f"{name}: audio is truncated (fewer samples than its header announces)")
+                    raise CorruptInputError(
+                        f"{name}: audio is truncated (fewer samples than its header announces)"
+                    )
                 done += len(block)
                 yield block
 
@@ -140,7 +153,9 @@ def _open_sndfile(data: bytes | InputFile, name: str, container: str, block_seco
 
 
 @contextlib.contextmanager
-def _open_av(data: bytes | InputFile, name: str, container: str, block_seconds: float) -> Iterator[AudioSource]:
+def _open_av(
+    data: bytes | InputFile, name: str, container: str, block_seconds: float
+) -> Iterator[AudioSource]:
     import av
 
     def failed(exc: Exception) -> CorruptInputError:
@@ -218,10 +233,17 @@ class AudioWriter:
                 chosen = "PCM_16"  # e.g. a FLAC subtype libsndfile cannot write back
             try:
                 self._sndfile = soundfile.SoundFile(
-                    dest, "w", samplerate=sample_rate, channels=channels, subtype=chosen, format=container.upper()
+                    dest,
+                    "w",
+                    samplerate=sample_rate,
+                    channels=channels,
+                    subtype=chosen,
+                    format=container.upper(),
                 )
             except (soundfile.LibsndfileError, RuntimeError, ValueError) as exc:
-                raise UnsupportedFormatError(f"cannot encode {container.upper()} ({_first_line(exc)})") from None
+                raise UnsupportedFormatError(
+                    f"cannot encode {container.upper()} ({_first_line(exc)})"
+                ) from None
             return
         if container not in _ENCODERS:
             raise UnsupportedFormatError(f"cannot encode audio as {container!r}")
@@ -258,7 +280,9 @@ class AudioWriter:
                 frame.sample_rate = self._rate
                 self._encode(frame)
         except av.error.FFmpegError as exc:
-            raise UnsupportedFormatError(f"cannot encode {self._container.upper()} ({_first_line(exc)})") from None
+            raise UnsupportedFormatError(
+                f"cannot encode {self._container.upper()} ({_first_line(exc)})"
+            ) from None
 
     def _encode(self, frame: Any) -> None:
         for resampled in self._resampler.resample(frame):
@@ -278,7 +302,9 @@ class AudioWriter:
                 for packet in self._stream.encode(None):
                     self._av.mux(packet)
             except av.error.FFmpegError as exc:
-                raise UnsupportedFormatError(f"cannot encode {self._container.upper()} ({_first_line(exc)})") from None
+                raise UnsupportedFormatError(
+                    f"cannot encode {self._container.upper()} ({_first_line(exc)})"
+                ) from None
             finally:
                 self._av.close()
                 self._av = None
@@ -294,3 +320,67 @@ class AudioWriter:
         else:
             with contextlib.suppress(Exception):
                 self.close()
+
+
+def encode_audio_stream(
+    source: bytes | InputFile,
+    name: str,
+    kind: StreamFormat,
+    bit_rate: int | None,
+    dest: IO[bytes],
+    payload: bytes | None,
+    key: bytes,
+) -> None:
+    """Decode ``source`` block by block, mark it with ``payload`` (or not: ``None`` keeps a
+    mark it already has) and encode it into ``dest`` like the input."""
+    with (
+        open_audio(source, name) as src,
+        AudioWriter(
+            dest, kind.sample_rate, kind.channels, kind.container, subtype=kind.subtype, bit_rate=bit_rate
+        ) as writer,
+    ):
+        if payload is None:
+            for block in src.blocks():
+                writer.write(block)
+            return
+        watch = _Unchanged()
+        try:
+            for block in watermark.audio.embed_stream(
+                watch.feed(src.blocks()), kind.sample_rate, payload, key
+            ):
+                watch.compare(block)
+                writer.write(block)
+        except watermark.audio.AudioTooShortError as exc:
+            raise WatermarkFailure(f"{name}: {exc}") from None
+        except watermark.WatermarkError as exc:
+            raise WatermarkFailure(f"{name}: cannot watermark ({exc})") from None
+        if watch.unchanged:
+            # The mark is a gain on the sound itself: silence stays silent and carries nothing.
+            raise WatermarkFailure(f"{name}: the audio is silent (or nearly): nothing can carry a watermark")
+    dest.flush()
+
+
+class _Unchanged:
+    """Whether a marked stream came out sample for sample equal to its input (silence)."""
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[npt.NDArray[Any]] = collections.deque()
+        self.unchanged = True
+
+    def feed(self, blocks: Iterator[npt.NDArray[Any]]) -> Iterator[npt.NDArray[Any]]:
+        for block in blocks:
+            self._queue.append(block)
+            yield block
+
+    def compare(self, marked: npt.NDArray[Any]) -> None:
+        done = 0
+        while done < len(marked):
+            head = self._queue[0]
+            n = min(len(head), len(marked) - done)
+            if self.unchanged and not np.array_equal(head[:n], marked[done : done + n].reshape(n, -1)):
+                self.unchanged = False
+            done += n
+            if n == len(head):
+                self._queue.popleft()
+            else:
+                self._queue[0] = head[n:]

@@ -339,18 +339,19 @@ def require_manifest_store(data: bytes, name: str) -> None:
         )
 
 
-def has_credentials(data: bytes) -> bool:
+def has_credentials(data: bytes | InputFile) -> bool:
     """Whether the asset carries a C2PA manifest store (no validation)."""
-    try:
-        reader = c2pa.Reader.try_create(
-            None, io.BytesIO(data), None, context({"verify": {"verify_after_reading": False}})
-        )
-    except c2pa.C2paError:
-        return False
-    if reader is None:
-        return False
-    reader.close()
-    return True
+    with as_stream(data) as stream:
+        try:
+            reader = c2pa.Reader.try_create(
+                None, stream, None, context({"verify": {"verify_after_reading": False}})
+            )
+        except c2pa.C2paError:
+            return False
+        if reader is None:
+            return False
+        reader.close()
+        return True
 
 
 MAX_RESOURCE_BYTES = 4 * 1024 * 1024
