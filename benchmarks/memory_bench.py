@@ -1,14 +1,17 @@
-"""Peak memory of ``verify``, ``sign`` and ``stamp`` on a 1 GB video and a 200-megapixel image.
+"""Peak memory of ``verify``, ``sign`` and ``stamp`` on a 1 GB video, a 200-megapixel image and
+an hour of audio.
 
-Run: ``make bench-memory`` (``taskset -c 1 .venv/bin/python -m benchmarks.memory_bench``).
+Run: ``make bench-memory`` (``taskset -c 1 .venv/bin/python -m benchmarks.memory_bench``;
+``--audio`` for the audio rows alone, which it then writes to ``memory_audio.txt``).
 Goal: every command under 500 MB of peak resident memory, whatever the file size.
 
 The inputs are generated in a temporary folder: the 1 GB MP4 is a short x264 clip
 (PyAV, high bit rate) whose packets are remuxed over and over with shifted
 timestamps, without re-encoding; the image is 16000x12500 pixels (200 MP, the
 default pixel limit): scikit-image's astronaut upscaled, with film-like grain, as
-JPEG and PNG. Each command runs as the real CLI in a fresh process; its peak is
-the ``ru_maxrss`` of that process (and, for ``stamp``, of its largest worker).
+JPEG and PNG; the audio is an hour of 44.1 kHz stereo (chords under a slow envelope, with
+noise), written in blocks as 16-bit WAV and FLAC. Each command runs as the real CLI in a
+fresh process; its peak is the ``ru_maxrss`` of that process (and, for ``stamp``, of its largest worker).
 Linux starts a child's ``ru_maxrss`` at its parent's peak, so the inputs are
 made in separate processes and this one stays small (its own peak is printed as
 the floor of the table). Writes ``benchmarks/results/memory.txt``.
@@ -28,6 +31,9 @@ from fractions import Fraction
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "memory.txt"
+AUDIO_RESULTS = RESULTS.with_name("memory_audio.txt")
+AUDIO_SECONDS = 3600
+AUDIO_RATE = 44100
 PROVENANCE = Path(sys.executable).parent / "provenance"
 GOAL_MB = 500
 VIDEO_BYTES = 1 << 30
@@ -91,10 +97,33 @@ def make_image(path: Path, fmt: str) -> None:
     Image.fromarray(pixels).save(path, fmt, **options)
 
 
+def make_audio(path: Path, fmt: str, seconds: int = AUDIO_SECONDS) -> None:
+    """``seconds`` of 44.1 kHz stereo music-like sound, written a minute at a time."""
+    import numpy as np
+    import soundfile
+
+    rng = np.random.default_rng(3)
+    with soundfile.SoundFile(path, "w", AUDIO_RATE, 2, "PCM_16", format=fmt) as out:
+        for minute in range(0, seconds, 60):
+            n = min(60, seconds - minute) * AUDIO_RATE
+            t = (minute * AUDIO_RATE + np.arange(n)) / AUDIO_RATE
+            root = 110.0 * 2 ** (int(t[0] / 8) % 12 / 12)
+            chord = sum(np.sin(2 * np.pi * root * r * t) for r in (1.0, 1.26, 1.5, 2.0))
+            envelope = 0.15 * (1.2 + np.sin(2 * np.pi * 0.5 * t)) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.05 * t))
+            left = envelope * chord + 0.01 * rng.standard_normal(n)
+            right = envelope * np.roll(chord, 50) + 0.01 * rng.standard_normal(n)
+            out.write(np.stack([left, right], axis=1).astype(np.float32) * 0.5)
+
+
 def _generate(kind: str, path: Path) -> None:
     """Make an input in a child process, keeping this process's peak (every child's floor) low."""
     target = f"Path({str(path)!r})"
-    call = f"make_video({target})" if kind == "video" else f"make_image({target}, {kind!r})"
+    if kind == "video":
+        call = f"make_video({target})"
+    elif kind in ("WAV", "FLAC"):
+        call = f"make_audio({target}, {kind!r})"
+    else:
+        call = f"make_image({target}, {kind!r})"
     code = f"from pathlib import Path; from benchmarks.memory_bench import *; {call}"
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -148,6 +177,35 @@ def c2pa_alone(
     return usage.ru_maxrss * 1024, time.perf_counter() - start, os.waitstatus_to_exitcode(status)
 
 
+def audio_rows(folder: Path, env: dict[str, str]) -> list[tuple[str, str, int, float, int]]:
+    """An hour of audio: stamp, watermark embed and verify, each in blocks."""
+    rows: list[tuple[str, str, int, float, int]] = []
+    for fmt in ("WAV", "FLAC"):
+        audio = folder / f"hour.{fmt.lower()}"
+        _generate(fmt, audio)
+        label = f"1 h 44.1 kHz stereo {fmt} ({audio.stat().st_size / 2**20:.0f} MiB)"
+        stamped = folder / "stamped-audio"
+        stamp = ["stamp", str(audio), "-o", str(stamped), "--model", "b", "--jobs", "1"]
+        rows.append((label, "stamp", *peak(stamp, env)))
+        rows.append((label, "verify", *peak(["verify", str(stamped / audio.name)], env)))
+        marked = folder / f"marked.{fmt.lower()}"
+        embed = ["watermark", "embed", str(audio), "-o", str(marked), "--payload", "0123456789abcdef"]
+        rows.append((label, "watermark embed", *peak(embed, env)))
+        for leftover in (audio, marked, stamped / audio.name):
+            leftover.unlink(missing_ok=True)
+    return rows
+
+
+def main_audio() -> str:
+    with tempfile.TemporaryDirectory(prefix="memory-bench-") as tmp:
+        folder = Path(tmp)
+        env = {**os.environ, "PROVENANCE_HOME": str(folder / "home")}
+        subprocess.run([str(PROVENANCE), "keys", "init"], env=env, check=True, capture_output=True)
+        rows = audio_rows(folder, env)
+    floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return _table(rows, floor)
+
+
 def main() -> str:
     rows: list[tuple[str, str, int, float, int]] = []
     with tempfile.TemporaryDirectory(prefix="memory-bench-") as tmp:
@@ -168,7 +226,7 @@ def main() -> str:
         signed_video = folder / "video-signed.mp4"
         read_alone = c2pa_alone("verify", signed_video, "video/mp4", home)
         rows.append((label, "verify, c2pa-python alone", *read_alone))
-        rows.append((label, "stamp", 0, 0.0, -1))  # stamping writes images only
+        rows.append((label, "stamp", 0, 0.0, -1))  # stamping writes images and audio only
         video.unlink()
         (folder / "video-signed.mp4").unlink()
         for fmt in ("JPEG", "PNG"):
@@ -182,6 +240,7 @@ def main() -> str:
             rows.append((label, "stamp", *peak(stamp, env)))
             for leftover in (image, signed):
                 leftover.unlink(missing_ok=True)
+        rows.extend(audio_rows(folder, env))
     floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return _table(rows, floor)
 
@@ -193,22 +252,25 @@ def _table(rows: list[tuple[str, str, int, float, int]], floor: int) -> str:
         f"(measurement floor: the benchmark process itself peaked at {floor / 1e6:.0f} MB)",
         f"run: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         "",
-        f"{'input':<36} {'command':<25} {'peak MB':>8} {'seconds':>8}  {'exit':>4}  goal",
+        f"{'input':<40} {'command':<25} {'peak MB':>8} {'seconds':>8}  {'exit':>4}  goal",
     ]
     for label, command, rss, seconds, code in rows:
         if code == -1:
-            lines.append(f"{label:<36} {command:<25} {'n/a':>8} {'':>8}  {'':>4}  (stamp writes images only)")
+            note = "(stamp writes images and audio only)"
+            lines.append(f"{label:<40} {command:<25} {'n/a':>8} {'':>8}  {'':>4}  {note}")
             continue
         mb = rss / 1e6
         verdict = "ok" if mb < GOAL_MB and code == 0 else ("MISSED" if code == 0 else "FAILED")
         if "alone" in command:
             verdict = "(floor: no code of this library)" if code == 0 else "FAILED"
-        lines.append(f"{label:<36} {command:<25} {mb:8.0f} {seconds:8.1f}  {code:>4}  {verdict}")
+        lines.append(f"{label:<40} {command:<25} {mb:8.0f} {seconds:8.1f}  {code:>4}  {verdict}")
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    text = main()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
+    only_audio = "--audio" in sys.argv[1:]
+    text = main_audio() if only_audio else main()
+    target = AUDIO_RESULTS if only_audio else RESULTS
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
     print(text, end="")
