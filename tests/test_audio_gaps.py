@@ -3,7 +3,9 @@ re-stamping a stamped OGG, options that do not apply to audio, and long files in
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +13,15 @@ import pytest
 import soxr
 from click.testing import CliRunner
 
+import watermark.audio
 from cli.main import cli
+from manifests import GenerationInfo
+from provenance._internal import audio_likeness, audio_stream
 from provenance._internal.audio import decode_audio, encode_audio
+from provenance.keys import Identity
+from provenance.stamp import stamp
+from provenance.store import open_store
+from provenance.verify import State, verify_bytes
 
 AUDIO = Path(__file__).resolve().parent / "fixtures" / "audio"
 RATE = 16000
@@ -80,3 +89,96 @@ def test_verify_folder_treats_an_ogg_sidecar_as_part_of_its_ogg(
     skipped = sorted(line for line in result.stderr.splitlines() if line.startswith("skipped"))
     assert [Path(line.split()[1].rstrip(":")).name for line in skipped] == ["notes.txt", "orphan.c2pa"]
     assert result.stdout.rstrip().endswith("1 file: 1 valid (unknown signer), 2 skipped (not a media file)")
+
+
+def _program(seconds: float, rate: int) -> np.ndarray:
+    """A long stereo recording at ``rate``: the fixture speech, music, trumpet and whale song
+    one after the other, round and round (real sound: the mark is tuned on it)."""
+    parts = []
+    for path in sorted(AUDIO.glob("*.ogg")):
+        clip = decode_audio(path.read_bytes(), path.name)
+        both = clip.samples if clip.channels == 2 else np.repeat(clip.samples, 2, axis=1)
+        parts.append(soxr.resample(both, clip.sample_rate, rate).astype(np.float32))
+    return np.resize(np.concatenate(parts), (int(seconds * rate), 2))
+
+
+PAYLOAD = bytes.fromhex("0123456789abcdef")
+
+
+def test_a_three_minute_recording_marked_in_blocks_reads_like_one_marked_whole() -> None:
+    rate = 44100  # 2.048 s is not a whole number of samples here: segments start every 5 blocks
+    clip = _program(180, rate)
+    whole = watermark.audio.embed(clip, rate, PAYLOAD)
+    pieces = (clip[i : i + 70001] for i in range(0, len(clip), 70001))  # odd sizes, as decoders give
+    streamed = np.concatenate(list(watermark.audio.embed_stream(pieces, rate, PAYLOAD)))
+    assert streamed.shape == clip.shape and streamed.dtype == np.float32
+    mark, difference = whole - clip, streamed - whole
+    # The same mark up to the seams: the two differ far below the mark itself.
+    assert 10 * np.log10(np.sum(mark**2) / np.sum(difference**2)) > 20
+    # Every seam (and the stretches between) reads from a 5-second excerpt, as in the whole one.
+    seams = [watermark_seam(k, rate) for k in range(1, 8)]
+    for centre in [*seams, 15 * rate, 95 * rate, 170 * rate]:
+        excerpt = slice(centre - int(2.5 * rate), centre + int(2.5 * rate))
+        assert watermark.audio.detect(streamed[excerpt], rate).payload == PAYLOAD
+        assert watermark.audio.detect(whole[excerpt], rate).payload == PAYLOAD
+    # ... and the streamed copy sounds like the whole one to the likeness check.
+    reference = audio_likeness.reference(whole, rate)
+    assert audio_likeness.similarity(reference, streamed[60 * rate : 70 * rate], rate) > 0.9
+    # A recording shorter than two segments is marked in one piece, exactly as embed does.
+    short = clip[: 30 * rate]
+    alone = np.concatenate(list(watermark.audio.embed_stream([short[:1000], short[1000:]], rate, PAYLOAD)))
+    assert np.array_equal(alone, watermark.audio.embed(short, rate, PAYLOAD))
+    with pytest.raises(watermark.audio.AudioTooShortError):
+        list(watermark.audio.embed_stream([clip[:1000]], rate, PAYLOAD))
+
+
+def watermark_seam(k: int, rate: int) -> int:
+    from watermark.audio._stream import SEGMENT_BLOCKS, block_boundary
+
+    return block_boundary(k * SEGMENT_BLOCKS, rate)
+
+
+def test_the_fingerprint_made_in_blocks_is_the_one_made_whole() -> None:
+    clip = _program(40, 22050)
+    maker = audio_likeness.Fingerprinter(22050)
+    for start in range(0, len(clip), 12345):
+        maker.add(clip[start : start + 12345])
+    assert maker.finish() == audio_likeness.reference(clip, 22050)
+
+
+def test_stamping_a_long_file_goes_in_blocks_and_verifies(
+    identity: Identity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rate = 22050
+    clip = _program(100, rate)
+    source = tmp_path / "long.flac"
+    source.write_bytes(encode_audio(clip, rate, "flac"))
+    decoded: list[int] = []
+    real = audio_stream.AudioSource.blocks
+
+    def counted(self: audio_stream.AudioSource) -> Iterator[np.ndarray]:
+        for block in real(self):
+            decoded.append(len(block))
+            yield block
+
+    monkeypatch.setattr(audio_stream.AudioSource, "blocks", counted)
+    store = open_store(tmp_path / "m.db")
+    info = GenerationInfo(generator="tts")
+    result = stamp(source, identity, info, store=store, output=tmp_path / "out.flac")
+    # Never a block longer than BLOCK_SECONDS went through the decoder: nothing read whole.
+    assert decoded and max(decoded) <= audio_stream.BLOCK_SECONDS * rate
+    assert result.held is None and result.data == (tmp_path / "out.flac").read_bytes()
+    back = decode_audio(result.data, "out.flac")
+    assert back.container == "flac" and back.samples.shape == clip.shape
+    for start in (0, 40, 92):  # a seam of the blocks is at 20.48 s, 40.96 s, ...
+        excerpt = back.samples[start * rate : (start + 6) * rate]
+        assert watermark.audio.detect(excerpt, rate).payload == result.payload
+    entry = store.get_by_payload(result.payload)
+    assert entry is not None and entry.fingerprint_audio == audio_likeness.reference(back.samples, rate)
+    assert entry.source_sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert entry.asset_sha256 == hashlib.sha256(result.data).hexdigest()
+    assert verify_bytes(result.data, store=store).state is State.VALID
+    # Stripped and re-encoded as a 5 s MP3 excerpt across a seam: recovered.
+    cut = encode_audio(back.samples[38 * rate : 43 * rate], rate, "mp3", bit_rate=128000)
+    recovered = verify_bytes(cut, store=store, name="cut.mp3")
+    assert recovered.recovered and recovered.state is State.VALID
