@@ -63,7 +63,16 @@ from provenance.watermarks import read_key_file
 @click.option(
     "--quality",
     type=click.IntRange(1, 100),
-    help="JPEG/WebP output quality (default: keep the original's); PNG and TIFF are lossless.",
+    help="JPEG/WebP output quality (default: keep the original's); PNG and TIFF are lossless. "
+    "Audio is not affected (see --bitrate).",
+)
+@click.option(
+    "--bitrate",
+    "bitrate_kbps",
+    type=click.IntRange(8, 512),
+    metavar="KBPS",
+    help="MP3, M4A and OGG output bit rate in kbit/s (default: each file's own; the audio watermark "
+    "may not survive low ones); WAV and FLAC are lossless.",
 )
 @generation_options
 @identity_options
@@ -79,6 +88,7 @@ def command(
     excludes: tuple[str, ...],
     force: bool,
     quality: int | None,
+    bitrate_kbps: int | None,
     identity_dir: Path | None,
     key_path: Path | None,
     cert_path: Path | None,
@@ -151,6 +161,7 @@ def command(
             exclude=excludes,
             force=force,
             quality=quality,
+            bit_rate=bitrate_kbps * 1000 if bitrate_kbps is not None else None,
             on_interrupt=interrupted,
             scheduler=scheduler,
         )

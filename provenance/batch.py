@@ -69,7 +69,7 @@ from typing import Any
 
 import watermark
 from manifests import GenerationInfo
-from provenance._internal.audio import is_audio
+from provenance._internal.audio import AUDIO_FORMATS, audio_format
 from provenance._internal.files import open_input
 from provenance._internal.formats import OGG
 from provenance._internal.names import printable
@@ -356,11 +356,19 @@ class _Settings:
     quality: int | None
     lock_path: str | None
     facts: str
-    audio_facts: str
-    """The facts of audio files: --quality (pictures only) is not part of them."""
+    bit_rate: int | None = None
+    """Bits per second of stamped MP3, M4A and OGG (None: each file's own)."""
 
     def facts_of(self, entry: StoreEntry) -> str:
-        return self.audio_facts if entry.mime.startswith("audio/") else self.facts
+        """The facts a stamp of ``entry``'s kind is made with: ``quality`` for pictures,
+        ``bit_rate`` for compressed audio, neither for WAV and FLAC."""
+        if not entry.mime.startswith("audio/"):
+            return self.facts
+        compressed = entry.mime in _COMPRESSED_AUDIO
+        return stamp_facts(self.info, self.key, None, self.bit_rate if compressed else None)
+
+
+_COMPRESSED_AUDIO = ("audio/mpeg", "audio/mp4", "audio/ogg")
 
 
 def stamp_tree(
@@ -378,6 +386,7 @@ def stamp_tree(
     exclude: Iterable[str] = (),
     force: bool = False,
     quality: int | None = None,
+    bit_rate: int | None = None,
     on_interrupt: Callable[[int], None] | None = None,
     handle_signals: bool = True,
     scheduler: Any = None,
@@ -394,6 +403,8 @@ def stamp_tree(
     scheduler address or ``distributed.Client``) the files are stamped on that
     cluster's workers into a shared PostgreSQL store (see
     :mod:`provenance._internal.dask_runner`); ``jobs`` is then unused.
+    ``quality`` applies to JPEG and WebP pictures, ``bit_rate`` (bits per second) to
+    MP3, M4A and OGG audio; lossless files keep all they have.
     """
     started = time.perf_counter()
     if scheduler is not None:
@@ -428,7 +439,7 @@ def stamp_tree(
         quality,
         str(out_root.resolve() / LOCK_NAME) if fcntl is not None else None,
         stamp_facts(info, key, quality),
-        stamp_facts(info, key),
+        bit_rate,
     )
     workers = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
     queue = collections.deque((str(src), str(dst)) for src, dst in survey.pairs)
@@ -751,17 +762,19 @@ def _stamp_one(pair: tuple[str, str]) -> FileOutcome:
     return outcome
 
 
-def _read_for_stamping(src: str) -> tuple[bytes | None, str]:
-    """An image's bytes (read once) and their SHA-256; for audio, None and the SHA-256 read in
-    pieces: audio is stamped in blocks from the file (an hour of WAV is never held whole)."""
+def _read_for_stamping(src: str) -> tuple[bytes | None, str, str | None]:
+    """An image's bytes (read once), their SHA-256 and None; for audio, None, the SHA-256 read
+    in pieces and its container ("wav", "mp3"...): audio is stamped in blocks from the file
+    (an hour of WAV is never held whole)."""
     with open_input(src) as source:
-        if not is_audio(source):
+        fmt = audio_format(source)
+        if fmt is None:
             data = source.read_all()
-            return data, hashlib.sha256(data).hexdigest()
+            return data, hashlib.sha256(data).hexdigest(), None
         digest = hashlib.sha256()
         for offset in range(0, len(source), 1 << 20):
             digest.update(source.read_at(offset, 1 << 20))
-        return None, digest.hexdigest()
+        return None, digest.hexdigest(), AUDIO_FORMATS[fmt]
 
 
 def _stamp_file(src: str, dst: str, started: float) -> FileOutcome:
@@ -769,7 +782,7 @@ def _stamp_file(src: str, dst: str, started: float) -> FileOutcome:
     store = _WORKER["store"]
     shown = printable(src)
     try:
-        raw, digest = _read_for_stamping(src)
+        raw, digest, container = _read_for_stamping(src)
         with _output_locked(dst):
             note = None
             existing = store.find_stamped(digest, recorded_output_path(dst))
@@ -808,8 +821,10 @@ def _stamp_file(src: str, dst: str, started: float) -> FileOutcome:
                     key=settings.key,
                     title=Path(src).name,
                     source_name=src,
-                    # --quality is the JPEG/WebP quality of a folder's pictures; audio keeps its bit rate
-                    quality=settings.quality if raw is not None else None,
+                    # --quality is the JPEG/WebP quality of a folder's pictures, --bitrate
+                    # that of its compressed audio; lossless WAV and FLAC have neither
+                    quality=settings.quality if container is None else None,
+                    bit_rate=settings.bit_rate if container in ("mp3", "m4a", "ogg") else None,
                 )
         return FileOutcome(
             src,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,15 +14,19 @@ import pytest
 import soxr
 from click.testing import CliRunner
 
+import watermark
 import watermark.audio
 from cli.main import cli
 from manifests import GenerationInfo
 from provenance._internal import audio_likeness, audio_stream
 from provenance._internal.audio import decode_audio, encode_audio
+from provenance.errors import UsageError
 from provenance.keys import Identity
-from provenance.stamp import stamp
+from provenance.stamp import stamp, stamp_facts
 from provenance.store import open_store
 from provenance.verify import State, verify_bytes
+
+from .conftest import PUBLIC_JPEGS
 
 AUDIO = Path(__file__).resolve().parent / "fixtures" / "audio"
 RATE = 16000
@@ -182,3 +187,74 @@ def test_stamping_a_long_file_goes_in_blocks_and_verifies(
     cut = encode_audio(back.samples[38 * rate : 43 * rate], rate, "mp3", bit_rate=128000)
     recovered = verify_bytes(cut, store=store, name="cut.mp3")
     assert recovered.recovered and recovered.state is State.VALID
+
+
+def test_stamp_options_that_do_not_apply_to_audio_are_refused_and_bit_rate_is_honoured(
+    identity: Identity, tmp_path: Path, voice: np.ndarray
+) -> None:
+    store = open_store(tmp_path / "m.db")
+    info = GenerationInfo(generator="tts")
+    wav, mp3 = encode_audio(voice, RATE, "wav"), encode_audio(voice, RATE, "mp3", bit_rate=128000)
+    for data, options, words in [
+        (wav, {"quality": 80}, "quality applies to JPEG and WebP"),
+        (mp3, {"quality": 80}, "bit_rate="),
+        (wav, {"format": "PNG"}, "its own format (WAV), not 'PNG'"),
+        (mp3, {"format": "ogg"}, "its own format (MP3)"),
+        (wav, {"bit_rate": 96000}, "lossless and has no bit rate"),
+        (mp3, {"bit_rate": 2000}, "between 8 and 512 kbit/s"),
+    ]:
+        with pytest.raises(UsageError, match=re.escape(words)):
+            stamp(data, identity, info, store=store, output=tmp_path / "x", **options)  # type: ignore[arg-type]
+        assert not (tmp_path / "x").exists()
+    assert store.count() == 0
+    with pytest.raises(UsageError, match="bit_rate applies to compressed audio"):
+        stamp(encode_png(), identity, info, store=store, bit_rate=96000)
+    # The input's own format named is fine; a bit rate for MP3 is used.
+    kept = stamp(mp3, identity, info, store=store, format="mp3", bit_rate=160000)
+    back = decode_audio(kept.data, "kept.mp3")
+    assert back.container == "mp3" and back.bit_rate == 160000
+    assert watermark.audio.detect(back.samples, RATE).payload == kept.payload
+    entry = store.get_by_payload(kept.payload)
+    assert entry is not None and entry.facts_sha256 == stamp_facts(info, watermark.DEFAULT_KEY, None, 160000)
+
+
+def encode_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.effect_noise((256, 256), 40).convert("RGB").save(out, "PNG")
+    return out.getvalue()
+
+
+def test_cli_quality_is_for_pictures_and_bitrate_for_compressed_audio(
+    identity_dir: Path, tmp_path: Path, voice: np.ndarray
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "photo.jpg").write_bytes((PUBLIC_JPEGS / "adobe-20220124-A.jpg").read_bytes())
+    (folder / "voice.wav").write_bytes(encode_audio(voice, RATE, "wav"))
+    (folder / "voice.mp3").write_bytes(encode_audio(voice, RATE, "mp3", bit_rate=128000))
+    out, db = tmp_path / "out", tmp_path / "m.db"
+    runner = CliRunner()
+    args = ["stamp", str(folder), "-o", str(out), *_stamp_args(identity_dir, db), "--quality", "70"]
+    first = runner.invoke(cli, [*args, "--bitrate", "96", "--json"])
+    assert first.exit_code == 0, first.stderr
+    assert json.loads(first.stdout)["counts"]["stamped"] == 3
+    assert decode_audio((out / "voice.mp3").read_bytes(), "voice.mp3").bit_rate == 96000
+    assert decode_audio((out / "voice.wav").read_bytes(), "voice.wav").subtype == "PCM_16"
+    # The same options again: nothing to do (audio is not re-stamped for --quality, nor WAV for --bitrate).
+    again = runner.invoke(cli, [*args, "--bitrate", "96"])
+    assert again.exit_code == 0, again.stderr
+    assert again.stderr.count("skipped:") == 3
+    # Another bit rate re-stamps the MP3 alone.
+    other = runner.invoke(cli, [*args, "--bitrate", "128"])
+    assert other.exit_code == 0, other.stderr
+    assert other.stderr.count("skipped:") == 2 and "stamped: " in other.stderr and "voice.mp3" in other.stderr
+    assert decode_audio((out / "voice.mp3").read_bytes(), "voice.mp3").bit_rate == 128000
+    bad = runner.invoke(cli, [*args, "--bitrate", "4"])
+    assert bad.exit_code == 2 and bad.stdout == "" and "--bitrate" in bad.stderr
+    shown = runner.invoke(cli, ["stamp", "--help"])
+    words = " ".join(shown.stdout.split())
+    assert "Audio is not affected (see --bitrate)" in words and "WAV and FLAC are lossless" in words
