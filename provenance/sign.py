@@ -130,6 +130,8 @@ class _Ingredient:
     mime: str
     title: str
     label: str
+    manifest: bytes | None = None
+    """Its manifest store when kept beside it (an OGG's ``NAME.c2pa``)."""
 
 
 def sign_bytes(
@@ -363,6 +365,7 @@ def sign_sidecar(
     *,
     edit: EditInfo | None = None,
     parent: Source | None = None,
+    parent_manifest: bytes | None = None,
     title: str | None = None,
     extra_assertions: Sequence[Mapping[str, Any]] = (),
     extra_actions: Sequence[Action] = (),
@@ -370,6 +373,10 @@ def sign_sidecar(
 ) -> SignedAsset:
     """Sign ``data`` without touching it: the manifest store, bound to the file's SHA-256,
     is returned to be kept beside it (``NAME.c2pa``; ``verify --manifest`` checks it).
+
+    ``parent_manifest`` is the manifest store kept beside ``parent`` (an earlier version
+    of an OGG file and its ``NAME.c2pa``): its credentials become those of the parent
+    ingredient, validated against it by the C2PA library, as embedded ones would.
 
     For OGG (Opus, Vorbis), which the C2PA library cannot embed a manifest into;
     other formats are refused (sign them with :func:`sign_bytes`).
@@ -393,6 +400,7 @@ def sign_sidecar(
         extra_actions=extra_actions,
         name=name,
         detached=True,
+        parent_manifest=parent_manifest,
     )
     return SignedAsset(OGG.mime, label, store)
 
@@ -426,6 +434,7 @@ def _sign_into(
     name: str,
     decoded: Image.Image | None = None,
     detached: bool = False,
+    parent_manifest: bytes | None = None,
 ) -> tuple[str, bytes]:
     _check_arguments(identity, info, edit, parent, components, thumbnail)
     with contextlib.ExitStack() as inputs:
@@ -446,6 +455,7 @@ def _sign_into(
             name=name,
             decoded=decoded,
             detached=detached,
+            parent_manifest=parent_manifest,
         )
 
 
@@ -467,10 +477,13 @@ def _sign_checked(
     name: str,
     decoded: Image.Image | None,
     detached: bool = False,
+    parent_manifest: bytes | None = None,
 ) -> tuple[str, bytes]:
     identity.check_valid_now()
     check_complete(data, fmt, name)
-    parent_ing = _load_ingredient(parent, "parentOf", "parent", inputs) if parent is not None else None
+    parent_ing = None
+    if parent is not None:
+        parent_ing = _load_ingredient(parent, "parentOf", "parent", inputs, parent_manifest)
     component_ings = [
         _load_ingredient(c, "componentOf", f"component-{i}", inputs) for i, c in enumerate(components)
     ]
@@ -528,15 +541,17 @@ def _sign_checked(
                 f"{name}: a TIFF with {frames} pages cannot be signed without damaging all but "
                 "the first (the C2PA library rewrites only the first page); split it into single pages"
             )
-    ingredients = [
-        (
-            {"title": ing.title, "relationship": rel, "label": ing.label},
-            ing.mime,
-            ing.data,
-        )
-        for ing, rel in ([(parent_ing, "parentOf")] if parent_ing else [])
-        + [(c, "componentOf") for c in component_ings]
-    ]
+    ingredients = []
+    for ing, rel in ([(parent_ing, "parentOf")] if parent_ing else []) + [
+        (c, "componentOf") for c in component_ings
+    ]:
+        ingredient: dict[str, Any] = {"title": ing.title, "relationship": rel, "label": ing.label}
+        if ing.manifest is not None:
+            ingredient, kept_beside = c2pa_bridge.ingredient_with_sidecar(
+                ingredient, ing.mime, ing.data, ing.manifest, signing_settings(), name
+            )
+            resources.update(kept_beside)
+        ingredients.append((ingredient, ing.mime, ing.data))
     _log.debug(
         "signing %s (%s, %d bytes) as %s with %s, %d ingredient(s)",
         name,
@@ -549,7 +564,13 @@ def _sign_checked(
     if detached:
         with contextlib.closing(as_stream(data)) as source:
             return label, c2pa_bridge.sign_detached(
-                definition, signing_settings(), identity, source, ingredients=ingredients, name=name
+                definition,
+                signing_settings(),
+                identity,
+                source,
+                ingredients=ingredients,
+                name=name,
+                resources=resources,
             )
     with contextlib.closing(as_stream(data)) as source:
         store = c2pa_bridge.sign_stream(
@@ -596,7 +617,11 @@ def _check_arguments(
 
 
 def _load_ingredient(
-    source: Source, relationship: str, label: str, inputs: contextlib.ExitStack
+    source: Source,
+    relationship: str,
+    label: str,
+    inputs: contextlib.ExitStack,
+    manifest: bytes | None = None,
 ) -> _Ingredient:
     data: bytes | InputFile
     if isinstance(source, bytes):
@@ -605,6 +630,11 @@ def _load_ingredient(
     else:
         data = inputs.enter_context(open_input(source))
         title, name = display(Path(source).name), data.name
+    if manifest is not None:
+        c2pa_bridge.require_manifest_store(manifest, f"{name}'s manifest")
+        # An OGG cannot carry credentials, so it is not "signable"; beside its manifest it is.
+        fmt = OGG if sniff(data) is OGG else require_signable(data, name)
+        return _Ingredient(data, fmt.mime, title, label, manifest)
     fmt = require_signable(data, name)
     return _Ingredient(data, fmt.mime, title, label)
 

@@ -453,7 +453,9 @@ def _stamp_audio(
     out_rate = _audio_options(kind, name, quality=quality, format=format, bit_rate=bit_rate)
     detached = kind.container == "ogg"  # the C2PA library cannot embed into OGG: a sidecar
     parent: bytes | str | os.PathLike[str] | None = None
-    if not detached and c2pa_bridge.has_credentials(source):
+    parent_manifest = _sidecar_of(path) if detached and path is not None else None
+    if parent_manifest is not None or (not detached and c2pa_bridge.has_credentials(source)):
+        # Credentials already there (embedded, or an OGG's NAME.c2pa) become the parent ingredient.
         parent = path if path is not None else source if isinstance(source, bytes) else None
     kept = _existing_audio_mark(source, name, key) if parent is not None else None
     folder = Path(output).parent if output is not None else None
@@ -516,9 +518,12 @@ def _stamp_audio(
                 published,
                 identity,
                 info,
+                parent=parent,
+                parent_manifest=parent_manifest,
+                edit=edit,
                 title=title,
                 extra_assertions=[soft_binding],
-                extra_actions=[watermarked],
+                extra_actions=[] if parent is not None else [watermarked],
                 name=name,
             )
             final = encoded
@@ -617,6 +622,15 @@ _AUDIO_NAMES = {
 MIN_BIT_RATE = 8_000
 MAX_BIT_RATE = 512_000
 """Bit rates (bits per second) ``stamp(bit_rate=)`` accepts for compressed audio."""
+
+
+def _sidecar_of(path: str | os.PathLike[str]) -> bytes | None:
+    """The manifest store kept beside an OGG input (``NAME.c2pa``, as stamping writes it)."""
+    beside = sidecar_path(path)
+    if not beside.is_file():
+        return None
+    data = read_input(beside)
+    return data if data[4:8] == b"jumb" else None
 
 
 def _temporary_input(handle: IO[bytes], name: str) -> InputFile:

@@ -258,3 +258,36 @@ def test_cli_quality_is_for_pictures_and_bitrate_for_compressed_audio(
     shown = runner.invoke(cli, ["stamp", "--help"])
     words = " ".join(shown.stdout.split())
     assert "Audio is not affected (see --bitrate)" in words and "WAV and FLAC are lossless" in words
+
+
+def test_restamping_a_stamped_ogg_chains_its_sidecar_credentials_as_the_parent(
+    identity_dir: Path, tmp_path: Path, voice: np.ndarray
+) -> None:
+    from provenance.verify import verify_file
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "message.ogg").write_bytes(encode_audio(voice, RATE, "ogg", bit_rate=64000))
+    runner = CliRunner()
+    db = tmp_path / "m.db"
+    one, two = tmp_path / "one", tmp_path / "two"
+    first = runner.invoke(cli, ["stamp", str(folder), "-o", str(one), *_stamp_args(identity_dir, db)])
+    assert first.exit_code == 0, first.stderr
+    before = verify_file(tmp_path / "one" / "message.ogg", watermark_key=None)
+    assert before.state is State.VALID and before.active_manifest is not None
+    old_label = before.active_manifest.label
+    # The stamped OGG (with its message.c2pa) stamped again, by another tool run.
+    again = runner.invoke(cli, ["stamp", str(one), "-o", str(two), *_stamp_args(identity_dir, db), "--json"])
+    assert again.exit_code == 0, again.stderr
+    outcome = next(f for f in json.loads(again.stdout)["files"] if f["input"].endswith("message.ogg"))
+    assert outcome["status"] == "stamped"
+    after = verify_file(tmp_path / "two" / "message.ogg", store=open_store(db))
+    assert after.state is State.VALID, after.failures
+    assert after.active_manifest is not None and after.active_manifest.label != old_label
+    parents = [i for i in after.active_manifest.ingredients if i.relationship == "parentOf"]
+    assert [p.label for p in parents] == [old_label]  # the old credentials as the parent ingredient
+    assert parents[0].state is State.VALID and parents[0].model == "voice-clone-1"
+    # The mark was kept (not embedded twice) and the store's entry now holds the new manifest.
+    assert after.watermark is not None and after.watermark.payload == outcome["identifier"]
+    entry = open_store(db).get_by_payload(bytes.fromhex(outcome["identifier"]))
+    assert entry is not None and entry.manifest_label == after.active_manifest.label

@@ -186,6 +186,7 @@ def sign_detached(
     *,
     ingredients: list[tuple[dict[str, Any], str, bytes | InputFile]],
     name: str,
+    resources: dict[str, bytes] | None = None,
 ) -> bytes:
     """A signed manifest store kept beside ``source`` (a ``.c2pa`` sidecar), for formats the
     C2PA library cannot embed into (OGG); its hard binding is a ``c2pa.hash.data`` over
@@ -227,6 +228,8 @@ def sign_detached(
             translated(name, signing=True),
             c2pa.Builder(definition, context=context(settings)) as builder,
         ):
+            for uri, data in (resources or {}).items():
+                builder.add_resource(uri, io.BytesIO(data))
             for ingredient_json, ingredient_mime, ingredient in ingredients:
                 with as_stream(ingredient) as stream:
                     builder.add_ingredient(ingredient_json, ingredient_mime, stream)
@@ -261,6 +264,36 @@ def sign_detached(
                 stream.close()
     finally:
         signer.close()
+
+
+def ingredient_with_sidecar(
+    ingredient: dict[str, Any],
+    mime: str,
+    data: bytes | InputFile,
+    manifest: bytes,
+    settings: dict[str, Any],
+    name: str,
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The definition of an ingredient whose manifest store is kept beside it (an OGG's
+    ``NAME.c2pa``), and the resource to add for it.
+
+    The C2PA library reads an ingredient's credentials only from inside the asset; for
+    one kept beside it, the ingredient names the manifest store as its ``manifest_data``
+    and carries the validation results and active manifest that the library's own
+    Reader gives for the asset with that store (nothing here validates anything).
+    """
+    with as_stream(data) as stream:
+        found = read_store_full(mime, stream, settings, name, manifest)
+    if found.store is None:
+        return ingredient, {}
+    uri = f"{ingredient.get('label', 'ingredient')}.manifest.c2pa"
+    described = {
+        **ingredient,
+        "manifest_data": {"format": "application/c2pa", "identifier": uri},
+        "active_manifest": found.store.get("active_manifest"),
+        "validation_results": found.store.get("validation_results"),
+    }
+    return described, {uri: manifest}
 
 
 @dataclass(frozen=True)
