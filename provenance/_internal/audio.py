@@ -40,8 +40,10 @@ F32 = npt.NDArray[np.float32]
 AUDIO_FORMATS: dict[MediaFormat, str] = {WAV: "wav", FLAC: "flac", MP3: "mp3", M4A: "m4a", OGG: "ogg"}
 """The audio formats decoded and re-encoded here, by container name."""
 
-MAX_SECONDS = 4 * 3600
-"""Longest audio decoded (the whole clip is held in memory as float32)."""
+MAX_SECONDS = 15 * 60
+"""Longest audio :func:`decode_audio` holds whole in memory (as float32). Nothing in this
+library decodes more than :data:`DETECT_SECONDS` at once: stamping and ``watermark embed``
+work in blocks (``provenance._internal.audio_stream``), whatever the length."""
 
 # Compressed outputs keep the input's bit rate; these are used when it is unknown.
 _DEFAULT_BITRATE = {"mp3": 128_000, "m4a": 128_000, "ogg": 64_000}
@@ -141,7 +143,9 @@ def _decode_sndfile(data: bytes | InputFile, name: str, container: str, seconds:
             excerpt = _excerpt_frames(seconds, rate, int(handle.channels))
             wanted = handle.frames if excerpt is None else min(handle.frames, excerpt)
             if wanted > MAX_SECONDS * rate:
-                raise UnsupportedFormatError(f"{name}: longer than {MAX_SECONDS // 3600} hours; not decoded")
+                raise UnsupportedFormatError(
+                    f"{name}: longer than {MAX_SECONDS // 60} minutes; not decoded whole"
+                )
             samples = handle.read(wanted, dtype="float32", always_2d=True)
             complete = len(samples) == wanted
     except (soundfile.LibsndfileError, RuntimeError, ValueError, OSError, EOFError) as exc:
@@ -187,7 +191,7 @@ def _decode_av(data: bytes | InputFile, name: str, container: str, seconds: floa
                     break
                 if total > MAX_SECONDS * rate:
                     raise UnsupportedFormatError(
-                        f"{name}: longer than {MAX_SECONDS // 3600} hours; not decoded"
+                        f"{name}: longer than {MAX_SECONDS // 60} minutes; not decoded whole"
                     )
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1, channels).astype(np.float32, copy=False))
