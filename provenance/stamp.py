@@ -65,7 +65,14 @@ from provenance._internal import audio_likeness, c2pa_bridge, likeness, pdq
 from provenance._internal.arrays import as_pil_image
 from provenance._internal.audio import DETECT_SECONDS, decode_audio, is_audio, output_bit_rate
 from provenance._internal.audio_stream import StreamFormat, encode_audio_stream, open_audio
-from provenance._internal.files import InputFile, atomic_output, open_input, read_input, same_file
+from provenance._internal.files import (
+    InputFile,
+    atomic_output,
+    check_output,
+    open_input,
+    read_input,
+    same_file,
+)
 from provenance._internal.images import (
     STAMPABLE_FORMATS,
     encode_image,
@@ -458,7 +465,13 @@ def _stamp_audio(
         # Credentials already there (embedded, or an OGG's NAME.c2pa) become the parent ingredient.
         parent = path if path is not None else source if isinstance(source, bytes) else None
     kept = _existing_audio_mark(source, name, key) if parent is not None else None
-    folder = Path(output).parent if output is not None else None
+    folder = None
+    if output is not None:
+        # Refused before the work, not after it: a folder that is not there, a FIFO or a device.
+        check_output(output)
+        folder = Path(output).parent if str(Path(output).parent) else Path(".")
+        if not folder.is_dir():
+            raise OutputError(f"{printable(output)}: folder {printable(folder)} does not exist")
     with contextlib.ExitStack() as scratch:
 
         def temporary() -> IO[bytes]:

@@ -291,3 +291,20 @@ def test_restamping_a_stamped_ogg_chains_its_sidecar_credentials_as_the_parent(
     assert after.watermark is not None and after.watermark.payload == outcome["identifier"]
     entry = open_store(db).get_by_payload(bytes.fromhex(outcome["identifier"]))
     assert entry is not None and entry.manifest_label == after.active_manifest.label
+
+
+def test_an_audio_output_in_a_missing_folder_is_refused_before_the_work(
+    identity: Identity, tmp_path: Path, voice: np.ndarray
+) -> None:
+    from provenance.errors import OutputError
+
+    store = open_store(tmp_path / "m.db")
+    with pytest.raises(OutputError, match="does not exist"):
+        stamp(
+            encode_audio(voice, RATE, "wav"),
+            identity,
+            GenerationInfo(generator="tts"),
+            store=store,
+            output=tmp_path / "missing" / "out.wav",
+        )
+    assert store.count() == 0 and not (tmp_path / "missing").exists()
