@@ -21,7 +21,8 @@ is computed on the mono mix at 16 kHz (187 Hz - 4.7 kHz, where codecs keep energ
 and added to every channel; silence stays silent. Detection finds the mark in any
 excerpt of at least about 2.5 s (one 2.05 s block plus slack) and reports a p-value
 that counts every synchronisation hypothesis it tried. Algorithm and benchmark:
-``watermark/AUDIO.md``.
+``watermark/AUDIO.md``. A recording too long to hold is marked piece by piece with
+:func:`embed_stream` (``_stream.py``).
 """
 
 from __future__ import annotations
