@@ -188,6 +188,11 @@ def audio_rows(folder: Path, env: dict[str, str]) -> list[tuple[str, str, int, f
         stamp = ["stamp", str(audio), "-o", str(stamped), "--model", "b", "--jobs", "1"]
         rows.append((label, "stamp", *peak(stamp, env)))
         rows.append((label, "verify", *peak(["verify", str(stamped / audio.name)], env)))
+        alone = folder / f"c2pa-alone.{fmt.lower()}"
+        mime = f"audio/{fmt.lower()}"
+        floor = c2pa_alone("sign", audio, mime, folder / "home", alone)
+        rows.append((label, "sign, c2pa-python alone", *floor))
+        alone.unlink(missing_ok=True)
         marked = folder / f"marked.{fmt.lower()}"
         embed = ["watermark", "embed", str(audio), "-o", str(marked), "--payload", "0123456789abcdef"]
         rows.append((label, "watermark embed", *peak(embed, env)))
