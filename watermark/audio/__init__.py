@@ -55,7 +55,7 @@ __all__ = [
 
 #: C2PA soft-binding algorithm name for the audio mark (value: base64 of the payload,
 #: as for images). The trailing number is the bitstream version.
-ALGORITHM = "io.github.provenance-py.audio-watermark.1"
+ALGORITHM = "io.github.provenance-py.audio-watermark.2"
 
 #: The public key (the same as the image watermark's): anyone can detect marks made with it.
 DEFAULT_KEY = b"io.github.provenance-py.watermark public key v1"

@@ -42,9 +42,19 @@ TILES_PER_CLASS = SLOT_TILES // CLASSES_PER_SLOT
 NCODE = _ecc.CODE_BITS
 NPILOT = NCLASSES - NCODE
 #: Quantiser step in log-power units (nats). 0.22 with minimum-norm embedding; the
-#: energy-aware allocation lowered the distortion enough to afford 0.45.
-DELTA = 0.45
+#: energy-aware allocation lowered the distortion enough to afford 0.45, the wide
+#: weight ramp (iteration 4, TILE_LO / TILE_RAMP) 0.55.
+DELTA = 0.55
 PASSES = 3
+# Tile weight: a ramp from TILE_LO nats below the frame's mean power, TILE_RAMP nats wide
+# (iteration 4; was 3 and 2). A wide ramp is a weight that moves little when an attack
+# moves a tile's level (codec noise, Opus' band smoothing): weight changes were a third
+# or more of the projection error under every attack (AUDIO.md, iteration 4).
+TILE_LO = 8.0
+TILE_RAMP = 12.0
+# Frame weight: a ramp from FRAME_REL_LO to FRAME_REL_LO - 1 (units of 10 dB) below the
+# clip's loud frames (its 90th percentile of frame power).
+FRAME_REL_LO = 4.5
 # Per-tile energy factors of the allocation are clipped to e^+-2 relative to the
 # class's weighted mean, so a quiet tile never takes an arbitrarily large change.
 ENERGY_CLIP = 2.0
@@ -150,10 +160,10 @@ def weights(lp: F64) -> F64:
     # tile: added noise and codecs fill the quiet tiles and move the median, which
     # moved every weight (host interference); this roughly doubled the sync score
     # under MP3/AAC in a 4-clip comparison.
-    tile = np.clip((lp - frame[:, None] + 3.0) / 2.0, 0.0, 1.0)
+    tile = np.clip((lp - frame[:, None] + TILE_LO) / TILE_RAMP, 0.0, 1.0)
     ln10 = math.log(10.0)
     ref = np.quantile(frame, 0.9) if len(frame) else 0.0
-    rel = np.clip((frame - ref + 4.5 * ln10) / ln10, 0.0, 1.0)  # -45..-35 dB below the loud frames
+    rel = np.clip((frame - ref + FRAME_REL_LO * ln10) / ln10, 0.0, 1.0)  # -45..-35 dB below the loud frames
     absolute = np.clip((frame + 7.5 * ln10) / ln10, 0.0, 1.0)  # -75..-65 dBFS
     out: F64 = tile * (rel * absolute)[:, None]
     return out
@@ -167,8 +177,9 @@ def _windows(a: F64, start: int) -> F64:
     return a[start:start + nwin * SLOT_FRAMES].reshape(nwin, SLOT_TILES)
 
 
-def embed16(m: F64, bits: npt.NDArray[np.uint8], key: bytes, delta: float = DELTA) -> F64:
+def embed16(m: F64, bits: npt.NDArray[np.uint8], key: bytes, delta: float | None = None) -> F64:
     """The watermark signal (to be added to ``m``) carrying the codeword ``bits``."""
+    delta = DELTA if delta is None else delta
     lay = layout(key)
     target = lay.offset0.copy()
     target[:NCODE] += 0.5 * bits
@@ -284,7 +295,7 @@ def _frame_stats(lp_all: F64) -> tuple[F64, F64, F64]:
     for all fine frames at once (each depends on its own frame only)."""
     d = lp_all - lp_all @ _LOCAL_MEAN
     frame = np.log(np.exp(lp_all) @ np.full(NBANDS, 1.0 / NBANDS))
-    tile = np.clip((lp_all - frame[:, None] + 3.0) / 2.0, 0.0, 1.0)
+    tile = np.clip((lp_all - frame[:, None] + TILE_LO) / TILE_RAMP, 0.0, 1.0)
     absolute = np.clip((frame + 7.5 * math.log(10.0)) / math.log(10.0), 0.0, 1.0)
     return d, tile * absolute[:, None], frame
 
@@ -293,13 +304,14 @@ def _phase_weights(wpart: F64, frame: F64) -> F64:
     """weights() of one phase's frames from the per-frame parts of _frame_stats."""
     ln10 = math.log(10.0)
     ref = np.quantile(frame, 0.9) if len(frame) else 0.0
-    rel = np.clip((frame - ref + 4.5 * ln10) / ln10, 0.0, 1.0)
+    rel = np.clip((frame - ref + FRAME_REL_LO * ln10) / ln10, 0.0, 1.0)
     out: F64 = wpart * rel[:, None]
     return out
 
 
-def read(m: F64, key: bytes, delta: float = DELTA, top: int = 3) -> list[Readout]:
+def read(m: F64, key: bytes, delta: float | None = None, top: int = 3) -> list[Readout]:
     """The ``top`` best-synchronised hypotheses (phase, slot start, slot shift)."""
+    delta = DELTA if delta is None else delta
     lay = layout(key)
     lp_all = fine_tile_log_power(m)
     cands: list[Readout] = []
