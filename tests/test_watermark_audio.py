@@ -111,6 +111,34 @@ def test_survives_mp3_64k_and_aac_96k(marked_speech: np.ndarray) -> None:
     assert_found(audio.detect(*mp3(marked_speech, 16000, 96, "adts", "aac")))
 
 
+def opus(x: np.ndarray, sr: int, kbps: int) -> tuple[np.ndarray, int]:
+    """Through libopus (a voice message); the decoder's output rate is returned."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="ogg") as c:
+        s = c.add_stream("libopus", rate=sr)
+        s.bit_rate = kbps * 1000
+        s.layout = "mono"
+        fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[None, :]), format="fltp", layout="mono")
+        fr.sample_rate = sr
+        for p in [*s.encode(fr), *s.encode(None)]:
+            c.mux(p)
+    buf.seek(0)
+    with av.open(buf) as c:
+        frames = list(c.decode(audio=0))
+    y = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32)
+    return y, frames[0].sample_rate
+
+
+def test_survives_opus_48k(marked_speech: np.ndarray) -> None:
+    assert_found(audio.detect(*opus(marked_speech, 16000, 48)))
+
+
+def test_survives_white_noise_at_35db(marked_speech: np.ndarray) -> None:
+    rms = float(np.sqrt(np.mean(marked_speech.astype(np.float64) ** 2)))
+    noise = np.random.default_rng(0).standard_normal(len(marked_speech)) * rms * 10 ** (-35 / 20)
+    assert_found(audio.detect((marked_speech + noise).astype(np.float32), 16000))
+
+
 def test_survives_resampling_and_volume(marked_speech: np.ndarray) -> None:
     up = soxr.resample(marked_speech, 16000, 44100).astype(np.float32)
     assert_found(audio.detect(up, 44100))
