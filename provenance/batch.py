@@ -69,7 +69,7 @@ from typing import Any
 
 import watermark
 from manifests import GenerationInfo
-from provenance._internal.files import read_input
+from provenance._internal.files import open_input
 from provenance._internal.formats import OGG
 from provenance._internal.names import printable
 from provenance._internal.signals import deferred_signals
@@ -748,8 +748,12 @@ def _stamp_file(src: str, dst: str, started: float) -> FileOutcome:
     store = _WORKER["store"]
     shown = printable(src)
     try:
-        raw = read_input(src)
-        digest = hashlib.sha256(raw).hexdigest()
+        with open_input(src) as source:
+            # In pieces: a 200-megapixel PNG is 250 MB, and stamp streams it.
+            stream, hashed = source.stream(), hashlib.sha256()
+            while piece := stream.read(1 << 20):
+                hashed.update(piece)
+            digest = hashed.hexdigest()
         with _output_locked(dst):
             note = None
             existing = store.find_stamped(digest, recorded_output_path(dst))
@@ -780,7 +784,7 @@ def _stamp_file(src: str, dst: str, started: float) -> FileOutcome:
                 # not on the worker's stderr.
                 warnings.simplefilter("always")
                 result = stamp(
-                    raw,
+                    src,
                     _WORKER["identity"],
                     settings.info,
                     store=store,

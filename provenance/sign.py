@@ -95,6 +95,7 @@ __all__ = [
     "ExtensionMismatchWarning",
     "SignedAsset",
     "sign_bytes",
+    "sign_encoded_file",
     "sign_encoded_image",
     "sign_file",
     "sign_image",
@@ -317,6 +318,43 @@ def sign_encoded_image(
         decoded=image,
     )
     return SignedAsset(fmt.mime, label, store, data=out.getvalue())
+
+
+def sign_encoded_file(
+    encoded: InputFile,
+    mime: str,
+    preview: Image.Image,
+    dest: Any,
+    identity: Identity,
+    info: GenerationInfo | None = None,
+    *,
+    edit: EditInfo | None = None,
+    parent: Source | None = None,
+    title: str | None = None,
+    extra_assertions: Sequence[Mapping[str, Any]] = (),
+    extra_actions: Sequence[Action] = (),
+    name: str = "<image>",
+) -> tuple[str, bytes]:
+    """Sign ``encoded``, an encoded picture too large to hold (an open file, read
+    in pieces), into the binary file ``dest``; the thumbnail is made from
+    ``preview``, a reduced decode of it. Returns the manifest label and store."""
+    fmt = by_mime(mime) or require_signable(encoded, name)
+    return _sign_into(
+        encoded,
+        fmt,
+        dest,
+        identity,
+        info,
+        edit=edit,
+        parent=parent,
+        components=(),
+        title=title,
+        thumbnail=True,
+        extra_assertions=extra_assertions,
+        extra_actions=extra_actions,
+        name=name,
+        decoded=preview,
+    )
 
 
 def sign_sidecar(
