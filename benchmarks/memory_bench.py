@@ -191,6 +191,8 @@ def _table(rows: list[tuple[str, str, int, float, int]], floor: int) -> str:
         "memory benchmark — peak resident memory (ru_maxrss) of one CLI run, fresh process each",
         f"machine: {platform.machine()}, Python {platform.python_version()}; goal under {GOAL_MB} MB",
         f"(measurement floor: the benchmark process itself peaked at {floor / 1e6:.0f} MB)",
+        f"how: `make bench-memory` (taskset -c 1), temporary files in {tempfile.gettempdir()} "
+        "(set TMPDIR to a real disk, not a memory-backed /tmp: ~3 GB)",
         f"run: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         "",
         f"{'input':<36} {'command':<25} {'peak MB':>8} {'seconds':>8}  {'exit':>4}  goal",
