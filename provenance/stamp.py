@@ -110,6 +110,8 @@ class StampResult:
     """The stamped asset and what was recorded about it."""
 
     data: bytes
+    """The stamped file's bytes; empty (``b""``) when a picture above 24 megapixels
+    was stamped from a path to ``output`` by streaming: the file is at ``path``."""
     mime: str
     payload: bytes
     manifest_label: str
