@@ -149,7 +149,10 @@ def save_options(fmt: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]
         subsample = "on" if sampling in (2, "4:2:0") else "off"
         return ".jpg", {"Q": int(quality), "subsample_mode": subsample}
     if fmt == "PNG":
-        return ".png", {"compression": 6}  # Pillow's default level
+        # Pillow's default level, and its adaptive row filters: libvips filters no
+        # rows by default, which leaves a grainy photograph twice as large (and
+        # signing takes memory in proportion to the file).
+        return ".png", {"compression": 6, "filter": "all"}
     if fmt == "TIFF":
         compression = {
             "tiff_deflate": "deflate",
