@@ -762,19 +762,17 @@ def _stamp_one(pair: tuple[str, str]) -> FileOutcome:
     return outcome
 
 
-def _read_for_stamping(src: str) -> tuple[bytes | None, str, str | None]:
-    """An image's bytes (read once), their SHA-256 and None; for audio, None, the SHA-256 read
-    in pieces and its container ("wav", "mp3"...): audio is stamped in blocks from the file
-    (an hour of WAV is never held whole)."""
+def _read_for_stamping(src: str) -> tuple[str, str | None]:
+    """The file's SHA-256, read in pieces, and for audio its container ("wav", "mp3"...).
+
+    Never read whole: stamp streams a 200-megapixel PNG (250 MB) from its path, and
+    audio in blocks (an hour of WAV)."""
     with open_input(src) as source:
         fmt = audio_format(source)
-        if fmt is None:
-            data = source.read_all()
-            return data, hashlib.sha256(data).hexdigest(), None
         digest = hashlib.sha256()
         for offset in range(0, len(source), 1 << 20):
             digest.update(source.read_at(offset, 1 << 20))
-        return None, digest.hexdigest(), AUDIO_FORMATS[fmt]
+        return digest.hexdigest(), None if fmt is None else AUDIO_FORMATS[fmt]
 
 
 def _stamp_file(src: str, dst: str, started: float) -> FileOutcome:
@@ -782,7 +780,7 @@ def _stamp_file(src: str, dst: str, started: float) -> FileOutcome:
     store = _WORKER["store"]
     shown = printable(src)
     try:
-        raw, digest, container = _read_for_stamping(src)
+        digest, container = _read_for_stamping(src)
         with _output_locked(dst):
             note = None
             existing = store.find_stamped(digest, recorded_output_path(dst))
@@ -813,7 +811,7 @@ def _stamp_file(src: str, dst: str, started: float) -> FileOutcome:
                 # not on the worker's stderr.
                 warnings.simplefilter("always")
                 result = stamp(
-                    src if raw is None else raw,
+                    src,
                     _WORKER["identity"],
                     settings.info,
                     store=store,

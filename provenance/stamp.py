@@ -67,30 +67,41 @@ from provenance._internal.audio import DETECT_SECONDS, decode_audio, is_audio, o
 from provenance._internal.audio_stream import StreamFormat, encode_audio_stream, open_audio
 from provenance._internal.files import (
     InputFile,
+    PendingOutput,
     atomic_output,
     check_output,
     open_input,
+    pending_output,
     read_input,
     same_file,
+    scratch_file,
 )
 from provenance._internal.images import (
+    REDUCE_ABOVE,
     STAMPABLE_FORMATS,
+    canonical_format,
     encode_image,
+    frame_count,
     load_for_analysis,
     load_image,
+    open_image,
     preserving_save_options,
     stamp_format,
+    stamp_mime,
 )
 from provenance._internal.names import printable
 from provenance._internal.signals import deferred_signals
+from provenance._internal.streaming import STREAMED_FORMATS, open_streamable, release_heap, write_marked
 from provenance.errors import (
+    CorruptInputError,
     OutputError,
+    ProvenanceError,
     StoreError,
     UsageError,
     WatermarkFailure,
 )
 from provenance.keys import Identity
-from provenance.sign import sign_encoded_image, sign_sidecar, sign_to_stream
+from provenance.sign import sign_encoded_file, sign_encoded_image, sign_sidecar, sign_to_stream
 from provenance.store import ManifestStore, StoreEntry
 
 __all__ = ["STAMPABLE_FORMATS", "StampResult", "stamp", "stamp_facts"]
@@ -102,7 +113,8 @@ class StampResult:
 
     held: bytes | None
     """The stamped bytes, or None when they were written to ``path`` without being held
-    in memory (audio is stamped in blocks; see :attr:`data`)."""
+    in memory (audio is stamped in blocks, a picture above 24 megapixels stamped from a
+    path to ``output`` is streamed; see :attr:`data`)."""
     mime: str
     payload: bytes
     manifest_label: str
@@ -182,6 +194,13 @@ def stamp(
     """
     if quality is not None and not 1 <= quality <= 100:
         raise UsageError(f"quality must be between 1 and 100, not {quality}")
+    if isinstance(source, str | os.PathLike) and output is not None:
+        streamed = _stamp_large(
+            source, identity, info, store=store, output=output, key=key, format=format,
+            title=title, source_name=source_name, quality=quality,
+        )
+        if streamed is not None:
+            return streamed
     read: bytes | None = None
     if isinstance(source, str | os.PathLike):
         with open_input(source) as opened:
@@ -338,6 +357,196 @@ def stamp(
         value,
         Path(output) if output is not None else None,
     )
+
+
+class _Unchanged:
+    """A marker that leaves the pixels as they are (an image keeping its existing mark)."""
+
+    def rows(self, width: int) -> int:
+        return max(16, 2_000_000 // max(1, width))
+
+    def mark(self, rows: npt.NDArray[np.uint8], mode: str, y0: int) -> npt.NDArray[np.uint8]:
+        return rows
+
+
+def _stamp_large(
+    source: str | os.PathLike[str],
+    identity: Identity,
+    info: GenerationInfo,
+    *,
+    store: ManifestStore,
+    output: str | os.PathLike[str],
+    key: bytes,
+    format: str | None,
+    title: str | None,
+    source_name: str | None,
+    quality: int | None,
+) -> StampResult | None:
+    """Stamp a picture too large to hold (above ``REDUCE_ABOVE`` pixels) from its
+    file to ``output`` without decoding it whole; None when it is not such a
+    picture or cannot be streamed (see ``provenance._internal.streaming``), for the
+    whole-picture path to do (and to report any error).
+
+    The source is read by libvips in strips, each strip marked and streamed to the
+    encoder, into an unnamed file beside the output; the read-back check, the
+    fingerprints and the claim thumbnail come from a reduced decode of that file,
+    which is then signed into the output. The result holds no bytes
+    (``StampResult.data`` reads the file back only when asked for).
+    """
+    with open_input(source) as data:
+        name = printable(source_name or str(source))
+        try:
+            header = open_image(data, name)
+        except ProvenanceError:
+            return None
+        width, height = header.size
+        if width * height <= REDUCE_ABOVE or frame_count(header) > 1:
+            return None
+        fmt = canonical_format(format or header.format or "PNG")
+        if fmt not in STREAMED_FORMATS or (header.format or "").upper() not in STREAMED_FORMATS:
+            return None
+        if open_streamable(data, name) is None:
+            return None
+        if same_file(source, output):
+            raise OutputError(
+                f"{printable(output)}: output is the input file; stamping never modifies inputs"
+            )
+        check_output(output)
+        options = preserving_save_options(header, fmt)
+        if quality is not None and fmt == "JPEG":
+            options.pop("qtables", None)
+            options["quality"] = quality
+        del header
+        parent: Path | None = Path(source) if c2pa_bridge.has_credentials(data) else None
+        preview = load_for_analysis(data, name)
+        kept = _existing_mark(preview, key) if parent is not None else None
+        folder = Path(output).parent if str(Path(output).parent) else Path(".")
+        with scratch_file(folder) as encoded:
+            published: Image.Image | None = None
+            if kept is None:
+                for attempt in range(FRESH_IDENTIFIER_ATTEMPTS):
+                    payload = _fresh_payload(store)
+                    try:
+                        marker = watermark.strip_marker(preview, (width, height), payload, key)
+                    except watermark.ImageTooSmallError as exc:
+                        raise WatermarkFailure(f"{name}: {exc}") from None
+                    except watermark.WatermarkError as exc:
+                        raise WatermarkFailure(f"{name}: cannot watermark ({exc})") from None
+                    published = _encode_streamed(data, marker, fmt, options, encoded, name, payload, key)
+                    if published is not None:
+                        break
+                    if attempt == 0:
+                        kept = _existing_mark(preview, key)
+                        if kept is not None:
+                            break
+                else:
+                    raise WatermarkFailure(
+                        f"{name}: the watermark does not survive encoding as {fmt} (the image is too flat, "
+                        "too noisy or too small to hold it); not stamped"
+                    )
+            replacing = False
+            if kept is not None:
+                payload = kept
+                replacing = store.get_by_payload(payload) is not None
+                if replacing and parent is None:
+                    raise WatermarkFailure(
+                        f"{name}: already carries watermark {payload.hex()}, whose credentials are in the "
+                        "manifest store but no longer in the file (`provenance verify` recovers them); "
+                        "stamp the original image instead"
+                    )
+                published = _encode_streamed(data, _Unchanged(), fmt, options, encoded, name, payload, key)
+                if published is None:
+                    raise WatermarkFailure(
+                        f"{name}: the watermark does not survive encoding as {fmt} (the image is too flat, "
+                        "too noisy or too small to hold it); not stamped"
+                    )
+            assert published is not None
+            value = watermark.soft_binding_value(payload)
+            soft_binding = {
+                "label": "c2pa.soft-binding",
+                "data": {"alg": watermark.ALGORITHM, "blocks": [{"scope": {}, "value": value}]},
+            }
+            watermarked = watermark_action()
+            title = printable(title if title is not None else Path(name).name)
+            mime = stamp_mime(fmt)
+            with pending_output(output) as pending:
+                encoded_file = InputFile(os.dup(encoded.fileno()), os.fstat(encoded.fileno()).st_size, name)
+                try:
+                    label, manifest_store = sign_encoded_file(
+                        encoded_file,
+                        mime,
+                        published,
+                        pending.handle,
+                        identity,
+                        info,
+                        parent=parent,
+                        edit=EditInfo((watermarked,)) if parent is not None else None,
+                        title=title,
+                        extra_assertions=[soft_binding],
+                        extra_actions=[] if parent is not None else [watermarked],
+                        name=name,
+                    )
+                finally:
+                    encoded_file.close()
+                entry = StoreEntry(
+                    payload=payload,
+                    manifest_label=label,
+                    manifest_store=manifest_store,
+                    mime=mime,
+                    soft_binding_alg=watermark.ALGORITHM,
+                    soft_binding_value=value,
+                    # From the reduced decode of the output: the reference and the
+                    # perceptual hash work on far smaller pictures anyway.
+                    fingerprint_image=likeness.reference(published),
+                    pdq_hash=pdq.fingerprint(published),
+                    source_sha256=_file_sha256(data.stream()),
+                    asset_sha256=_file_sha256(pending.handle),
+                    output_path=recorded_output_path(output),
+                    generator=info.generator,
+                    model=info.model,
+                    title=title,
+                    facts_sha256=stamp_facts(info, key, quality),
+                )
+                _record_and_write(store, entry, name, replacing=replacing, files={}, pending=pending)
+    return StampResult(None, mime, payload, label, value, Path(output))
+
+
+def _encode_streamed(
+    data: InputFile,
+    marker: Any,
+    fmt: str,
+    options: dict[str, Any],
+    encoded: IO[bytes],
+    name: str,
+    payload: bytes,
+    key: bytes,
+) -> Image.Image | None:
+    """Encode ``data`` marked by ``marker`` into ``encoded`` (replacing what it held);
+    the reduced decode of the result when it carries ``payload``, else None."""
+    picture = open_streamable(data, name)
+    if picture is None:  # it was streamable a moment ago: the file changed under us
+        raise CorruptInputError(f"{name}: the file changed while it was being stamped")
+    encoded.seek(0)
+    encoded.truncate()
+    write_marked(picture, marker, fmt, options, encoded.fileno(), name)
+    del picture
+    written = InputFile(os.dup(encoded.fileno()), os.fstat(encoded.fileno()).st_size, name)
+    try:
+        published = load_for_analysis(written, name)
+    finally:
+        written.close()
+    found = watermark.detect(published, key)
+    release_heap()
+    return published if found.payload == payload else None
+
+
+def _file_sha256(handle: IO[bytes]) -> str:
+    """SHA-256 of a whole file read from its start in pieces."""
+    handle.seek(0)
+    digest = hashlib.sha256()
+    while piece := handle.read(1 << 20):
+        digest.update(piece)
+    return digest.hexdigest()
 
 
 def recorded_output_path(output: str | os.PathLike[str]) -> str:
@@ -681,9 +890,11 @@ def _record_and_write(
     *,
     replacing: bool,
     files: Mapping[str | os.PathLike[str] | None, bytes | IO[bytes]],
+    pending: PendingOutput | None = None,
 ) -> None:
     """Record ``entry`` and write ``files`` (path -> bytes, or a file to copy from its current
-    position; a ``None`` path is not written).
+    position; a ``None`` path is not written) and ``pending``, an output already written
+    but not yet in place.
 
     Record first, rename second: each file is a synced temporary file until the
     record is committed, so a failed record (store full) leaves no output carrying
@@ -704,6 +915,8 @@ def _record_and_write(
         if not recorded:
             # Another writer took this identifier between our check and our insert.
             raise StoreError(f"{name}: identifier {entry.payload.hex()} is already in the store; stamp again")
+        if pending is not None:
+            pending.publish()
 
 
 def sidecar_path(output: str | os.PathLike[str]) -> Path:

@@ -41,6 +41,7 @@ from PIL import Image
 
 from . import _core, _ecc, _image, _mask
 from ._core import Detection
+from ._image import StripMarker
 from ._region import MarkRegion
 
 _log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ __all__ = [
     "Detection",
     "ImageTooSmallError",
     "MarkRegion",
+    "StripMarker",
     "WatermarkError",
     "WeakWatermarkWarning",
     "detect",
@@ -64,6 +66,7 @@ __all__ = [
     "locate",
     "payload_from_soft_binding_value",
     "soft_binding_value",
+    "strip_marker",
 ]
 
 #: C2PA soft-binding algorithm name (``c2pa.soft-binding`` assertion ``alg``). The
@@ -161,6 +164,45 @@ def embed(image: Image.Image, payload: bytes, key: bytes = DEFAULT_KEY, *,
     if out.mode != image.mode:
         out.info.pop("transparency", None)
     return out
+
+
+def strip_marker(preview: Image.Image, size: tuple[int, int], payload: bytes,
+                 key: bytes = DEFAULT_KEY, *, strength: float = 1.0) -> StripMarker:
+    """The mark :func:`embed` would add to an 8-bit picture of ``size`` pixels, for
+    pictures too large to hold whole: planned from ``preview``, a reduced copy of
+    it (short side at least 512 px, so the working resolution is not upscaled),
+    and added strip by strip with ``marker.mark(rows, mode, top)``, where ``rows``
+    is a uint8 array of full-size rows ``top..`` in mode L, LA, RGB or RGBA.
+
+    The mark is local, so strips can be marked as a decoder produces them and
+    handed to an encoder; the result differs from :func:`embed` on the whole
+    picture only by the reduced copy's rounding (the detector cannot tell).
+    Raises and warns like :func:`embed`.
+    """
+    if not isinstance(payload, (bytes, bytearray)) or len(payload) != PAYLOAD_SIZE:
+        raise WatermarkError(f"payload must be exactly {PAYLOAD_SIZE} bytes")
+    key = _check_key(key)
+    if not 0.0 < strength <= 4.0:
+        raise WatermarkError("strength must be in (0, 4]")
+    width, height = size
+    if min(width, height) < MIN_SIZE:
+        raise ImageTooSmallError(
+            f"image is {width}x{height}; watermarking needs a short side of at least "
+            f"{MIN_SIZE} px"
+        )
+    work = _image.work_size(width, height)
+    if min(preview.size) < min(work):
+        raise WatermarkError(f"preview {preview.size} is smaller than the working size {work}")
+    luma = _image.work_luma(_image.normalise_mode(preview), work)
+    delta, eff = _core.residual(luma, bytes(payload), key, strength)
+    if eff < WEAK_STRENGTH:
+        warnings.warn(
+            f"image is too flat or too dark/bright for a robust watermark "
+            f"(strength {eff:.2f} of nominal)",
+            WeakWatermarkWarning,
+            stacklevel=2,
+        )
+    return StripMarker(delta, (width, height))
 
 
 def detect(image: Image.Image, key: bytes = DEFAULT_KEY, *, locate: bool = False) -> Detection:

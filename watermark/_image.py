@@ -81,9 +81,12 @@ def _reduced_first(img: Image.Image, size: tuple[int, int], gap: float) -> Image
     return img.reduce((fx, fy)) if fx > 1 or fy > 1 else img
 
 
-def work_luma(img: Image.Image) -> F32:
-    """Luminance at working resolution, float32 on a 0..255 scale."""
-    size = work_size(*img.size)
+def work_luma(img: Image.Image, size: tuple[int, int] | None = None) -> F32:
+    """Luminance at working resolution, float32 on a 0..255 scale.
+
+    ``size`` is that resolution when ``img`` is a reduced copy of a larger
+    picture (``work_size`` of the full size; the default is ``img``'s own)."""
+    size = size or work_size(*img.size)
     if size != img.size:
         img = _reduced_first(img, size, 3.0)
     lum = _luma_image(img)
@@ -158,22 +161,53 @@ def _apply_residual_8bit(img: Image.Image, delta_img: Image.Image | None, delta:
     for y0 in range(0, height, rows):
         y1 = min(height, y0 + rows)
         d = _residual_strip(delta_img, delta, (width, height), y0, y1)
-        di = np.floor(d + _dither(y1 - y0, width, y0)).astype(np.int16)
-        seg = np.asarray(img.crop((0, y0, width, y1))).astype(np.int16)
-        if mode == "CMYK":
-            # Ink is the inverse of light: lift luminance by removing C, M and Y.
-            seg[..., :3] -= di[..., None]
-        elif seg.ndim == 3 and mode in ("RGB", "RGBA", "RGBX"):
-            seg[..., :3] += di[..., None]
-        elif seg.ndim == 3:  # LA, YCbCr: first channel is the luminance
-            seg[..., 0] += di
-        else:
-            seg += di
-        np.clip(seg, 0, 255, out=seg)
+        seg = mark_rows(np.asarray(img.crop((0, y0, width, y1))), mode, d, y0)
         # frombytes, not fromarray: fromarray would read 4 channels as RGBA, not CMYK.
-        strip = Image.frombytes(mode, (width, y1 - y0), seg.astype(np.uint8).tobytes())
+        strip = Image.frombytes(mode, (width, y1 - y0), seg.tobytes())
         result.paste(strip, (0, y0))
     return result
+
+
+def mark_rows(rows: npt.NDArray[np.uint8], mode: str, d: F32, y0: int) -> npt.NDArray[np.uint8]:
+    """Rows ``y0..`` of an 8-bit image in ``mode`` (an array of shape (rows, width) or
+    (rows, width, bands)) with the full-resolution residual ``d`` added to their
+    luminance, dithered; a new array."""
+    n, width = rows.shape[:2]
+    di = np.floor(d + _dither(n, width, y0)).astype(np.int16)
+    seg = rows.astype(np.int16)
+    if mode == "CMYK":
+        # Ink is the inverse of light: lift luminance by removing C, M and Y.
+        seg[..., :3] -= di[..., None]
+    elif seg.ndim == 3 and mode in ("RGB", "RGBA", "RGBX"):
+        seg[..., :3] += di[..., None]
+    elif seg.ndim == 3:  # LA, YCbCr: first channel is the luminance
+        seg[..., 0] += di
+    else:
+        seg += di
+    np.clip(seg, 0, 255, out=seg)
+    return seg.astype(np.uint8)
+
+
+class StripMarker:
+    """Adds a work-resolution residual to a full-size picture strip by strip, for
+    pictures never held whole: the same upscaling and dither as :func:`apply_residual`."""
+
+    def __init__(self, delta: F32, size: tuple[int, int]) -> None:
+        self.size = size
+        self._delta = delta
+        width, height = size
+        self._delta_img = (
+            None if delta.shape == (height, width) else Image.fromarray(delta.astype(np.float32), mode="F")
+        )
+
+    def rows(self, width: int) -> int:
+        """A good strip height for this picture (strips may be any height)."""
+        return _strip_rows(width)
+
+    def mark(self, rows: npt.NDArray[np.uint8], mode: str, y0: int) -> npt.NDArray[np.uint8]:
+        y1 = y0 + rows.shape[0]
+        d = _residual_strip(self._delta_img, self._delta, self.size, y0, y1)
+        return mark_rows(rows, mode, d, y0)
 
 
 def normalise_mode(img: Image.Image) -> Image.Image:

@@ -322,11 +322,47 @@ def atomic_output(path: str | os.PathLike[str], mode: int | None = None) -> Iter
     never sees a half-written output. Existing outputs that are not regular
     files (FIFOs, devices) are refused, never replaced.
     """
+    with pending_output(path, mode) as pending:
+        yield pending.handle
+        pending.publish()
+
+
+class PendingOutput:
+    """An output being written (see :func:`pending_output`): ``handle`` is its
+    content so far; :meth:`publish` puts it in place."""
+
+    def __init__(self, handle: IO[bytes], dest: Path, tmp: Path | None) -> None:
+        self.handle = handle
+        self.dest = dest
+        self.tmp = tmp
+        self.published = False
+
+    def publish(self) -> None:
+        """Flush to disk and rename over the destination (atomic on POSIX)."""
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        if self.tmp is None:
+            # Give the unnamed file a name, then rename it into place: link
+            # cannot replace an existing file, rename can.
+            self.tmp = temporary_name(self.dest)
+            _name_unnamed(self.handle.fileno(), self.tmp)
+        check_output(self.dest)  # a FIFO made meanwhile must not be renamed over either
+        os.replace(self.tmp, self.dest)
+        self.published = True
+        _fsync_folder(self.dest.parent if str(self.dest.parent) else Path("."))
+
+
+@contextlib.contextmanager
+def pending_output(path: str | os.PathLike[str], mode: int | None = None) -> Iterator[PendingOutput]:
+    """:func:`atomic_output` whose rename is the caller's step (``publish()``), for
+    work to do between writing and publishing (recording a stamp). Unpublished,
+    the file is removed when the block ends."""
     dest = Path(path)
     folder = dest.parent if str(dest.parent) else Path(".")
     name = display(dest)
     check_output(dest)
     remove_stale_temporaries(folder, dest.name)
+    pending: PendingOutput | None = None
     tmp: Path | None = None
     try:
         fd = _anonymous_file(folder)
@@ -344,26 +380,39 @@ def atomic_output(path: str | os.PathLike[str], mode: int | None = None) -> Iter
         # unless the caller asks for a specific one (private keys: 0600).
         os.fchmod(fd, mode if mode is not None else 0o666 & ~_umask())
         with os.fdopen(fd, "w+b") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-            if tmp is None:
-                # Give the unnamed file a name, then rename it into place: link
-                # cannot replace an existing file, rename can.
-                tmp = temporary_name(dest)
-                _name_unnamed(handle.fileno(), tmp)
-        check_output(dest)  # a FIFO made meanwhile must not be renamed over either
-        os.replace(tmp, dest)
+            pending = PendingOutput(handle, dest, tmp)
+            yield pending
     except BaseException as exc:
-        if tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
         if isinstance(exc, OSError):
             if exc.errno == errno.ENOSPC:
                 raise OutputError(f"{name}: no space left on device") from None
             raise OutputError(f"{name}: cannot write ({exc.strerror or exc})") from None
         raise
-    _fsync_folder(folder)
+    finally:
+        leftover = pending.tmp if pending is not None else tmp
+        if leftover is not None and not (pending is not None and pending.published):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+@contextlib.contextmanager
+def scratch_file(folder: Path) -> Iterator[IO[bytes]]:
+    """A read-write file with no name in ``folder`` (a real disk beside the output,
+    not a memory-backed /tmp), gone when closed or when the process dies."""
+    try:
+        fd = _anonymous_file(folder)
+        if fd is None:
+            # Named only for the moment between creating and unlinking it; a
+            # later run removes it if we die in between (see remove_stale_temporaries).
+            tmp = temporary_name(folder / "scratch")
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+            os.unlink(tmp)
+    except FileNotFoundError:
+        raise OutputError(f"folder {display(folder)} does not exist") from None
+    except OSError as exc:
+        raise OutputError(f"{display(folder)}: cannot write ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "w+b") as handle:
+        yield handle
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
@@ -392,13 +441,16 @@ def _umask() -> int:
 __all__ = [
     "ByteView",
     "InputFile",
+    "PendingOutput",
     "as_stream",
     "atomic_output",
     "atomic_write",
     "check_output",
     "display",
     "open_input",
+    "pending_output",
     "read_input",
     "remove_stale_temporaries",
     "same_file",
+    "scratch_file",
 ]

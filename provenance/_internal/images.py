@@ -376,6 +376,11 @@ def stamp_format(image: Image.Image, requested: str | None, name: str) -> str:
     return fmt
 
 
+def stamp_mime(fmt: str) -> str:
+    """The media type of a stamped image written as ``fmt`` (one of STAMPABLE_FORMATS)."""
+    return _SAVE_FORMATS[canonical_format(fmt)]
+
+
 def preserving_save_options(image: Image.Image, fmt: str) -> dict[str, Any]:
     """Encoder settings that keep the original's quality (no double compression loss)."""
     if fmt == "JPEG" and isinstance(image, JpegImagePlugin.JpegImageFile):
