@@ -42,6 +42,7 @@ import logging
 import os
 import sqlite3
 import tempfile
+import time
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -501,15 +502,32 @@ class SQLiteManifestStore(ManifestStore):
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE),
             # so a writer takes the lock up front instead of failing on upgrade.
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-            self._migrate()
+            self._open_shared(time.monotonic() + timeout)
             _log.debug("manifest store %s (schema v%d)", self.path, self.schema_version)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open the manifest store ({exc})") from None
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot create the manifest store ({exc})") from None
+
+    def _open_shared(self, deadline: float) -> None:
+        """Switch to WAL and migrate, retrying while another process does the same.
+
+        SQLite answers "database is locked" at once, without waiting out the busy
+        timeout, when two connections open a new file together and both try to change
+        its journal mode (waiting could deadlock), so the wait is here."""
+        pause = 0.01
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._migrate()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     @property
     def schema_version(self) -> int:

@@ -436,3 +436,27 @@ def test_find_iterate_and_export_on_either_backend(store_location: str, tmp_path
         report = export_manifests(store, tmp_path / "exported")
     assert sorted(p.name for p in report.written) == [f"{i:016x}.c2pa" for i in (1, 2, 3)]
     assert (tmp_path / "exported" / f"{2:016x}.c2pa").read_bytes() == _entry(2).manifest_store
+
+
+
+def _open_new_store_together(path: str, barrier: threading.Barrier) -> str:
+    barrier.wait()
+    try:
+        SQLiteManifestStore(path).close()
+    except StoreError as exc:
+        return exc.message
+    return "ok"
+
+
+def test_processes_creating_one_new_store_together_all_open_it(tmp_path: Path) -> None:
+    # Batch runs started together on a fresh store: SQLite refuses a concurrent
+    # switch to WAL at once ("database is locked") instead of waiting it out.
+    context = multiprocessing.get_context("fork")
+    failures: list[str] = []
+    with context.Manager() as manager, context.Pool(4) as pool:
+        for trial in range(8):
+            path = str(tmp_path / f"new-{trial}.db")
+            barrier = manager.Barrier(4)
+            results = pool.starmap(_open_new_store_together, [(path, barrier)] * 4)
+            failures += [r for r in results if r != "ok"]
+    assert failures == []
