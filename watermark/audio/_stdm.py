@@ -402,14 +402,25 @@ def _search_constants(key: bytes, delta: float) -> tuple[npt.NDArray[np.float32]
     return tm, off
 
 
-def _sync_rows(wdv: npt.NDArray[np.float32], wv: npt.NDArray[np.float32],
-               tm: npt.NDArray[np.float32], membership: npt.NDArray[np.float32],
-               off: npt.NDArray[np.float32], out: F64) -> None:
+class _SyncWork:
+    """Buffers of _sync_rows, allocated once per search: fresh arrays of this size for
+    each of the 64 (phase, start) pairs cost about a third more time (page faults)."""
+
+    def __init__(self, rows: int) -> None:
+        self.p = np.empty((rows, NCLASSES), np.float32)
+        self.den = np.empty_like(self.p)
+        self.a = np.empty_like(self.p)
+        self.sums = np.empty((rows, NSLOTS), np.float32)
+
+
+def _sync_rows(wdv: F32, wv: F32, tm: F32, membership: F32, off: F32, work: _SyncWork,
+               out: F64) -> None:
     """Per window (row): sum over each slot type's 8 classes of a cos(2 pi p), into
     ``out`` (windows, NSLOTS)."""
-    p = wdv @ tm
-    den = wv @ membership
-    a = np.sqrt(den)
+    k = len(wdv)
+    p = np.matmul(wdv, tm, out=work.p[:k])
+    den = np.matmul(wv, membership, out=work.den[:k])
+    a = np.sqrt(den, out=work.a[:k])
     np.maximum(den, np.float32(1e-9), out=den)
     p /= den
     p -= off
@@ -419,7 +430,7 @@ def _sync_rows(wdv: npt.NDArray[np.float32], wv: npt.NDArray[np.float32],
     p *= a
     # per (window, slot type): sums over the slot's 8 classes, as a product with a
     # 0/1 matrix (BLAS is much faster than a reduction over a length-8 axis)
-    out[...] = p @ _CLASS_SUM
+    out[...] = np.matmul(p, _CLASS_SUM, out=work.sums[:k])
 
 
 def read(m: F64, key: bytes, delta: float | None = None, top: int = 3) -> list[Readout]:
@@ -457,6 +468,7 @@ def read(m: F64, key: bytes, delta: float | None = None, top: int = 3) -> list[R
         return cands
     sn_all = np.empty((row, NSLOTS))
     wsum = np.empty(row)
+    work = _SyncWork(max(g[3] for g in groups))
     for ph in range(PHASES):
         # one phase's frames made contiguous once: a (phase, start) pair's windows are
         # then a view, and its products and cosines stay in the cache
@@ -470,7 +482,7 @@ def read(m: F64, key: bytes, delta: float | None = None, top: int = 3) -> list[R
             # sum(a^2) over a slot's 8 classes is the window's total weight whatever the
             # slot type (the classes of a slot partition its tiles): the same for all shifts
             wsum[r0:r0 + nwin] = wv.sum(1, dtype=np.float64)
-            _sync_rows(wdph[span].reshape(nwin, SLOT_TILES), wv, tm, lay.membership32, off,
+            _sync_rows(wdph[span].reshape(nwin, SLOT_TILES), wv, tm, lay.membership32, off, work,
                        sn_all[r0:r0 + nwin])
     # window j of a group is slot (j + shift): sum the windows with equal j mod 32 of
     # each group (one bincount), then read the 32 diagonals of each 32 x 32 result
