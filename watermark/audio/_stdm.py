@@ -134,8 +134,9 @@ def _overlap_add(frames: F64, n: int) -> F64:
     # 50 % overlap: every HOP block is the first half of its frame plus the second
     # half of the previous one (one vectorised add, the same sums as frame by frame)
     out = np.zeros(max(n, (t + 1) * HOP))
-    out[:t * HOP] = frames[:, :HOP].ravel()
-    out[HOP:(t + 1) * HOP] += frames[:, HOP:].ravel()
+    out[:t * HOP].reshape(t, HOP)[...] = frames[:, :HOP]
+    tail = out[HOP:(t + 1) * HOP].reshape(t, HOP)
+    tail += frames[:, HOP:]
     return out[:n]
 
 
@@ -148,19 +149,31 @@ _BAND_COLS = slice(2 * BIN0 - 1, 2 * BIN1 - 1)
 _BAND_MEAN = np.repeat(np.eye(NBANDS), 2 * BAND_BINS, axis=0) / BAND_BINS
 
 
-def _packed_stft(x: F64) -> F64:
-    frames = np.lib.stride_tricks.sliding_window_view(x, N)[::HOP] * _WIN
-    return np.asarray(cv2.dft(frames, flags=cv2.DFT_ROWS), dtype=np.float64)
+class _PackedWork:
+    """Buffers of the embedder's packed STFT / ISTFT, reused over its passes (fresh
+    multi-megabyte arrays in every pass meant page faults on every use)."""
+
+    def __init__(self, frames: int) -> None:
+        self.windowed = np.empty((frames, N))
+        self.spec = np.empty((frames, N))
+        self.packed = np.zeros((frames, N))  # zero outside _BAND_COLS, always
+        self.signal = np.empty((frames, N))
 
 
-def _packed_istft(band: F64, n: int) -> F64:
+def _packed_stft(x: F64, work: _PackedWork) -> F64:
+    frames = np.lib.stride_tricks.sliding_window_view(x, N)[::HOP]
+    np.multiply(frames, _WIN, out=work.windowed)
+    cv2.dft(work.windowed, dst=work.spec, flags=cv2.DFT_ROWS)
+    return work.spec
+
+
+def _packed_istft(band: F64, n: int, work: _PackedWork) -> F64:
     """The signal of a packed spectrum that is zero outside the tiles' columns."""
-    packed = np.zeros((len(band), N))
-    packed[:, _BAND_COLS] = band
-    frames = np.asarray(cv2.idft(packed, flags=cv2.DFT_ROWS | cv2.DFT_SCALE | cv2.DFT_REAL_OUTPUT),
-                        dtype=np.float64)
-    frames *= _WIN
-    return _overlap_add(frames, n)
+    work.packed[:, _BAND_COLS] = band
+    cv2.idft(work.packed, dst=work.signal,
+             flags=cv2.DFT_ROWS | cv2.DFT_SCALE | cv2.DFT_REAL_OUTPUT)
+    work.signal *= _WIN
+    return _overlap_add(work.signal, n)
 
 
 def tile_log_power(spec: npt.NDArray[np.complex128]) -> F64:
@@ -224,8 +237,9 @@ def embed16(m: F64, bits: npt.NDArray[np.uint8], key: bytes, delta: float | None
     rows = np.repeat(np.arange(nwin), SLOT_TILES)
     flat = rows * CLASSES_PER_SLOT + cls.ravel()
     off = target_col.reshape(NSLOTS, CLASSES_PER_SLOT)[slot].ravel()
+    work = _PackedWork(len(range(0, n - N + 1, HOP)))
     for _ in range(PASSES):
-        band = _packed_stft(cur)[:, _BAND_COLS]
+        band = _packed_stft(cur, work)[:, _BAND_COLS]
         # tile_log_power(): mean |X|^2 of each tile's 4 bins, i.e. the sum of the 8
         # squares (re, im) / 4, as one product
         lp: F64 = np.log(np.square(band) @ _BAND_MEAN * _POWER_SCALE + 1e-13)
@@ -258,7 +272,7 @@ def embed16(m: F64, bits: npt.NDArray[np.uint8], key: bytes, delta: float | None
         # log power change c -> amplitude factor exp(c / 2) on the tile's bins (re and
         # im alike; only the tiles' bins change, the others stay exactly 0)
         factor = np.exp(change / 2.0) - 1.0
-        cur = cur + _packed_istft(band * np.repeat(factor, 2 * BAND_BINS, axis=1), n)
+        cur += _packed_istft(band * np.repeat(factor, 2 * BAND_BINS, axis=1), n, work)
     out: F64 = cur - m
     return out
 
