@@ -150,30 +150,31 @@ _BAND_MEAN = np.repeat(np.eye(NBANDS), 2 * BAND_BINS, axis=0) / BAND_BINS
 
 
 class _PackedWork:
-    """Buffers of the embedder's packed STFT / ISTFT, reused over its passes (fresh
-    multi-megabyte arrays in every pass meant page faults on every use)."""
+    """Two frame buffers of the embedder's packed STFT / ISTFT, reused over its passes:
+    fresh multi-megabyte arrays in every pass meant page faults on every use (the
+    windowed frames' buffer is also the inverse's input, the spectrum's its output)."""
 
     def __init__(self, frames: int) -> None:
-        self.windowed = np.empty((frames, N))
+        self.frames = np.empty((frames, N))
         self.spec = np.empty((frames, N))
-        self.packed = np.zeros((frames, N))  # zero outside _BAND_COLS, always
-        self.signal = np.empty((frames, N))
 
 
 def _packed_stft(x: F64, work: _PackedWork) -> F64:
-    frames = np.lib.stride_tricks.sliding_window_view(x, N)[::HOP]
-    np.multiply(frames, _WIN, out=work.windowed)
-    cv2.dft(work.windowed, dst=work.spec, flags=cv2.DFT_ROWS)
+    np.multiply(np.lib.stride_tricks.sliding_window_view(x, N)[::HOP], _WIN, out=work.frames)
+    cv2.dft(work.frames, dst=work.spec, flags=cv2.DFT_ROWS)
     return work.spec
 
 
 def _packed_istft(band: F64, n: int, work: _PackedWork) -> F64:
-    """The signal of a packed spectrum that is zero outside the tiles' columns."""
-    work.packed[:, _BAND_COLS] = band
-    cv2.idft(work.packed, dst=work.signal,
-             flags=cv2.DFT_ROWS | cv2.DFT_SCALE | cv2.DFT_REAL_OUTPUT)
-    work.signal *= _WIN
-    return _overlap_add(work.signal, n)
+    """The signal of a packed spectrum that is zero outside the tiles' columns (the
+    spectrum of the last _packed_stft is overwritten)."""
+    packed = work.frames
+    packed[:, :_BAND_COLS.start] = 0.0
+    packed[:, _BAND_COLS] = band
+    packed[:, _BAND_COLS.stop:] = 0.0
+    cv2.idft(packed, dst=work.spec, flags=cv2.DFT_ROWS | cv2.DFT_SCALE | cv2.DFT_REAL_OUTPUT)
+    work.spec *= _WIN
+    return _overlap_add(work.spec, n)
 
 
 def tile_log_power(spec: npt.NDArray[np.complex128]) -> F64:
