@@ -340,11 +340,12 @@ def _fine_tile_power(x: F64) -> F32:
     n = len(frames)
     p = np.empty((n, NBANDS), np.float32)
     windowed = np.empty((min(n, _FINE_CHUNK), N), np.float32)
+    spectra = np.empty_like(windowed)
     squares = np.empty((len(windowed), 2 * (BIN1 - BIN0)), np.float32)
     for i in range(0, n, _FINE_CHUNK):
         k = min(_FINE_CHUNK, n - i)
         np.multiply(frames[i:i + k], _WIN32, out=windowed[:k])
-        spec = cv2.dft(windowed[:k], flags=cv2.DFT_ROWS)
+        spec = cv2.dft(windowed[:k], dst=spectra[:k], flags=cv2.DFT_ROWS)
         # CCS layout of each row: Re0, Re1, Im1, Re2, Im2, ...: bin k at 2k-1 and 2k,
         # so the tiles' bins are one contiguous run; squares summed per band by a product
         np.square(spec[:, 2 * BIN0 - 1:2 * BIN1 - 1], out=squares[:k])
