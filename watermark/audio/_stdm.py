@@ -125,10 +125,6 @@ def stft(x: F64, hop: int = HOP) -> npt.NDArray[np.complex128]:
     return out
 
 
-def istft(spec: npt.NDArray[np.complex128], n: int) -> F64:
-    return _overlap_add(np.fft.irfft(spec, n=N, axis=1) * _WIN, n)
-
-
 def _overlap_add(frames: F64, n: int) -> F64:
     t = frames.shape[0]
     # 50 % overlap: every HOP block is the first half of its frame plus the second
@@ -143,8 +139,8 @@ def _overlap_add(frames: F64, n: int) -> F64:
 # The embedder's STFT in OpenCV's packed real layout (per row Re0, Re1, Im1, Re2, Im2,
 # ...: bin k at columns 2k - 1 and 2k), float64: the tiles' bins are one contiguous
 # run of columns, the change spectrum is real arithmetic on that run only, and
-# OpenCV's transforms (forward and inverse) took about half the time of numpy's
-# rfft / irfft here. Same transform to ~1e-15 relative.
+# OpenCV's transforms (forward and inverse) are faster than numpy's rfft / irfft
+# here. Same transform to ~1e-15 relative.
 _BAND_COLS = slice(2 * BIN0 - 1, 2 * BIN1 - 1)
 _BAND_MEAN = np.repeat(np.eye(NBANDS), 2 * BAND_BINS, axis=0) / BAND_BINS
 
@@ -324,16 +320,11 @@ _LOCAL_MEAN = _local_mean_matrix()  # relative(lp) == lp - lp @ _LOCAL_MEAN
 _FINE_CHUNK = 512
 
 
-def fine_tile_log_power(x: F64) -> F64:
-    """``tile_log_power(stft(x, FINE_HOP))`` for the detector's 16 sub-hop phases:
-    OpenCV's real DFT in float32 (about 7x numpy's float64 rfft here) and only the
-    bins the tiles use. Power agrees to ~1e-6 relative, far below any attack."""
-    out: F64 = np.log(_fine_tile_power(x)).astype(np.float64)
-    return out
-
-
 def _fine_tile_power(x: F64) -> F32:
-    """The tiles' mean power (+ 1e-13) in float32, for fine_tile_log_power."""
+    """``exp(tile_log_power(stft(x, FINE_HOP)))`` for the detector's 16 sub-hop phases
+    (the tiles' mean power + 1e-13), in float32: OpenCV's real DFT (about 7x numpy's
+    float64 rfft here) and only the bins the tiles use. Power agrees to ~1e-6
+    relative, far below any attack."""
     if len(x) < N:
         return np.ones((0, NBANDS), np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(x.astype(np.float32), N)[::FINE_HOP]
