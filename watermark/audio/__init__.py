@@ -140,7 +140,10 @@ def embed(samples: npt.ArrayLike, sample_rate: int, payload: bytes,
     mark32 = np.zeros(len(x), np.float32)
     k = min(len(x), len(mark))
     mark32[:k] = mark[:k]
-    out = x + mark32[:, None]
+    # column by column: broadcasting over a 2-wide axis was ~3x slower (same sums)
+    out = np.empty_like(x)
+    for c in range(x.shape[1]):
+        np.add(x[:, c], mark32, out=out[:, c])
     # The mark is a few per cent of the signal: where it would push a sample past
     # full scale, clip there rather than wrap or rescale the whole clip.
     np.clip(out, -1.0, 1.0, out=out)

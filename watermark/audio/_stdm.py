@@ -18,6 +18,7 @@ import numpy.typing as npt
 from .. import _ecc
 
 F64 = npt.NDArray[np.float64]
+F32 = npt.NDArray[np.float32]
 
 SR = 16000
 N = 512  # STFT frame (32 ms)
@@ -124,15 +125,52 @@ def stft(x: F64, hop: int = HOP) -> npt.NDArray[np.complex128]:
     return out
 
 
-def istft(spec: npt.NDArray[np.complex128], n: int) -> F64:
-    frames = np.fft.irfft(spec, n=N, axis=1) * _WIN
+def _overlap_add(frames: F64, n: int) -> F64:
     t = frames.shape[0]
     # 50 % overlap: every HOP block is the first half of its frame plus the second
     # half of the previous one (one vectorised add, the same sums as frame by frame)
     out = np.zeros(max(n, (t + 1) * HOP))
-    out[:t * HOP] = frames[:, :HOP].ravel()
-    out[HOP:(t + 1) * HOP] += frames[:, HOP:].ravel()
+    out[:t * HOP].reshape(t, HOP)[...] = frames[:, :HOP]
+    tail = out[HOP:(t + 1) * HOP].reshape(t, HOP)
+    tail += frames[:, HOP:]
     return out[:n]
+
+
+# The embedder's STFT in OpenCV's packed real layout (per row Re0, Re1, Im1, Re2, Im2,
+# ...: bin k at columns 2k - 1 and 2k), float64: the tiles' bins are one contiguous
+# run of columns, the change spectrum is real arithmetic on that run only, and
+# OpenCV's transforms (forward and inverse) are faster than numpy's rfft / irfft
+# here. Same transform to ~1e-15 relative.
+_BAND_COLS = slice(2 * BIN0 - 1, 2 * BIN1 - 1)
+_BAND_MEAN = np.repeat(np.eye(NBANDS), 2 * BAND_BINS, axis=0) / BAND_BINS
+
+
+class _PackedWork:
+    """Two frame buffers of the embedder's packed STFT / ISTFT, reused over its passes:
+    fresh multi-megabyte arrays in every pass meant page faults on every use (the
+    windowed frames' buffer is also the inverse's input, the spectrum's its output)."""
+
+    def __init__(self, frames: int) -> None:
+        self.frames = np.empty((frames, N))
+        self.spec = np.empty((frames, N))
+
+
+def _packed_stft(x: F64, work: _PackedWork) -> F64:
+    np.multiply(np.lib.stride_tricks.sliding_window_view(x, N)[::HOP], _WIN, out=work.frames)
+    cv2.dft(work.frames, dst=work.spec, flags=cv2.DFT_ROWS)
+    return work.spec
+
+
+def _packed_istft(band: F64, n: int, work: _PackedWork) -> F64:
+    """The signal of a packed spectrum that is zero outside the tiles' columns (the
+    spectrum of the last _packed_stft is overwritten)."""
+    packed = work.frames
+    packed[:, :_BAND_COLS.start] = 0.0
+    packed[:, _BAND_COLS] = band
+    packed[:, _BAND_COLS.stop:] = 0.0
+    cv2.idft(packed, dst=work.spec, flags=cv2.DFT_ROWS | cv2.DFT_SCALE | cv2.DFT_REAL_OUTPUT)
+    work.spec *= _WIN
+    return _overlap_add(work.spec, n)
 
 
 def tile_log_power(spec: npt.NDArray[np.complex128]) -> F64:
@@ -162,7 +200,7 @@ def weights(lp: F64) -> F64:
     # under MP3/AAC in a 4-clip comparison.
     tile = np.clip((lp - frame[:, None] + TILE_LO) / TILE_RAMP, 0.0, 1.0)
     ln10 = math.log(10.0)
-    ref = np.quantile(frame, 0.9) if len(frame) else 0.0
+    ref = _quantile90(frame)
     rel = np.clip((frame - ref + FRAME_REL_LO * ln10) / ln10, 0.0, 1.0)  # -45..-35 dB below the loud frames
     absolute = np.clip((frame + 7.5 * ln10) / ln10, 0.0, 1.0)  # -75..-65 dBFS
     out: F64 = tile * (rel * absolute)[:, None]
@@ -186,26 +224,30 @@ def embed16(m: F64, bits: npt.NDArray[np.uint8], key: bytes, delta: float | None
     target_col = target[lay.column_class]
     cur = m.copy()
     n = len(m)
+    # the slot structure of the clip's windows, the same in every pass
+    nwin = (len(range(0, n - N + 1, HOP)) if n >= N else 0) // SLOT_FRAMES
+    if nwin == 0:
+        return np.zeros_like(m)
+    slot = np.arange(nwin) % NSLOTS
+    sign = lay.sign[slot]  # (nwin, SLOT_TILES)
+    cls = lay.tile_class[slot]
+    rows = np.repeat(np.arange(nwin), SLOT_TILES)
+    flat = rows * CLASSES_PER_SLOT + cls.ravel()
+    off = target_col.reshape(NSLOTS, CLASSES_PER_SLOT)[slot].ravel()
+    work = _PackedWork(len(range(0, n - N + 1, HOP)))
     for _ in range(PASSES):
-        spec = stft(cur)
-        lp = tile_log_power(spec)
+        band = _packed_stft(cur, work)[:, _BAND_COLS]
+        # tile_log_power(): mean |X|^2 of each tile's 4 bins, i.e. the sum of the 8
+        # squares (re, im) / 4, as one product
+        lp: F64 = np.log(np.square(band) @ _BAND_MEAN * _POWER_SCALE + 1e-13)
         d = relative(lp)
         w = weights(lp)
-        nwin = len(lp) // SLOT_FRAMES
-        if nwin == 0:
-            break
-        wv = _windows(w * 1.0, 0)
+        wv = _windows(w, 0)
         dv = _windows(d, 0)
-        slot = np.arange(nwin) % NSLOTS
-        sign = lay.sign[slot]  # (nwin, SLOT_TILES)
-        cls = lay.tile_class[slot]
         # per (window, class k): weighted projection and its quantisation
-        rows = np.repeat(np.arange(nwin), SLOT_TILES)
-        flat = rows * CLASSES_PER_SLOT + cls.ravel()
-        sw = np.bincount(flat, (wv * 1.0).ravel(), nwin * CLASSES_PER_SLOT)
+        sw = np.bincount(flat, wv.ravel(), nwin * CLASSES_PER_SLOT)
         proj = np.bincount(flat, (wv * sign * dv).ravel(), nwin * CLASSES_PER_SLOT)
         p = proj / np.maximum(sw, 1e-12) / delta
-        off = target_col.reshape(NSLOTS, CLASSES_PER_SLOT)[slot].ravel()
         q = np.round(p - off) + off
         # Energy-aware allocation: the projection only fixes sum(w s c), so the log
         # change c of each tile may be distributed freely. The minimum-norm choice
@@ -224,12 +266,10 @@ def embed16(m: F64, bits: npt.NDArray[np.uint8], key: bytes, delta: float | None
         change = np.zeros_like(lp)
         change[:nwin * SLOT_FRAMES] = (gain[flat].reshape(nwin, SLOT_TILES) * sign * wv * f
                                        ).reshape(nwin * SLOT_FRAMES, NBANDS)
-        # log power change c -> amplitude factor exp(c / 2) on the tile's bins
-        # (only the tiles' bins change; the others stay exactly 0)
-        dspec = np.zeros_like(spec)
-        dspec[:, BIN0:BIN1] = spec[:, BIN0:BIN1] * (
-            np.repeat(np.exp(change / 2.0), BAND_BINS, axis=1) - 1.0)
-        cur = cur + istft(dspec, n)
+        # log power change c -> amplitude factor exp(c / 2) on the tile's bins (re and
+        # im alike; only the tiles' bins change, the others stay exactly 0)
+        factor = np.exp(change / 2.0) - 1.0
+        cur += _packed_istft(band * np.repeat(factor, 2 * BAND_BINS, axis=1), n, work)
     out: F64 = cur - m
     return out
 
@@ -275,96 +315,182 @@ def _local_mean_matrix() -> F64:
 _LOCAL_MEAN = _local_mean_matrix()  # relative(lp) == lp - lp @ _LOCAL_MEAN
 
 
-def fine_tile_log_power(x: F64) -> F64:
-    """``tile_log_power(stft(x, FINE_HOP))`` for the detector's 16 sub-hop phases:
-    OpenCV's real DFT in float32 (about 7x numpy's float64 rfft here) and only the
-    bins the tiles use. Power agrees to ~1e-6 relative, far below any attack."""
+# Frames per step of the fine STFT: the windowed frames, their spectra and the band
+# powers of one step stay in the cache (the whole clip at once was ~1.7x slower).
+_FINE_CHUNK = 512
+
+
+def _fine_tile_power(x: F64) -> F32:
+    """``exp(tile_log_power(stft(x, FINE_HOP)))`` for the detector's 16 sub-hop phases
+    (the tiles' mean power + 1e-13), in float32: OpenCV's real DFT (about 7x numpy's
+    float64 rfft here) and only the bins the tiles use. Power agrees to ~1e-6
+    relative, far below any attack."""
     if len(x) < N:
-        return np.zeros((0, NBANDS))
+        return np.ones((0, NBANDS), np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(x.astype(np.float32), N)[::FINE_HOP]
-    spec = cv2.dft(frames * _WIN32, flags=cv2.DFT_ROWS)
-    # CCS layout of each row: Re0, Re1, Im1, Re2, Im2, ...: bin k at 2k-1 and 2k, so
-    # the tiles' bins are one contiguous run; squares summed per band by a product
-    p = np.square(spec[:, 2 * BIN0 - 1:2 * BIN1 - 1]) @ _BAND_SUM
-    out: F64 = np.log(p * np.float32(_POWER_SCALE) + np.float32(1e-13)).astype(np.float64)
-    return out
+    n = len(frames)
+    p = np.empty((n, NBANDS), np.float32)
+    windowed = np.empty((min(n, _FINE_CHUNK), N), np.float32)
+    spectra = np.empty_like(windowed)
+    squares = np.empty((len(windowed), 2 * (BIN1 - BIN0)), np.float32)
+    for i in range(0, n, _FINE_CHUNK):
+        k = min(_FINE_CHUNK, n - i)
+        np.multiply(frames[i:i + k], _WIN32, out=windowed[:k])
+        spec = cv2.dft(windowed[:k], dst=spectra[:k], flags=cv2.DFT_ROWS)
+        # CCS layout of each row: Re0, Re1, Im1, Re2, Im2, ...: bin k at 2k-1 and 2k,
+        # so the tiles' bins are one contiguous run; squares summed per band by a product
+        np.square(spec[:, 2 * BIN0 - 1:2 * BIN1 - 1], out=squares[:k])
+        np.matmul(squares[:k], _BAND_SUM, out=p[i:i + k])
+    p *= np.float32(_POWER_SCALE)
+    p += np.float32(1e-13)
+    return p
 
 
-def _frame_stats(lp_all: F64) -> tuple[F64, F64, F64]:
+def _frame_stats(power: F32) -> tuple[F64, F64, F64]:
     """relative(), weights() without the per-phase reference, and the frame powers,
-    for all fine frames at once (each depends on its own frame only)."""
+    for all fine frames at once (each depends on its own frame only), from
+    _fine_tile_power."""
+    lp_all = np.log(power).astype(np.float64)
     d = lp_all - lp_all @ _LOCAL_MEAN
-    frame = np.log(np.exp(lp_all) @ np.full(NBANDS, 1.0 / NBANDS))
-    tile = np.clip((lp_all - frame[:, None] + TILE_LO) / TILE_RAMP, 0.0, 1.0)
+    # weights()' frame power log(mean(exp(lp))) from the tile powers themselves: the
+    # float64 exp of 360,000 log powers was ~5 % of a detection (the two differ by
+    # float32 rounding, ~1e-7 relative)
+    frame = np.log(power.astype(np.float64) @ np.full(NBANDS, 1.0 / NBANDS))
+    tile = lp_all - frame[:, None]
+    tile += TILE_LO
+    tile /= TILE_RAMP
+    np.clip(tile, 0.0, 1.0, out=tile)
     absolute = np.clip((frame + 7.5 * math.log(10.0)) / math.log(10.0), 0.0, 1.0)
-    return d, tile * absolute[:, None], frame
+    tile *= absolute[:, None]
+    return d, tile, frame
+
+
+def _quantile90(frame: F64) -> float:
+    """``np.quantile(frame, 0.9)`` (method "linear"), bit for bit, without its generic
+    machinery (16 calls of it were ~4 % of a detection)."""
+    n = len(frame)
+    if n == 0:
+        return 0.0
+    if not np.isfinite(frame).all():
+        return float(np.quantile(frame, 0.9))
+    virtual = (n - 1) * 0.9
+    lo = math.floor(virtual)
+    if virtual >= n - 1:
+        return float(np.max(frame))
+    part = np.partition(frame, (lo, lo + 1))
+    a, b = float(part[lo]), float(part[lo + 1])
+    gamma = virtual - lo
+    # numpy's _lerp: from the nearer end, so gamma 1 gives b exactly
+    return b - (b - a) * (1.0 - gamma) if gamma >= 0.5 else a + (b - a) * gamma
 
 
 def _phase_weights(wpart: F64, frame: F64) -> F64:
     """weights() of one phase's frames from the per-frame parts of _frame_stats."""
     ln10 = math.log(10.0)
-    ref = np.quantile(frame, 0.9) if len(frame) else 0.0
+    ref = _quantile90(frame)
     rel = np.clip((frame - ref + FRAME_REL_LO * ln10) / ln10, 0.0, 1.0)
     out: F64 = wpart * rel[:, None]
     return out
+
+
+@lru_cache(maxsize=16)
+def _search_constants(key: bytes, delta: float) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """The sync search's template (the fold of code columns and 1 / delta applied) and
+    the folded lattice offsets, in float32, per (key, delta)."""
+    lay = layout(key)
+    # sync cosine: pilots at their known value cos(2 pi p), code bits either half of
+    # the lattice cos(4 pi p) = cos(2 pi (2 p)): the factor 2 and 1 / delta are folded
+    # into the template and the offsets, so p is reduced to [-1/2, 1/2] once
+    fold = np.where(lay.column_class < NCODE, 2.0, 1.0)
+    tm = lay.template32 * (fold / delta).astype(np.float32)
+    off = (lay.offset0[lay.column_class] * fold).astype(np.float32)
+    tm.setflags(write=False)
+    off.setflags(write=False)
+    return tm, off
+
+
+class _SyncWork:
+    """Buffers of _sync_rows, allocated once per search: fresh arrays of this size for
+    each of the 64 (phase, start) pairs cost about a third more time (page faults)."""
+
+    def __init__(self, rows: int) -> None:
+        self.p = np.empty((rows, NCLASSES), np.float32)
+        self.den = np.empty_like(self.p)
+        self.a = np.empty_like(self.p)
+        self.sums = np.empty((rows, NSLOTS), np.float32)
+
+
+def _sync_rows(wdv: F32, wv: F32, tm: F32, membership: F32, off: F32, work: _SyncWork,
+               out: F64) -> None:
+    """Per window (row): sum over each slot type's 8 classes of a cos(2 pi p), into
+    ``out`` (windows, NSLOTS)."""
+    k = len(wdv)
+    p = np.matmul(wdv, tm, out=work.p[:k])
+    den = np.matmul(wv, membership, out=work.den[:k])
+    a = np.sqrt(den, out=work.a[:k])
+    np.maximum(den, np.float32(1e-9), out=den)
+    p /= den
+    p -= off
+    p -= np.rint(p, out=den)  # cos is periodic: small arguments keep float32 exact enough
+    p *= np.float32(2 * np.pi)
+    np.cos(p, out=p)
+    p *= a
+    # per (window, slot type): sums over the slot's 8 classes, as a product with a
+    # 0/1 matrix (BLAS is much faster than a reduction over a length-8 axis)
+    out[...] = np.matmul(p, _CLASS_SUM, out=work.sums[:k])
 
 
 def read(m: F64, key: bytes, delta: float | None = None, top: int = 3) -> list[Readout]:
     """The ``top`` best-synchronised hypotheses (phase, slot start, slot shift)."""
     delta = DELTA if delta is None else delta
     lay = layout(key)
-    lp_all = fine_tile_log_power(m)
+    power = _fine_tile_power(m)
     cands: list[Readout] = []
-    nfr = len(lp_all)
+    nfr = len(power)
     if nfr == 0:
         return cands
     # Everything per frame is computed once for all 16 phases (a phase is every 16th
     # fine frame); only weights()' reference (a quantile over the phase's frames)
     # differs between phases. Then the windows of all 64 (phase, start) pairs go
-    # through one pair of matrix products and float32 cosines: the same scores as
-    # scoring each pair separately (to float32 rounding), several times faster.
-    d_all, wpart_all, frame_all = _frame_stats(lp_all)
-    w_all = np.empty_like(wpart_all)
-    for ph in range(PHASES):
-        w_all[ph::PHASES] = _phase_weights(wpart_all[ph::PHASES], frame_all[ph::PHASES])
+    # through a pair of matrix products and float32 cosines each: the same scores as
+    # scoring each pair in float64 (to float32 rounding), several times faster.
+    d_all, wpart_all, frame_all = _frame_stats(power)
+    ln10 = math.log(10.0)
+    ref = np.array([_quantile90(frame_all[ph::PHASES]) for ph in range(min(PHASES, nfr))])
+    rel = np.clip((frame_all - np.resize(ref, nfr) + FRAME_REL_LO * ln10) / ln10, 0.0, 1.0)
+    w_all = wpart_all * rel[:, None]
+    tm, off = _search_constants(key, float(delta))
+    w32 = w_all.astype(np.float32)
+    wd32 = w32 * d_all.astype(np.float32)
     groups: list[tuple[int, int, int, int]] = []  # (phase, start, first row, windows)
-    idx: list[npt.NDArray[np.int64]] = []
     row = 0
     for ph in range(PHASES):
         nph = len(range(ph, nfr, PHASES))
         for start in range(SLOT_FRAMES):
             nwin = (nph - start) // SLOT_FRAMES
-            if nwin <= 0:
-                continue
-            groups.append((ph, start, row, nwin))
-            idx.append(ph + PHASES * (start + np.arange(nwin * SLOT_FRAMES)))
-            row += nwin
+            if nwin > 0:
+                groups.append((ph, start, row, nwin))
+                row += nwin
     if not groups:
         return cands
-    frames = np.concatenate(idx)
-    w32 = w_all.astype(np.float32)
-    wv = w32[frames].reshape(row, SLOT_TILES)
-    wdv = (w32 * d_all.astype(np.float32))[frames].reshape(row, SLOT_TILES)
-    # sync cosine: pilots at their known value cos(2 pi p), code bits either half of
-    # the lattice cos(4 pi p) = cos(2 pi (2 p)): the factor 2 and 1 / delta are folded
-    # into the template and the offsets, so p is reduced to [-1/2, 1/2] once
-    fold = np.where(lay.column_class < NCODE, 2.0, 1.0)
-    p = wdv @ (lay.template32 * (fold / delta).astype(np.float32))
-    den = wv @ lay.membership32
-    # sum(a^2) over a slot's 8 classes is the window's total weight whatever the slot
-    # type (the classes of a slot partition its tiles), so it is the same for all shifts
-    wsum = wv.sum(1, dtype=np.float64)
-    a = np.sqrt(den)
-    np.maximum(den, np.float32(1e-9), out=den)
-    p /= den
-    p -= (lay.offset0[lay.column_class] * fold).astype(np.float32)
-    p -= np.rint(p)  # cos is periodic: small arguments keep float32 exact enough
-    p *= np.float32(2 * np.pi)
-    np.cos(p, out=p)
-    p *= a
-    # per (window, slot type): sums over the slot's 8 classes, as a product with a
-    # 0/1 matrix (BLAS is much faster than a reduction over a length-8 axis)
-    sn_all = (p @ _CLASS_SUM).astype(np.float64)
+    sn_all = np.empty((row, NSLOTS))
+    wsum = np.empty(row)
+    work = _SyncWork(max(g[3] for g in groups))
+    for ph in range(PHASES):
+        # one phase's frames made contiguous once: a (phase, start) pair's windows are
+        # then a view, and its products and cosines stay in the cache
+        wph = np.ascontiguousarray(w32[ph::PHASES])
+        wdph = np.ascontiguousarray(wd32[ph::PHASES])
+        for g_ph, start, r0, nwin in groups:
+            if g_ph != ph:
+                continue
+            span = slice(start, start + nwin * SLOT_FRAMES)
+            wv = wph[span].reshape(nwin, SLOT_TILES)
+            # sum(a^2) over a slot's 8 classes is the window's total weight whatever the
+            # slot type (the classes of a slot partition its tiles): the same for all shifts
+            wsum[r0:r0 + nwin] = wv.sum(1, dtype=np.float64)
+            _sync_rows(wdph[span].reshape(nwin, SLOT_TILES), wv, tm, lay.membership32, off, work,
+                       sn_all[r0:r0 + nwin])
     # window j of a group is slot (j + shift): sum the windows with equal j mod 32 of
     # each group (one bincount), then read the 32 diagonals of each 32 x 32 result
     ngroups = len(groups)
@@ -383,20 +509,38 @@ def read(m: F64, key: bytes, delta: float | None = None, top: int = 3) -> list[R
             cands.append(Readout(float(z[shift]), ph, start, int(shift), np.zeros(0)))
     cands.sort(key=lambda c: -c.z)
     out = []
-    scored: dict[tuple[int, int], tuple[F64, F64]] = {}  # the best often share both
+    products: dict[tuple[int, int], tuple[F32, F32]] = {}  # the best often share both
     for c in cands[:top]:
-        if (c.phase, c.start) not in scored:
-            dv = _windows(d_all[c.phase::PHASES], c.start)
-            wv64 = _windows(w_all[c.phase::PHASES], c.start)
-            a64, _, dec = _scores(dv, wv64, lay, delta)
-            scored[c.phase, c.start] = a64, dec
-        a64, dec = scored[c.phase, c.start]
-        nwin = len(a64)
-        slot = (np.arange(nwin) + c.shift) % NSLOTS
-        cols = slot[:, None] * CLASSES_PER_SLOT + np.arange(CLASSES_PER_SLOT)[None, :]
-        rows = np.arange(nwin)[:, None]
-        cls = lay.column_class[cols]
-        val = (a64[rows, cols] * dec[rows, cols]).ravel()
-        soft = -np.bincount(cls.ravel(), val, NCLASSES)[:NCODE].astype(np.float64)
-        out.append(Readout(c.z, c.phase, c.start, c.shift, soft))
+        if (c.phase, c.start) not in products:
+            products[c.phase, c.start] = _class_products(
+                _windows(d_all[c.phase::PHASES], c.start), _windows(w_all[c.phase::PHASES], c.start), lay)
+        out.append(Readout(c.z, c.phase, c.start, c.shift,
+                           _soft_bits(*products[c.phase, c.start], lay, delta, c.shift)))
     return out
+
+
+def _class_products(d: F64, w: F64, lay: Layout) -> tuple[F32, F32]:
+    """Per (window, column): the weighted projection's numerator and denominator
+    (float32 products: far more precise than the noise)."""
+    num = (w * d).astype(np.float32) @ lay.template32
+    den = w.astype(np.float32) @ lay.membership32
+    return num, den
+
+
+def _soft_bits(num: F32, den: F32, lay: Layout, delta: float,
+               shift: int) -> F64:
+    """Soft code bits (positive = 1) of the windows read as slots shift, shift + 1, ...:
+    per class, the sum over its instances of a cos(2 pi p) (as ``_scores``), with
+    each window's cosines evaluated for its own slot's 8 columns only."""
+    nwin = len(num)
+    slot = (np.arange(nwin) + shift) % NSLOTS
+    cols = slot[:, None] * CLASSES_PER_SLOT + np.arange(CLASSES_PER_SLOT)[None, :]
+    rows = np.arange(nwin)[:, None]
+    cls = lay.column_class[cols]
+    num64 = num[rows, cols].astype(np.float64)
+    den64 = den[rows, cols].astype(np.float64)
+    p = num64 / np.maximum(den64, 1e-9) / delta - lay.offset0[cls]
+    p -= np.rint(p)
+    val = (np.sqrt(den64) * np.cos(2 * np.pi * p)).ravel()
+    soft: F64 = -np.bincount(cls.ravel(), val, NCLASSES)[:NCODE].astype(np.float64)
+    return soft
