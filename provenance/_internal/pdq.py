@@ -152,7 +152,7 @@ WINDOW_CROPS = (0.0, 0.01, 0.02, 0.03, 0.04)
 A guess 0.5% off (a 1% scale error) costs up to ~34 bits on the benchmark's brick
 photo under blur 3.5 + 0.4x + JPEG 35 (the photos: up to 16); 2% steps cost up to 48,
 too near :data:`MATCH_DISTANCE`. Random cuts of 0-3% per edge (not the same on each
-side) land within 58. See benchmarks/results/resolution.txt."""
+side) land within 56. See benchmarks/results/resolution.txt."""
 
 _WINDOW_EDGE = 128  # the window is hashed at this size (PDQ reduces to 64x64 anyway)
 _WINDOW_BLUR = 0.015
@@ -172,8 +172,17 @@ def window_fingerprint(image: Image.Image) -> bytes:
     picture is a fine texture (the cut changes the scale by 4% and moves the
     hash ~100 bits); this window is still inside such a copy, and
     :func:`window_fingerprints` hashes it there.
+
+        >>> from PIL import ImageFilter
+        >>> from skimage import data
+        >>> wall = Image.fromarray(data.brick())
+        >>> copy = wall.filter(ImageFilter.GaussianBlur(2)).crop((10, 10, 502, 502))
+        >>> distance(fingerprint(wall), fingerprint(copy)) > MATCH_DISTANCE
+        True
+        >>> min(distance(window_fingerprint(wall), h) for h in window_fingerprints(copy)) <= MATCH_DISTANCE
+        True
     """
-    return _window_hash(_window_work(image), WINDOW_INSET, WINDOW_INSET)
+    return _window_hash(_window_work(image), WINDOW_INSET)
 
 
 def window_fingerprints(image: Image.Image) -> list[bytes]:
@@ -182,7 +191,7 @@ def window_fingerprints(image: Image.Image) -> list[bytes]:
     :meth:`FingerprintIndex.nearest_any` among :func:`window_fingerprint` hashes."""
     work = _window_work(image)
     return [
-        _window_hash(work, inset, inset)
+        _window_hash(work, inset)
         for inset in ((WINDOW_INSET - cut) / (1 - 2 * cut) for cut in WINDOW_CROPS)
     ]
 
@@ -195,9 +204,9 @@ def _window_work(image: Image.Image) -> Image.Image:
     return small.convert("L") if small.mode != "L" else small
 
 
-def _window_hash(work: Image.Image, inset_x: float, inset_y: float) -> bytes:
+def _window_hash(work: Image.Image, inset: float) -> bytes:
     width, height = work.size
-    box = (width * inset_x, height * inset_y, width * (1 - inset_x), height * (1 - inset_y))
+    box = (width * inset, height * inset, width * (1 - inset), height * (1 - inset))
     scale = _WINDOW_EDGE / max(box[2] - box[0], box[3] - box[1])
     size = (max(1, round((box[2] - box[0]) * scale)), max(1, round((box[3] - box[1]) * scale)))
     # Fractional box edges: the window is cut where the guess puts it, not at the nearest pixel.
