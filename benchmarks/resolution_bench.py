@@ -21,6 +21,9 @@ Writes ``benchmarks/results/resolution.txt``. Three measurements:
    store of ``--records`` fingerprints, and the recall on near-duplicates of
    the stored photos (each attack, 5% and 10% cut off one edge, combined).
 
+``--window-cost`` measures only what the window stage adds to a byContent call (in
+process, with and without it in turn over ``--records`` random fingerprints).
+
 The 1,000,000 records are synthetic (random identifiers and PDQ hashes, a small
 placeholder manifest: a real one is ~35 KB, 35 GB for a million), bulk-loaded in
 one transaction; a few real stamped photos sit among them. ``--store`` takes a
@@ -624,6 +627,55 @@ def _jpeg(image: Image.Image, quality: int) -> bytes:
     return out.getvalue()
 
 
+def window_cost(records: int, rounds: int) -> list[str]:
+    """The window stage's own cost: byContent CPU time in one process with the window
+    hashes searched and not (an empty window index), call by call in turn, so that the
+    shared machine's load falls on both alike."""
+    from provenance.service import ServiceConfig
+    from provenance.service.resolution import Resolver
+
+    with tempfile.TemporaryDirectory() as scratch:
+        create_development_identity(os.path.join(scratch, "identity"))
+        identity = load_identity_dir(os.path.join(scratch, "identity"))
+        store = os.path.join(scratch, "m.db")
+        sets: dict[str, list[bytes]] = {"unrelated photos (no match)": [], "degraded copies (frame hash)": []}
+        with open_store(store) as opened:
+            for name in ("coffee", "camera", "chelsea", "brick"):
+                info = GenerationInfo(generator="b", model="m")
+                result = stamp(_jpeg(_photo(name), 92), identity, info, store=opened)
+                if name != "brick":
+                    sets["degraded copies (frame hash)"].append(degraded(Image.open(io.BytesIO(result.data))))
+        sets["unrelated photos (no match)"] = [_jpeg(_photo(n), 85) for n in ("rocket", "horse", "clock")]
+        resolver = Resolver(ServiceConfig(store=store))
+        resolver.refresh()
+        refs = np.arange(1, records + 1, dtype=np.int64) << 20
+        rng = np.random.default_rng(5)
+        for index in (resolver.index, resolver.window_index):
+            index.add(refs, [h.tobytes() for h in rng.integers(0, 256, size=(records, 32), dtype=np.uint8)])
+        windows = resolver.window_index
+        lines = [
+            f"window stage cost, byContent CPU per call over {len(resolver.index):,} fingerprints "
+            f"(in process, with and without the window search in turn; load average "
+            + " ".join(f"{x:.1f}" for x in os.getloadavg()) + ")"
+        ]
+        for label, batch in sets.items():
+            times: dict[bool, list[float]] = {True: [], False: []}
+            for i in range(2 * rounds):
+                with_window = i % 2 == 0
+                resolver.window_index = windows if with_window else pdq.FingerprintIndex()
+                started = time.thread_time()
+                resolver.by_content(batch[(i // 2) % len(batch)], None, 10, None)
+                times[with_window].append(time.thread_time() - started)
+            without, with_ = (np.array(times[k][1:]) * 1000 for k in (False, True))
+            lines.append(
+                f"  {label:<32} without p50 {np.percentile(without, 50):5.1f} "
+                f"p99 {np.percentile(without, 99):5.1f} ms; with p50 {np.percentile(with_, 50):5.1f} "
+                f"p99 {np.percentile(with_, 99):5.1f} ms"
+            )
+            print(lines[-1], flush=True)
+        return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", help="store path or URL (default: a temporary SQLite file)")
@@ -637,7 +689,13 @@ def main() -> None:
         help="byContent latency and CPU time only (no byBinding runs, no false-match measurement)",
     )
     parser.add_argument("--output", type=Path, help="report file (default: by backend, in results/)")
+    parser.add_argument(
+        "--window-cost", action="store_true", help="only the window stage's CPU cost, printed (in process)"
+    )
     args = parser.parse_args()
+    if args.window_cost:
+        print("\n".join(window_cost(args.records, 60)))
+        return
     if args.load_generator:
         url, records, concurrency, seconds = args.load_generator
         load_generator(url, int(records), int(concurrency), float(seconds))
