@@ -340,6 +340,11 @@ def test_tokens_scopes_and_registration(
         assert status == 201, answer
         assert answer["manifestId"] == result.manifest_label
         assert [b["alg"] for b in answer["softBindings"]] == [WM, PDQ]
+        with open_store(tmp_path / "served.db") as served:
+            registered = served.get_by_payload(result.payload)
+        # The registered asset gets the crop-tolerant window hash too, as a local stamp does.
+        assert registered is not None and registered.pdq_window and entry.pdq_window
+        assert pdq.distance(registered.pdq_window, entry.pdq_window) <= 8
         assert service.json("POST", "/manifests", registration, headers=write)[0] == 409
         assert service.json("POST", "/matches/byBinding", query, headers=read) == (
             200,
