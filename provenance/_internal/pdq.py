@@ -17,6 +17,11 @@ matrix searched by FAISS's Hamming scan: a linear scan, but one that runs at
 memory speed (about 6 ms of CPU for 1,000,000 fingerprints on one core; see
 ``benchmarks/results/resolution.txt``), so it needs no tuning, no training and
 no second copy of the data in the store.
+
+Besides the frame hash, :func:`window_fingerprint` hashes the blurred centre window of
+the picture (stored as ``pdq_window``, schema v7): a copy cut by a few percent on every
+edge still holds that window, where the whole frame of a fine texture is lost
+(:func:`window_fingerprints` finds it in such a copy).
 """
 
 from __future__ import annotations
