@@ -11,14 +11,18 @@ Writes ``benchmarks/results/resolution.txt``. Three measurements:
 2. byContent latency with as many PDQ fingerprints: degraded copies (blur 3.5,
    0.4x, 2% crop, JPEG 35) of stamped photos, one at a time: decode, watermark
    detection, PDQ, the index scan and the likeness check of the candidates;
-   copies with 10% cut off one edge, which only the crop guesses find, and
-   unrelated photos, which pay for both scans.
-3. The fingerprint false-match rate (in process, PDQ + crop guesses + likeness
+   copies with 10% cut off one edge, which only the crop guesses find; a degraded
+   brick wall (2% off each edge), which only the window hash finds; and
+   unrelated photos, which pay for all three scans.
+3. The fingerprint false-match rate (in process, PDQ + crop guesses + window hash + likeness
    exactly as the service runs them): >= 10,000 images unrelated to the stored
    ones (other photos, random crops and transforms of them, synthetic images),
    the distance distribution of unrelated pairs and what it predicts for a
    store of ``--records`` fingerprints, and the recall on near-duplicates of
    the stored photos (each attack, 5% and 10% cut off one edge, combined).
+
+``--window-cost`` measures only what the window stage adds to a byContent call (in
+process, with and without it in turn over ``--records`` random fingerprints).
 
 The 1,000,000 records are synthetic (random identifiers and PDQ hashes, a small
 placeholder manifest: a real one is ~35 KB, 35 GB for a million), bulk-loaded in
@@ -75,6 +79,7 @@ def bulk_load(store_url: str, records: int) -> float:
     SQLiteManifestStore(store_url).close()  # create and migrate
     rng = np.random.default_rng(1)
     hashes = rng.integers(0, 256, size=(records, 32), dtype=np.uint8)
+    windows = rng.integers(0, 256, size=(records, 32), dtype=np.uint8)  # the window hashes (schema v7)
     db = sqlite3.connect(store_url, isolation_level=None)
     db.execute("PRAGMA synchronous=OFF")
     db.execute("PRAGMA cache_size=-1000000")  # 1 GB: the unique indexes stay in memory while they grow
@@ -92,12 +97,13 @@ def bulk_load(store_url: str, records: int) -> float:
             watermark.soft_binding_value(synthetic_payload(i)),
             "2026-01-01T00:00:00+00:00",
             hashes[i - 1].tobytes(),
+            windows[i - 1].tobytes(),
         )
         for i in order
     )
     db.executemany(
         "INSERT INTO manifests (payload, manifest_label, manifest_store, mime, soft_binding_alg, "
-        "soft_binding_value, created_at, pdq_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "soft_binding_value, created_at, pdq_hash, pdq_window) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
     db.execute("COMMIT")
@@ -261,8 +267,11 @@ def by_content_cpu(store: str, sets: dict[str, list[bytes]], rounds: int, pad_to
     resolver.refresh()
     if len(resolver.index) < pad_to:
         extra = pad_to - len(resolver.index)
+        refs = np.arange(1, extra + 1, dtype=np.int64) << 20
         hashes = np.random.default_rng(5).integers(0, 256, size=(extra, 32), dtype=np.uint8)
-        resolver.index.add(np.arange(1, extra + 1, dtype=np.int64) << 20, [h.tobytes() for h in hashes])
+        resolver.index.add(refs, [h.tobytes() for h in hashes])
+        windows = np.random.default_rng(6).integers(0, 256, size=(extra, 32), dtype=np.uint8)
+        resolver.window_index.add(refs, [h.tobytes() for h in windows])
     lines = [f"byContent CPU time per call over {len(resolver.index):,} fingerprints (in process, 1 thread)"]
     for label, batch in sets.items():
         times, found = [], 0
@@ -354,28 +363,62 @@ def _synthetic(rng: np.random.Generator, count: int) -> list[Image.Image]:
     return out
 
 
+STAGES = ("frame", "one-edge guesses", "window")
+"""The service's fingerprint searches, in the order it runs them (each only when the ones
+before it confirmed nothing): the frame hash, the four one-edge crop guesses, the five
+window guesses."""
+
+
 def _match(
-    index: pdq.FingerprintIndex, references: dict[int, bytes], image: Image.Image
-) -> tuple[set[int], set[int], set[int], set[int]]:
+    indexes: tuple[pdq.FingerprintIndex, pdq.FingerprintIndex],
+    references: dict[int, bytes],
+    image: Image.Image,
+) -> dict[str, tuple[set[int], set[int]]]:
     """The service's fingerprint path (provenance/service/resolution.py), stage by stage.
 
-    Returns the PDQ candidates and the confirmed refs of the plain search, then
-    of the search with the crop guesses (run, as in the service, only when the
-    plain search confirmed nothing; empty otherwise).
+    Returns, for each stage of :data:`STAGES` that ran, its PDQ candidates and the refs the
+    likeness check confirmed among them.
     """
-    fingerprint, quality = pdq.fingerprint_and_quality(image)
+    frame, windows = indexes
+    reduced = pdq.working_copy(image)
+    fingerprint, quality = pdq.fingerprint_and_quality(reduced)
     if quality < pdq.MIN_QUALITY:  # as the service: a featureless image is not searched
-        return set(), set(), set(), set()
+        return {}
+    checked: set[int] = set()
 
     def confirm(candidates: set[int]) -> set[int]:
-        return {r for r in candidates if likeness.similarity(references[r], image) >= likeness.SAME_CONTENT}
+        new = candidates - checked
+        checked.update(new)
+        return {r for r in new if likeness.similarity(references[r], image) >= likeness.SAME_CONTENT}
 
-    plain = {ref for ref, _ in index.nearest(fingerprint, 10)}
-    confirmed = confirm(plain)
-    if confirmed:
-        return plain, confirmed, set(), set()
-    guessed = {ref for ref, _ in index.nearest_any(pdq.uncropped_fingerprints(image), 10)}
-    return plain, confirmed, guessed, confirm(guessed - plain)
+    searches: dict[str, Callable[[], list[tuple[int, int]]]] = {
+        "frame": lambda: frame.nearest(fingerprint, 10),
+        "one-edge guesses": lambda: frame.nearest_any(pdq.uncropped_fingerprints(image), 10),
+        "window": lambda: windows.nearest_any(pdq.window_fingerprints(reduced), 10),
+    }
+    stages: dict[str, tuple[set[int], set[int]]] = {}
+    for stage in STAGES:
+        candidates = {ref for ref, _ in searches[stage]()}
+        stages[stage] = (candidates, confirm(candidates))
+        if stages[stage][1]:
+            break
+    return stages
+
+
+def _found(stages: dict[str, tuple[set[int], set[int]]], ref: int) -> str:
+    """The stage whose likeness check confirmed ``ref``, or '-'."""
+    return next((stage for stage, (_, confirmed) in stages.items() if ref in confirmed), "-")
+
+
+def _asymmetric(rng: np.random.Generator) -> Callable[[Image.Image], Image.Image]:
+    """0-3% off each edge, independently: a crop that is neither centred nor on one edge."""
+    cuts = rng.uniform(0, 0.03, size=4)
+
+    def crop(im: Image.Image) -> Image.Image:
+        w, h = im.size
+        return im.crop((int(w * cuts[0]), int(h * cuts[1]), w - int(w * cuts[2]), h - int(h * cuts[3])))
+
+    return crop
 
 
 def _one_edge(fraction: float, edge: str) -> Callable[[Image.Image], Image.Image]:
@@ -402,13 +445,24 @@ def _attacked(crop: Callable[[Image.Image], Image.Image]) -> Callable[[Image.Ima
 EDGES = ("left", "right", "top", "bottom")
 
 
+def _every_edge(fraction: float) -> Callable[[Image.Image], Image.Image]:
+    def crop(im: Image.Image) -> Image.Image:
+        w, h = im.size
+        return im.crop((int(w * fraction), int(h * fraction), w - int(w * fraction), h - int(h * fraction)))
+
+    return crop
+
+
 def false_matches(total_unrelated: int, records: int) -> list[str]:
     rng = np.random.default_rng(7)
-    index = pdq.FingerprintIndex()
+    index, windows = pdq.FingerprintIndex(), pdq.FingerprintIndex()
     references = {}
+    stored_window = {}
     for i, name in enumerate(STORED):
         image = _photo(name)
         index.add([i], [pdq.fingerprint(image)])
+        stored_window[i] = pdq.window_fingerprint(image)
+        windows.add([i], [stored_window[i]])
         references[i] = likeness.reference(image)
     per_photo = (total_unrelated // 2) // len(UNRELATED)
     unrelated: list[tuple[str, Image.Image]] = []
@@ -419,10 +473,12 @@ def false_matches(total_unrelated: int, records: int) -> list[str]:
     counts: dict[str, list[int]] = {}
     closest: list[int] = []
     closest_guessed: list[int] = []
-    pairs: list[int] = []  # every (unrelated query, stored) pair: smallest distance over all its hashes
+    closest_window: list[int] = []
+    pairs: list[int] = []  # every (unrelated query, stored) pair: smallest distance over its frame hashes
+    window_pairs: list[int] = []  # the same over the window guesses
     started = time.perf_counter()
     for kind, image in unrelated:
-        row = counts.setdefault(kind, [0, 0, 0, 0])
+        row = counts.setdefault(kind, [0, 0, 0, 0, 0, 0])
         row[0] += 1
         fingerprint, quality = pdq.fingerprint_and_quality(image)
         guesses = pdq.uncropped_fingerprints(image)
@@ -430,98 +486,194 @@ def false_matches(total_unrelated: int, records: int) -> list[str]:
         every = index.nearest_any([fingerprint, *guesses], len(STORED), max_distance=256)
         closest_guessed.append(every[0][1])
         pairs += [d for _, d in every]
-        plain, confirmed, guessed, confirmed_guessed = _match(index, references, image)
-        row[3] += quality < pdq.MIN_QUALITY
-        row[1] += bool(plain | guessed)
-        row[2] += bool(confirmed | confirmed_guessed)
+        in_window = windows.nearest_any(pdq.window_fingerprints(image), len(STORED), max_distance=256)
+        closest_window.append(in_window[0][1])
+        window_pairs += [d for _, d in in_window]
+        stages = _match((index, windows), references, image)
+        row[5] += quality < pdq.MIN_QUALITY
+        row[1] += any(stages[s][0] for s in STAGES[:2] if s in stages)
+        row[2] += any(stages[s][1] for s in STAGES[:2] if s in stages)
+        row[3] += bool(stages.get("window", (set(), set()))[0])
+        row[4] += any(confirmed for _, confirmed in stages.values())
     elapsed = time.perf_counter() - started
     hashes = 1 + 4 * len(pdq.CROP_GUESSES)
     # Near-duplicates of the stored photos: these should match.
     near: dict[str, list[int]] = {}
+    asymmetric = [_asymmetric(rng) for _ in range(4)]
     transforms: dict[str, list[Callable[[Image.Image], Image.Image]]] = {
         "blur sigma 3.5": [lambda im: im.filter(ImageFilter.GaussianBlur(3.5))],
         "downscale 0.4x": [lambda im: im.resize((int(im.width * 0.4), int(im.height * 0.4)))],
-        "crop 2% each edge": [
-            lambda im: im.crop(
-                (int(im.width * 0.02), int(im.height * 0.02), int(im.width * 0.98), int(im.height * 0.98))
-            )
-        ],
+        "crop 2% each edge": [_every_edge(0.02)],
         "JPEG 35": [lambda im: Image.open(io.BytesIO(_jpeg(im, 35))).convert("RGB")],
         "all four (2% crop)": [lambda im: Image.open(io.BytesIO(degraded(im))).convert("RGB")],
+        "blur+0.4x+4% each edge+JPEG": [_attacked(_every_edge(0.04))],
+        "blur+0.4x+0-3% per edge+JPEG": [_attacked(crop) for crop in asymmetric],
         "crop 5% one edge": [_one_edge(0.05, e) for e in EDGES],
         "crop 10% one edge": [_one_edge(0.10, e) for e in EDGES],
         "blur+0.4x+5% one edge+JPEG": [_attacked(_one_edge(0.05, e)) for e in EDGES],
         "blur+0.4x+10% one edge+JPEG": [_attacked(_one_edge(0.10, e)) for e in EDGES],
     }
+    # Per photo: which stage found each copy, and the copy's distance to the stored hashes.
+    per_photo_rows: dict[str, list[str]] = {name: [] for name in STORED}
     for label, variants in transforms.items():
         row = near.setdefault(label, [0, 0, 0, 0, 0])
         for i, name in enumerate(STORED):
+            cells = []
             for transform in variants:
                 copy = transform(_photo(name))
-                plain, confirmed, guessed, confirmed_guessed = _match(index, references, copy)
+                stages = _match((index, windows), references, copy)
+                first_two = [stages[s] for s in STAGES[:2] if s in stages]
                 row[0] += 1
-                row[1] += i in plain
-                row[2] += i in confirmed
-                row[3] += i in plain | guessed
-                row[4] += i in confirmed | confirmed_guessed
+                row[1] += i in stages.get("frame", (set(), set()))[0]
+                row[2] += any(i in confirmed for _, confirmed in first_two)
+                row[3] += any(i in candidates for candidates, _ in stages.values())
+                row[4] += any(i in confirmed for _, confirmed in stages.values())
+                frame_d = min(
+                    pdq.distance(pdq.fingerprint(_photo(name)), h)
+                    for h in [pdq.fingerprint(copy), *pdq.uncropped_fingerprints(copy)]
+                )
+                window_d = min(pdq.distance(stored_window[i], h) for h in pdq.window_fingerprints(copy))
+                cells.append(f"{_found(stages, i)[:6]} {frame_d}/{window_d}")
+            if label in PER_PHOTO:
+                per_photo_rows[name].append("; ".join(cells))
     lines = [
         f"stored originals: {len(STORED)} photos ({', '.join(STORED)}); PDQ candidates within "
         f"{pdq.MATCH_DISTANCE}/256 bits, then the likeness check (>= {likeness.SAME_CONTENT}); when "
         f"nothing is confirmed, again with the {4 * len(pdq.CROP_GUESSES)} crop guesses "
-        f"(one edge mirrored back by {', '.join(f'{g:.1%}' for g in pdq.CROP_GUESSES)})",
-        f"{'unrelated queries':<28} {'n':>7} {'low quality':>12} {'PDQ candidate':>14} "
-        f"{'confirmed (false match)':>24}",
+        f"(one edge mirrored back by {', '.join(f'{g:.1%}' for g in pdq.CROP_GUESSES)}); then the "
+        f"window hash (centre, {pdq.WINDOW_INSET:.0%} inset, blurred) with "
+        f"{len(pdq.WINDOW_CROPS)} guesses of the cut per edge "
+        f"({', '.join(f'{g:.0%}' for g in pdq.WINDOW_CROPS)})",
+        f"{'unrelated queries':<24} {'n':>6} {'low quality':>11} {'frame+guesses: cand.':>21} "
+        f"{'confirmed':>9} {'window: cand.':>13} {'confirmed (false match), all stages':>36}",
     ]
-    total = [0, 0, 0, 0]
-    for kind, (n, cand, conf, low) in counts.items():
-        lines.append(f"{kind:<28} {n:>7} {low:>12} {cand:>14} {conf:>24}")
-        total = [total[0] + n, total[1] + cand, total[2] + conf, total[3] + low]
+    total = [0, 0, 0, 0, 0, 0]
+    for kind, counted in counts.items():
+        n, cand, conf, wcand, conf_all, low = counted
+        lines.append(f"{kind:<24} {n:>6} {low:>11} {cand:>21} {conf:>9} {wcand:>13} {conf_all:>36}")
+        total = [a + b for a, b in zip(total, counted, strict=True)]
     lines.append(
-        f"{'all unrelated':<28} {total[0]:>7} {total[3]:>12} {total[1]:>14} {total[2]:>24}"
-        f"   (false-match rate {total[2] / total[0]:.2e}; {elapsed:.0f} s)"
+        f"{'all unrelated':<24} {total[0]:>6} {total[5]:>11} {total[1]:>21} {total[2]:>9} {total[3]:>13} "
+        f"{total[4]:>36}   (false-match rate {total[4] / total[0]:.2e}; {elapsed:.0f} s)"
     )
     lines.append(
         f"distance from an unrelated query to its nearest stored fingerprint: plain hash min {min(closest)}, "
         f"1st percentile {np.percentile(closest, 1):.0f}, median {np.median(closest):.0f}; "
         f"closest of the {hashes} (plain + crop guesses) min {min(closest_guessed)}, "
-        f"1st percentile {np.percentile(closest_guessed, 1):.0f}, median {np.median(closest_guessed):.0f} "
+        f"1st percentile {np.percentile(closest_guessed, 1):.0f}, median {np.median(closest_guessed):.0f}; "
+        f"closest of the {len(pdq.WINDOW_CROPS)} window guesses to a stored window "
+        f"min {min(closest_window)}, "
+        f"1st percentile {np.percentile(closest_window, 1):.0f}, median {np.median(closest_window):.0f} "
         f"(candidates: <= {pdq.MATCH_DISTANCE})"
     )
     # The threshold's false-candidate rate for a store of `records` fingerprints: from the
     # distribution over every (unrelated query, stored photo) pair of the closest of its
     # hashes. None fall under the threshold here, so the tail is extrapolated with a normal fit
     # (PDQ distances of unrelated images are close to binomial) and bounded by the observed count.
-    pair = np.asarray(pairs, dtype=np.float64)
-    mean, sd = float(pair.mean()), float(pair.std())
     from math import erfc, sqrt
 
-    tail = 0.5 * erfc((mean - pdq.MATCH_DISTANCE - 0.5) / (sd * sqrt(2)))
-    observed = int((pair <= pdq.MATCH_DISTANCE).sum())
+    for what, measured in ((f"closest of {hashes} frame hashes", pairs),
+                           (f"closest of {len(pdq.WINDOW_CROPS)} window guesses", window_pairs)):
+        pair = np.asarray(measured, dtype=np.float64)
+        mean, sd = float(pair.mean()), float(pair.std())
+        tail = 0.5 * erfc((mean - pdq.MATCH_DISTANCE - 0.5) / (sd * sqrt(2)))
+        observed = int((pair <= pdq.MATCH_DISTANCE).sum())
+        bound = max(observed, 3) / len(pair)  # the rule of three: a 95% upper bound when none is seen
+        lines.append(
+            f"unrelated pairs (query x stored, {what}): n {len(pair):,}, mean {mean:.1f}, "
+            f"sd {sd:.1f}, min {int(pair.min())}, <= {pdq.MATCH_DISTANCE}: {observed}; "
+            f"P(d <= {pdq.MATCH_DISTANCE}) per stored fingerprint: normal-tail estimate {tail:.1e} "
+            f"(optimistic: real tails are heavier), observed 95% upper bound {bound:.1e}; over "
+            f"{records:,} fingerprints that is {tail * records:.1g} to {bound * records:.1f} candidates per "
+            "unrelated query"
+        )
     lines.append(
-        f"unrelated pairs (query x stored, closest of {hashes} hashes): n {len(pair):,}, mean {mean:.1f}, "
-        f"sd {sd:.1f}, min {int(pair.min())}, <= {pdq.MATCH_DISTANCE}: {observed}"
-    )
-    bound = max(observed, 3) / len(pair)  # the rule of three: a 95% upper bound when none is seen
-    lines.append(
-        f"P(d <= {pdq.MATCH_DISTANCE}) per stored fingerprint: normal-tail estimate {tail:.1e} "
-        f"(optimistic: real tails are heavier), observed 95% upper bound {bound:.1e}; over "
-        f"{records:,} fingerprints that is {tail * records:.1g} to {bound * records:.1f} PDQ candidates per "
-        f"unrelated query, each then rejected unless its likeness is >= {likeness.SAME_CONTENT} "
+        f"each candidate is then rejected unless its likeness is >= {likeness.SAME_CONTENT} "
         "(0.06% of look-alikes pass: benchmarks/results/likeness.txt)"
     )
     lines.append(
-        f"{'near-duplicates of stored':<28} {'n':>4} {'plain: PDQ cand.':>17} {'confirmed':>10}"
-        f" {'+ crop guesses: PDQ cand.':>26} {'confirmed':>10}"
+        f"{'near-duplicates of stored':<30} {'n':>4} {'frame: PDQ cand.':>17} "
+        f"{'confirmed (frame + one-edge)':>29} {'+ window: cand.':>16} {'confirmed':>10}"
     )
     for label, (n, cand, conf, cand_all, conf_all) in near.items():
-        lines.append(f"{label:<28} {n:>4} {cand:>17} {conf:>10} {cand_all:>26} {conf_all:>10}")
+        lines.append(f"{label:<30} {n:>4} {cand:>17} {conf:>29} {cand_all:>16} {conf_all:>10}")
+    lines += [
+        "",
+        "Attack table: the stage that found each copy (frame / one-edge / window, '-' none) and the copy's "
+        "distance to the stored frame hash (closest of the frame hash and its one-edge guesses) / to the "
+        "stored window hash (closest of the window guesses), of 256 bits; several copies per cell for the "
+        "random 0-3% per-edge crops",
+        f"{'photo':<22}" + "".join(f" | {label}" for label in PER_PHOTO),
+    ]
+    for name, cells in per_photo_rows.items():
+        lines.append(f"{name:<22}" + "".join(f" | {cell}" for cell in cells))
     return lines
+
+
+PER_PHOTO = (
+    "blur sigma 3.5",
+    "downscale 0.4x",
+    "crop 2% each edge",
+    "JPEG 35",
+    "all four (2% crop)",
+    "blur+0.4x+4% each edge+JPEG",
+    "blur+0.4x+0-3% per edge+JPEG",
+)
 
 
 def _jpeg(image: Image.Image, quality: int) -> bytes:
     out = io.BytesIO()
     image.save(out, "JPEG", quality=quality)
     return out.getvalue()
+
+
+def window_cost(records: int, rounds: int) -> list[str]:
+    """The window stage's own cost: byContent CPU time in one process with the window
+    hashes searched and not (an empty window index), call by call in turn, so that the
+    shared machine's load falls on both alike."""
+    from provenance.service import ServiceConfig
+    from provenance.service.resolution import Resolver
+
+    with tempfile.TemporaryDirectory() as scratch:
+        create_development_identity(os.path.join(scratch, "identity"))
+        identity = load_identity_dir(os.path.join(scratch, "identity"))
+        store = os.path.join(scratch, "m.db")
+        sets: dict[str, list[bytes]] = {"unrelated photos (no match)": [], "degraded copies (frame hash)": []}
+        with open_store(store) as opened:
+            for name in ("coffee", "camera", "chelsea", "brick"):
+                info = GenerationInfo(generator="b", model="m")
+                result = stamp(_jpeg(_photo(name), 92), identity, info, store=opened)
+                if name != "brick":
+                    sets["degraded copies (frame hash)"].append(degraded(Image.open(io.BytesIO(result.data))))
+        sets["unrelated photos (no match)"] = [_jpeg(_photo(n), 85) for n in ("rocket", "horse", "clock")]
+        resolver = Resolver(ServiceConfig(store=store))
+        resolver.refresh()
+        refs = np.arange(1, records + 1, dtype=np.int64) << 20
+        rng = np.random.default_rng(5)
+        for index in (resolver.index, resolver.window_index):
+            index.add(refs, [h.tobytes() for h in rng.integers(0, 256, size=(records, 32), dtype=np.uint8)])
+        windows = resolver.window_index
+        lines = [
+            f"window stage cost, byContent CPU per call over {len(resolver.index):,} fingerprints "
+            f"(in process, with and without the window search in turn; load average "
+            + " ".join(f"{x:.1f}" for x in os.getloadavg()) + ")"
+        ]
+        for label, batch in sets.items():
+            times: dict[bool, list[float]] = {True: [], False: []}
+            for i in range(2 * rounds):
+                with_window = i % 2 == 0
+                resolver.window_index = windows if with_window else pdq.FingerprintIndex()
+                started = time.thread_time()
+                resolver.by_content(batch[(i // 2) % len(batch)], None, 10, None)
+                times[with_window].append(time.thread_time() - started)
+            without, with_ = (np.array(times[k][1:]) * 1000 for k in (False, True))
+            lines.append(
+                f"  {label:<32} without p50 {np.percentile(without, 50):5.1f} "
+                f"p99 {np.percentile(without, 99):5.1f} ms; with p50 {np.percentile(with_, 50):5.1f} "
+                f"p99 {np.percentile(with_, 99):5.1f} ms"
+            )
+            print(lines[-1], flush=True)
+        return lines
 
 
 def main() -> None:
@@ -537,7 +689,13 @@ def main() -> None:
         help="byContent latency and CPU time only (no byBinding runs, no false-match measurement)",
     )
     parser.add_argument("--output", type=Path, help="report file (default: by backend, in results/)")
+    parser.add_argument(
+        "--window-cost", action="store_true", help="only the window stage's CPU cost, printed (in process)"
+    )
     args = parser.parse_args()
+    if args.window_cost:
+        print("\n".join(window_cost(args.records, 60)))
+        return
     if args.load_generator:
         url, records, concurrency, seconds = args.load_generator
         load_generator(url, int(records), int(concurrency), float(seconds))
@@ -556,8 +714,11 @@ def main() -> None:
         home = os.path.join(scratch, "identity")
         create_development_identity(home)
         identity = load_identity_dir(home)
-        queries, stripped, cut_queries = [], [], []
+        queries, stripped, cut_queries, texture = [], [], [], []
         with open_store(store) as opened:
+            info = GenerationInfo(generator="bench", model="m")
+            brick = stamp(_jpeg(_photo("brick"), 92), identity, info, store=opened)
+            texture.append(degraded(Image.open(io.BytesIO(brick.data))))
             for name in ("coffee", "camera", "chelsea"):
                 result = stamp(
                     _jpeg(_photo(name), 92),
@@ -609,6 +770,7 @@ def main() -> None:
             sets = {
                 "degraded copies, watermark gone (PDQ + likeness)": queries,
                 "degraded, 10% cut off one edge (crop guesses)": cut_queries,
+                "degraded brick texture, 2% off each edge (window)": texture,
                 "stripped copies carrying the watermark": stripped,
                 "unrelated photos (no match)": [_jpeg(_photo(n), 85) for n in ("rocket", "horse", "clock")],
             }
@@ -634,18 +796,20 @@ def main() -> None:
             started = time.process_time()
             index.nearest(h.tobytes(), 10)
             scan.append(time.process_time() - started)
-        random_guesses = rng.integers(0, 256, size=(20, 4 * len(pdq.CROP_GUESSES), 32), dtype=np.uint8)
-        guesses = [[h.tobytes() for h in batch] for batch in random_guesses]
-        scan_guesses = []
-        for batch in guesses:
-            started = time.process_time()
-            index.nearest_any(batch, 10)
-            scan_guesses.append(time.process_time() - started)
+        scan_guesses: dict[int, list[float]] = {}
+        for count in (4 * len(pdq.CROP_GUESSES), len(pdq.WINDOW_CROPS)):
+            random_guesses = rng.integers(0, 256, size=(20, count, 32), dtype=np.uint8)
+            for batch in random_guesses:
+                started = time.process_time()
+                index.nearest_any([h.tobytes() for h in batch], 10)
+                scan_guesses.setdefault(count, []).append(time.process_time() - started)
         lines.append(
             f"  index scan alone ({args.records:,} x 256 bits, FAISS Hamming k-NN): "
             f"median {statistics.median(scan) * 1000:.1f} ms CPU; "
             f"the {4 * len(pdq.CROP_GUESSES)} crop guesses in one pass: "
-            f"median {statistics.median(scan_guesses) * 1000:.1f} ms CPU"
+            f"median {statistics.median(scan_guesses[4 * len(pdq.CROP_GUESSES)]) * 1000:.1f} ms CPU; "
+            f"the {len(pdq.WINDOW_CROPS)} window guesses (over as many window hashes): "
+            f"median {statistics.median(scan_guesses[len(pdq.WINDOW_CROPS)]) * 1000:.1f} ms CPU"
         )
         if not args.only_content:
             lines += ["", "Fingerprint false matches (in process, PDQ + likeness as the service runs them)"]

@@ -56,7 +56,7 @@ RECORDS = 1_000_000
 _SPACING = 0xFFFF_FFFF_FF
 _OFFSET = 0x5A5A
 _MANIFEST = random.Random(1).randbytes(1024)
-_BINARY = ("payload", "manifest_store", "fingerprint_image", "pdq_hash", "fingerprint_audio")
+_BINARY = ("payload", "manifest_store", "fingerprint_image", "pdq_hash", "fingerprint_audio", "pdq_window")
 _PG_TYPES = {c: "bytea" if c in _BINARY else "text" for c in COLUMNS}
 _REFERENCE = random.Random(2).randbytes(256)
 
@@ -74,7 +74,7 @@ def label_for(i: int) -> str:
 _FIXED_ORDER = (
     "payload", "manifest_label", "manifest_store", "mime", "soft_binding_alg", "soft_binding_value",
     "fingerprint_image", "pdq_hash", "source_sha256", "asset_sha256", "output_path", "generator", "model",
-    "title", "facts_sha256", "fingerprint_audio", "created_at",
+    "title", "facts_sha256", "fingerprint_audio", "pdq_window", "created_at",
 )  # fmt: skip
 assert COLUMNS == _FIXED_ORDER, "update _rows for the new store columns"
 
@@ -101,6 +101,8 @@ def _rows(count: int, start: int = 0) -> Iterator[tuple[Any, ...]]:
             f"{i:07d}.jpg",
             None,
             None,
+            # The crop-tolerant window hash (schema v7): as distinct as the PDQ hash.
+            hashlib.blake2b(i.to_bytes(8, "big"), digest_size=32, person=b"window").digest(),
             created,
         )
 

@@ -339,7 +339,8 @@ def stamp(
         fingerprint_image=likeness.reference(marked),
         # Fingerprint the pixels as published (after the watermark and the encoder):
         # both move a perceptual hash, and copies in the wild descend from these.
-        pdq_hash=pdq.fingerprint(published),
+        pdq_hash=pdq.fingerprint(reduced := pdq.working_copy(published)),
+        pdq_window=pdq.window_fingerprint(reduced),
         source_sha256=hashlib.sha256(raw).hexdigest() if raw is not None else None,
         asset_sha256=hashlib.sha256(signed.data).hexdigest(),
         output_path=recorded_output_path(output) if output is not None else None,
@@ -499,7 +500,8 @@ def _stamp_large(
                     # From the reduced decode of the output: the reference and the
                     # perceptual hash work on far smaller pictures anyway.
                     fingerprint_image=likeness.reference(published),
-                    pdq_hash=pdq.fingerprint(published),
+                    pdq_hash=pdq.fingerprint(reduced := pdq.working_copy(published)),
+                    pdq_window=pdq.window_fingerprint(reduced),
                     source_sha256=_file_sha256(data.stream()),
                     asset_sha256=_file_sha256(pending.handle),
                     output_path=recorded_output_path(output),

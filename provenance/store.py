@@ -77,8 +77,9 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-_Fingerprints = list[tuple[bytes, bytes]]
-"""``(payload, pdq_hash)`` pairs."""
+_Fingerprints = list[tuple[bytes, bytes, bytes | None]]
+"""``(payload, pdq_hash, pdq_window)`` triples (``pdq_window`` None for entries recorded
+before schema v7)."""
 
 STORE_ENV = "PROVENANCE_STORE"
 """Environment variable naming the store (a path or a ``postgresql://`` URL) when none is given."""
@@ -111,6 +112,9 @@ class StoreEntry:
     fingerprint_audio: bytes | None = None
     """Spectral fingerprint of a stamped audio clip (provenance/_internal/audio_likeness.py):
     the likeness reference of audio, as ``fingerprint_image`` is of pictures."""
+    pdq_window: bytes | None = None
+    """32-byte PDQ hash of the blurred centre window of the published image, the
+    crop-tolerant fingerprint (provenance/_internal/pdq.py, ``window_fingerprint``)."""
     created_at: str = field(
         default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     )
@@ -135,7 +139,8 @@ def check_entry(entry: StoreEntry) -> None:
 def entry_from_row(row: tuple[Any, ...]) -> StoreEntry:
     """A :class:`StoreEntry` from a row selected as :data:`COLUMNS`."""
     values = dict(zip(COLUMNS, row, strict=True))
-    for blob in ("payload", "manifest_store", "fingerprint_image", "pdq_hash", "fingerprint_audio"):
+    binary = ("payload", "manifest_store", "fingerprint_image", "pdq_hash", "fingerprint_audio", "pdq_window")
+    for blob in binary:
         # Drivers may hand back memoryview/bytearray for binary columns.
         if values[blob] is not None and not isinstance(values[blob], bytes):
             values[blob] = bytes(values[blob])
@@ -230,6 +235,13 @@ MIGRATIONS: list[Migration] = [
         sqlite="ALTER TABLE manifests ADD COLUMN fingerprint_audio BLOB;",
         postgresql="ALTER TABLE manifests ADD COLUMN fingerprint_audio BYTEA;",
     ),
+    # v7: a second PDQ hash, of the blurred centre window, that a copy cut by a few
+    # percent on every edge still holds (the whole-frame hash of a fine texture does not
+    # survive a 2% crop). Older rows keep NULL and are searched by the frame hash alone.
+    Migration(
+        sqlite="ALTER TABLE manifests ADD COLUMN pdq_window BLOB;",
+        postgresql="ALTER TABLE manifests ADD COLUMN pdq_window BYTEA;",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -282,7 +294,7 @@ class ManifestStore(ABC):
     def fingerprints_after(self, cursor: int, limit: int = 10_000) -> tuple[int, _Fingerprints]:
         """PDQ fingerprints recorded after position ``cursor`` (0: from the start).
 
-        Returns the new position and ``(payload, pdq_hash)`` for the entries
+        Returns the new position and ``(payload, pdq_hash, pdq_window)`` for the entries
         among the next ``limit`` that have a fingerprint. A resolution service
         keeps the position and asks again for what was recorded since; a
         returned position equal to ``cursor`` means it is up to date. This
@@ -295,7 +307,9 @@ class ManifestStore(ABC):
             return cursor, []
         # list() is newest first: the n oldest unseen entries end at offset total - cursor.
         entries = self.list(limit=n, offset=total - cursor - n)
-        return cursor + n, [(e.payload, e.pdq_hash) for e in reversed(entries) if e.pdq_hash is not None]
+        return cursor + n, [
+            (e.payload, e.pdq_hash, e.pdq_window) for e in reversed(entries) if e.pdq_hash is not None
+        ]
 
     def supersede(self, entry: StoreEntry) -> bool:
         """Replace the entry whose identifier is ``entry.payload`` by ``entry``; False if there is none.
@@ -644,14 +658,16 @@ class SQLiteManifestStore(ManifestStore):
         # The row id is the position: an indexed range scan, whatever the store's size.
         try:
             rows = self._db.execute(
-                "SELECT id, payload, pdq_hash FROM manifests WHERE id > ? ORDER BY id LIMIT ?",
+                "SELECT id, payload, pdq_hash, pdq_window FROM manifests WHERE id > ? ORDER BY id LIMIT ?",
                 (cursor, limit),
             ).fetchall()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot read the manifest store ({exc})") from None
         if not rows:
             return cursor, []
-        return int(rows[-1][0]), [(bytes(p), bytes(h)) for _, p, h in rows if h is not None]
+        return int(rows[-1][0]), [
+            (bytes(p), bytes(h), bytes(w) if w is not None else None) for _, p, h, w in rows if h is not None
+        ]
 
     def close(self) -> None:
         self._db.close()

@@ -19,7 +19,7 @@ import watermark
 import watermark.audio
 from cli.main import cli
 from manifests import GenerationInfo
-from provenance._internal import pdq
+from provenance._internal import likeness, pdq
 from provenance.keys import Identity
 from provenance.stamp import StampResult, stamp
 from provenance.store import ManifestStore, SQLiteManifestStore, StoreEntry, open_store
@@ -195,6 +195,76 @@ def test_by_content_finds_copies_cut_along_one_edge(
     assert [m["manifestId"] for m in json.loads(body)["matches"]] == [result.manifest_label]
 
 
+@pytest.fixture(scope="module")
+def textured(
+    tmp_path_factory: pytest.TempPathFactory, identity: Identity
+) -> Iterator[tuple[Service, Path, StampResult]]:
+    """A store holding a stamped brick wall, and a service over it."""
+    home = tmp_path_factory.mktemp("home-brick")
+    with open_store(home / "manifests.db") as store:
+        result = stamp(encode(photo("brick"), "JPEG", quality=92), identity, INFO, store=store)
+    with running_service(["--store", str(home / "manifests.db")]) as running:
+        yield running, home / "manifests.db", result
+
+
+def test_by_content_finds_a_cropped_texture_by_its_window_hash(
+    textured: tuple[Service, Path, StampResult],
+) -> None:
+    service, location, result = textured
+    query = degraded(result.data)  # blur 3.5, 0.4x, 2% off every edge, JPEG 35
+    seen = Image.open(__import__("io").BytesIO(query))
+    with open_store(location) as store:
+        entry = store.get_by_payload(result.payload)
+    assert entry is not None and entry.pdq_hash is not None and entry.pdq_window is not None
+    # The frame hash of a fine texture is out of reach, with or without the one-edge guesses...
+    frame = [pdq.fingerprint(seen), *pdq.uncropped_fingerprints(seen)]
+    assert min(pdq.distance(entry.pdq_hash, h) for h in frame) > pdq.MATCH_DISTANCE
+    # ...the window recorded at stamping is found inside the copy...
+    assert min(pdq.distance(entry.pdq_window, h) for h in pdq.window_fingerprints(seen)) <= pdq.MATCH_DISTANCE
+    # ...and the service answers it, confirmed by the likeness check (alg=PDQ: no watermark).
+    status, _, body = service.request(
+        "POST", f"/matches/byContent?alg={PDQ}", query, {"Content-Type": "image/jpeg"}
+    )
+    assert status == 200
+    assert [m["manifestId"] for m in json.loads(body)["matches"]] == [result.manifest_label]
+
+
+def test_a_near_window_hash_alone_never_matches(textured: tuple[Service, Path, StampResult]) -> None:
+    service, location, result = textured
+    other = photo("grass")  # another texture, unrelated to the brick wall
+    query = encode(other, "JPEG", quality=80)
+    seen = Image.open(__import__("io").BytesIO(query))
+    far = bytes(b ^ 0xFF for b in pdq.fingerprint(seen))  # the frame hash cannot find these entries
+    with open_store(location) as store:
+        brick = store.get_by_payload(result.payload)
+        assert brick is not None
+        # An entry whose window hash is the query's own, but whose picture is the brick wall.
+        store.record(
+            StoreEntry(
+                payload=(7001).to_bytes(8, "big"), manifest_label="urn:c2pa:look-alike", manifest_store=b"m",
+                mime="application/c2pa", fingerprint_image=brick.fingerprint_image, pdq_hash=far,
+                pdq_window=pdq.window_fingerprint(seen),
+            )
+        )
+    status, _, body = service.request(
+        "POST", f"/matches/byContent?alg={PDQ}", query, {"Content-Type": "image/jpeg"}
+    )
+    assert (status, json.loads(body)) == (200, {"matches": []})
+    # The same window hash with the grass's own reference is found: the search did reach it.
+    with open_store(location) as store:
+        store.record(
+            StoreEntry(
+                payload=(7002).to_bytes(8, "big"), manifest_label="urn:c2pa:the-grass", manifest_store=b"m",
+                mime="application/c2pa", fingerprint_image=likeness.reference(other), pdq_hash=far,
+                pdq_window=pdq.window_fingerprint(seen),
+            )
+        )
+    status, _, body = service.request(
+        "POST", f"/matches/byContent?alg={PDQ}", query, {"Content-Type": "image/jpeg"}
+    )
+    assert [m["manifestId"] for m in json.loads(body)["matches"]] == ["urn:c2pa:the-grass"]
+
+
 def test_by_content_errors(service: Service, home_a: tuple[Path, dict[str, StampResult]]) -> None:
     _, stamped = home_a
     jpeg = stamped["coffee"].data
@@ -270,6 +340,11 @@ def test_tokens_scopes_and_registration(
         assert status == 201, answer
         assert answer["manifestId"] == result.manifest_label
         assert [b["alg"] for b in answer["softBindings"]] == [WM, PDQ]
+        with open_store(tmp_path / "served.db") as served:
+            registered = served.get_by_payload(result.payload)
+        # The registered asset gets the crop-tolerant window hash too, as a local stamp does.
+        assert registered is not None and registered.pdq_window and entry.pdq_window
+        assert pdq.distance(registered.pdq_window, entry.pdq_window) <= 8
         assert service.json("POST", "/manifests", registration, headers=write)[0] == 409
         assert service.json("POST", "/matches/byBinding", query, headers=read) == (
             200,
@@ -471,6 +546,7 @@ def test_fingerprints_after_is_incremental_on_any_backend(tmp_path: Path) -> Non
                 manifest_store=b"m",
                 mime="application/c2pa",
                 pdq_hash=bytes([i]) * 32 if with_hash else None,
+                pdq_window=bytes([i + 100]) * 32 if with_hash and i != 4 else None,
             )
         )
 
@@ -478,9 +554,9 @@ def test_fingerprints_after_is_incremental_on_any_backend(tmp_path: Path) -> Non
         add(i, with_hash=i != 3)
     for store in stores:
         cursor, rows = store.fingerprints_after(0, limit=2)
-        assert [p[-1] for p, _ in rows] == [1, 2]
+        assert [p[-1] for p, _, _ in rows] == [1, 2]
         cursor, rows = store.fingerprints_after(cursor, limit=10)
-        assert [p[-1] for p, _ in rows] == [4, 5]  # 3 has no fingerprint
+        assert [(p[-1], w) for p, _, w in rows] == [(4, None), (5, bytes([105]) * 32)]  # 3 has no fingerprint
         assert store.fingerprints_after(cursor) == (cursor, [])
     for store in stores:
         assert store.label_for_payload((4).to_bytes(8, "big")) == "urn:c2pa:4"
@@ -488,7 +564,8 @@ def test_fingerprints_after_is_incremental_on_any_backend(tmp_path: Path) -> Non
     before = [s.fingerprints_after(0)[0] for s in stores]
     add(6, with_hash=True)
     for store, cursor in zip(stores, before, strict=True):
-        assert store.fingerprints_after(cursor)[1] == [((6).to_bytes(8, "big"), bytes([6]) * 32)]
+        six = (6).to_bytes(8, "big"), bytes([6]) * 32, bytes([106]) * 32
+        assert store.fingerprints_after(cursor)[1] == [six]
     sqlite.close()
 
 

@@ -132,14 +132,20 @@ def test_fingerprints_and_labels_for_resolution(store_location: str) -> None:
     with open_store(store_location) as store:
         for i in range(1, 5):
             entry = _entry(i)
-            store.record(replace(entry, pdq_hash=bytes([i]) * 32) if i != 3 else entry)
+            # Entry 2 as recorded before schema v7: no window hash.
+            window = bytes([100 + i]) * 32 if i != 2 else None
+            store.record(replace(entry, pdq_hash=bytes([i]) * 32, pdq_window=window) if i != 3 else entry)
         cursor, rows = store.fingerprints_after(0, limit=2)
-        assert rows == [(_entry(1).payload, bytes([1]) * 32), (_entry(2).payload, bytes([2]) * 32)]
+        assert rows == [
+            (_entry(1).payload, bytes([1]) * 32, bytes([101]) * 32),
+            (_entry(2).payload, bytes([2]) * 32, None),
+        ]
         cursor, rows = store.fingerprints_after(cursor)
-        assert rows == [(_entry(4).payload, bytes([4]) * 32)]  # entry 3 has no fingerprint
+        assert rows == [(_entry(4).payload, bytes([4]) * 32, bytes([104]) * 32)]  # entry 3 has no fingerprint
         assert store.fingerprints_after(cursor) == (cursor, [])
         store.record(replace(_entry(5), pdq_hash=bytes([5]) * 32))
-        assert store.fingerprints_after(cursor)[1] == [(_entry(5).payload, bytes([5]) * 32)]
+        assert store.fingerprints_after(cursor)[1] == [(_entry(5).payload, bytes([5]) * 32, None)]
+        assert store.get_by_payload(_entry(4).payload).pdq_window == bytes([104]) * 32  # type: ignore[union-attr]
         assert store.label_for_payload(_entry(2).payload) == "urn:c2pa:test-2"
         assert store.label_for_payload(bytes(8)) is None
 

@@ -17,12 +17,18 @@ matrix searched by FAISS's Hamming scan: a linear scan, but one that runs at
 memory speed (about 6 ms of CPU for 1,000,000 fingerprints on one core; see
 ``benchmarks/results/resolution.txt``), so it needs no tuning, no training and
 no second copy of the data in the store.
+
+Besides the frame hash, :func:`window_fingerprint` hashes the blurred centre window of
+the picture (stored as ``pdq_window``, schema v7): a copy cut by a few percent on every
+edge still holds that window, where the whole frame of a fine texture is lost
+(:func:`window_fingerprints` finds it in such a copy).
 """
 
 from __future__ import annotations
 
 import threading
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 import pdqhash
@@ -34,12 +40,17 @@ __all__ = [
     "HASH_BYTES",
     "MATCH_DISTANCE",
     "MIN_QUALITY",
+    "WINDOW_CROPS",
+    "WINDOW_INSET",
     "FingerprintIndex",
     "distance",
     "fingerprint",
     "fingerprint_and_quality",
     "score",
     "uncropped_fingerprints",
+    "window_fingerprint",
+    "window_fingerprints",
+    "working_copy",
 ]
 
 ALGORITHM = "io.github.provenance-py.pdq.1"
@@ -70,14 +81,21 @@ def fingerprint(image: Image.Image) -> bytes:
     return fingerprint_and_quality(image)[0]
 
 
+def working_copy(image: Image.Image) -> Image.Image:
+    """``image`` reduced as every hash here reduces it first (a no-op on its own result): a
+    caller computing several hashes of one large image reduces it once."""
+    if max(image.size) <= _EDGE:
+        return image
+    if image.mode.startswith("I;16"):
+        image = image.convert("RGB")  # Pillow cannot reduce these 16-bit modes
+    scale = _EDGE / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+
+
 def fingerprint_and_quality(image: Image.Image) -> tuple[bytes, int]:
     """The PDQ hash and its quality (0-100; see :data:`MIN_QUALITY`)."""
-    small = image
-    if max(image.size) > _EDGE:
-        scale = _EDGE / max(image.size)
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        small = image.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
-    rgb = np.asarray(small.convert("RGB"))
+    rgb = np.asarray(working_copy(image).convert("RGB"))
     bits, quality = pdqhash.compute(rgb)
     return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes(), int(quality)
 
@@ -125,6 +143,83 @@ def uncropped_fingerprints(image: Image.Image) -> list[bytes]:
             bits, _ = pdqhash.compute(np.ascontiguousarray(np.pad(rgb, pad, mode="reflect")))
             hashes.append(np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes())
     return hashes
+
+
+WINDOW_INSET = 0.05
+"""Fraction of each side left out of the window :func:`window_fingerprint` hashes.
+
+A copy cut by up to this much on each edge still holds the whole window, so a
+query can hash exactly the content that was hashed at stamping."""
+
+WINDOW_CROPS = (0.0, 0.01, 0.02, 0.03, 0.04)
+"""Cuts per edge that :func:`window_fingerprints` assumes, to find the window in a copy.
+
+A guess 0.5% off (a 1% scale error) costs up to ~34 bits on the benchmark's brick
+photo under blur 3.5 + 0.4x + JPEG 35 (the photos: up to 16); 2% steps cost up to 48,
+too near :data:`MATCH_DISTANCE`. Random cuts of 0-3% per edge (not the same on each
+side) land within 56. See benchmarks/results/resolution.txt."""
+
+_WINDOW_EDGE = 128  # the window is hashed at this size (PDQ reduces to 64x64 anyway)
+_WINDOW_BLUR = 0.015
+"""Gaussian blur applied before hashing the window, as a fraction of its long edge.
+
+PDQ's 64x64 reduction aliases a fine regular texture (a brick wall's 16 columns)
+into its 16x16 low frequencies, where blur, downscaling and JPEG move the bits by
+68 of 256 with no crop at all. Blurring first leaves only what those frequencies
+really hold: 24 bits for the same attack."""
+
+
+def window_fingerprint(image: Image.Image) -> bytes:
+    """The crop-tolerant fingerprint recorded at stamping: PDQ of the blurred centre window
+    (each side inset by :data:`WINDOW_INSET`) of ``image`` as published.
+
+    PDQ of the whole frame cannot find a copy cut by 2% on every edge when the
+    picture is a fine texture (the cut changes the scale by 4% and moves the
+    hash ~100 bits); this window is still inside such a copy, and
+    :func:`window_fingerprints` hashes it there.
+
+        >>> from PIL import ImageFilter
+        >>> from skimage import data
+        >>> wall = Image.fromarray(data.brick())
+        >>> copy = wall.filter(ImageFilter.GaussianBlur(2)).crop((10, 10, 502, 502))
+        >>> distance(fingerprint(wall), fingerprint(copy)) > MATCH_DISTANCE
+        True
+        >>> min(distance(window_fingerprint(wall), h) for h in window_fingerprints(copy)) <= MATCH_DISTANCE
+        True
+    """
+    return _window_hash(_window_work(image), WINDOW_INSET)
+
+
+def window_fingerprints(image: Image.Image) -> list[bytes]:
+    """The window's hash as it would be in ``image`` if ``image`` were a copy cut by each of
+    :data:`WINDOW_CROPS` on every edge: one hash per guess, to search with
+    :meth:`FingerprintIndex.nearest_any` among :func:`window_fingerprint` hashes."""
+    work = _window_work(image)
+    return [
+        _window_hash(work, inset)
+        for inset in ((WINDOW_INSET - cut) / (1 - 2 * cut) for cut in WINDOW_CROPS)
+    ]
+
+
+def _window_work(image: Image.Image) -> Image.Image:
+    # Greyscale (PDQ's luminance has the same weights as Pillow's "L"): a third of the work.
+    small = working_copy(image)
+    if small.mode not in ("L", "RGB"):
+        small = small.convert("RGB")  # as fingerprint() reads it (alpha dropped, 16-bit scaled)
+    return small.convert("L") if small.mode != "L" else small
+
+
+def _window_hash(work: Image.Image, inset: float) -> bytes:
+    width, height = work.size
+    box = (width * inset, height * inset, width * (1 - inset), height * (1 - inset))
+    scale = _WINDOW_EDGE / max(box[2] - box[0], box[3] - box[1])
+    size = (max(1, round((box[2] - box[0]) * scale)), max(1, round((box[3] - box[1]) * scale)))
+    # Fractional box edges: the window is cut where the guess puts it, not at the nearest pixel.
+    window = np.asarray(work.resize(size, Image.Resampling.BOX, box=box), dtype=np.float32)
+    grey = cv2.GaussianBlur(window, (0, 0), _WINDOW_BLUR * max(size), borderType=cv2.BORDER_REFLECT)
+    rgb = np.repeat(np.clip(np.rint(grey), 0, 255).astype(np.uint8)[:, :, None], 3, axis=2)
+    bits, _ = pdqhash.compute(rgb)
+    return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes()
 
 
 def distance(a: bytes, b: bytes) -> int:

@@ -193,12 +193,14 @@ class PostgresManifestStore(ManifestStore):
         # version's COUNT(*), which reads the whole table on every refresh.
         with self._connection("read the manifest store") as conn:
             rows = conn.execute(
-                "SELECT id, payload, pdq_hash FROM manifests WHERE id > %s ORDER BY id LIMIT %s",
+                "SELECT id, payload, pdq_hash, pdq_window FROM manifests WHERE id > %s ORDER BY id LIMIT %s",
                 (cursor, limit),
             ).fetchall()
         if not rows:
             return cursor, []
-        return int(rows[-1][0]), [(bytes(p), bytes(h)) for _, p, h in rows if h is not None]
+        return int(rows[-1][0]), [
+            (bytes(p), bytes(h), bytes(w) if w is not None else None) for _, p, h, w in rows if h is not None
+        ]
 
     def count(self) -> int:
         with self._connection("read the manifest store") as conn:

@@ -18,7 +18,10 @@ The four operations of the API, at these paths from the server root:
   reference recorded at stamping, so a near-miss fingerprint never resolves.
   When nothing is confirmed it searches again with the fingerprints the image
   would have had before a 5-10% crop off any one edge
-  (:func:`provenance._internal.pdq.uncropped_fingerprints`).
+  (:func:`provenance._internal.pdq.uncropped_fingerprints`), then among the
+  crop-tolerant window fingerprints recorded at stamping, with the window found
+  where a cut of 0-4% per edge would have left it
+  (:func:`provenance._internal.pdq.window_fingerprints`).
   With an audio body (WAV, FLAC, MP3, M4A, OGG) it reads the audio watermark and
   answers only when the clip matches the spectral fingerprint recorded at stamping.
 * ``GET /manifests/{manifestId}``: the signed manifest store, ``application/c2pa``.
@@ -73,6 +76,8 @@ class Resolver:
         self.tokens = Tokens.from_config(config)
         self._local = threading.local()
         self.index = pdq.FingerprintIndex()
+        self.window_index = pdq.FingerprintIndex()
+        """The entries' crop-tolerant window hashes (those recorded since schema v7)."""
         self._cursor = 0
         self._refresh_lock = threading.Lock()
 
@@ -92,8 +97,10 @@ class Resolver:
                 cursor, rows = store.fingerprints_after(self._cursor, 100_000)
                 if rows:
                     # The watermark identifier is the row's reference: 8 bytes, one int64.
-                    refs = np.frombuffer(b"".join(p for p, _ in rows), dtype=">i8").astype(np.int64)
-                    self.index.add(refs, [h for _, h in rows])
+                    refs = np.frombuffer(b"".join(p for p, _, _ in rows), dtype=">i8").astype(np.int64)
+                    self.index.add(refs, [h for _, h, _ in rows])
+                    windows = [(ref, w) for ref, (_, _, w) in zip(refs.tolist(), rows, strict=True) if w]
+                    self.window_index.add([ref for ref, _ in windows], [w for _, w in windows])
                 if cursor == self._cursor:
                     return
                 self._cursor = cursor
@@ -160,7 +167,8 @@ class Resolver:
             return matches
         # No (known) watermark: the fingerprint, then the likeness check, since a
         # PDQ near-miss alone is not enough to hand out someone's credentials.
-        query, quality = pdq.fingerprint_and_quality(image)
+        reduced = pdq.working_copy(image)  # once, for the three kinds of hash below
+        query, quality = pdq.fingerprint_and_quality(reduced)
         if hint is not None and hint[0] == pdq.ALGORITHM:
             query, quality = _b64(hint[1], pdq.HASH_BYTES, "a PDQ hash"), pdq.MIN_QUALITY
         if quality < pdq.MIN_QUALITY:
@@ -186,6 +194,12 @@ class Resolver:
             # (one pass over the index for the four guesses); the likeness
             # check, which tolerates crops, still has the last word.
             confirm(self.index.nearest_any(pdq.uncropped_fingerprints(image), want))
+        if not matches and len(self.window_index):
+            # A fine texture (a brick wall) moves the whole-frame hash ~100 bits for a
+            # 2% cut on every edge, beyond either search above. The window hash recorded
+            # at stamping leaves the edges out; find that window in this copy for a few
+            # guesses of how much was cut, and search them together.
+            confirm(self.window_index.nearest_any(pdq.window_fingerprints(reduced), want))
         matches.sort(key=lambda m: -int(m["similarityScore"]))
         return matches
 
@@ -231,7 +245,7 @@ class Resolver:
                 400, f"the active manifest declares no {watermark.ALGORITHM} soft binding to resolve"
             )
         payload = watermark.payload_from_soft_binding_value(str(values[0]))
-        reference = fingerprint = None
+        reference = fingerprint = window = None
         if asset is not None:
             try:
                 image = load_image(asset, "asset")
@@ -240,7 +254,9 @@ class Resolver:
             found = watermark.detect(image, watermark.DEFAULT_KEY)
             if found.payload != payload:
                 raise ServiceHTTPError(400, "the asset does not carry the watermark its manifest declares")
-            reference, fingerprint = likeness.reference(image), pdq.fingerprint(image)
+            reduced = pdq.working_copy(image)
+            reference, fingerprint = likeness.reference(image), pdq.fingerprint(reduced)
+            window = pdq.window_fingerprint(reduced)
         entry = StoreEntry(
             payload=payload,
             manifest_label=root.label,
@@ -250,6 +266,7 @@ class Resolver:
             soft_binding_value=str(values[0]),
             fingerprint_image=reference,
             pdq_hash=fingerprint,
+            pdq_window=window,
             generator=root.claim_generator,
             model=root.model,
             title=root.title,
