@@ -191,6 +191,22 @@ class Folder:
         return out
 
 
+def fold_upright(w: F32, period: float) -> F32:
+    """The fold of ``w`` along the upright square lattice of ``period`` px (rounding
+    each pixel to its nearest bin): bins are separable, so the bin indices and the
+    counts come from one row and one column of indices (cheaper than
+    :meth:`Folder.fold` on the small images that step 4b scans)."""
+    h, wd = w.shape
+    s = TILE / period
+    rb = (np.rint(np.arange(h) * s).astype(np.intp) % TILE)
+    cb = (np.rint(np.arange(wd) * s).astype(np.intp) % TILE)
+    idx = (rb[:, None] * TILE + cb[None, :]).ravel()
+    total = np.bincount(idx, weights=w.ravel(), minlength=TILE * TILE)
+    count = np.outer(np.bincount(rb, minlength=TILE), np.bincount(cb, minlength=TILE)).ravel()
+    out: F32 = (total / np.maximum(count, 1)).reshape(TILE, TILE).astype(np.float32)
+    return out
+
+
 def fold(w: F32, lat: Lattice) -> F32:
     """Average every pixel of ``w`` into its position within one tile (its bin)."""
     return Folder(w).fold(lat)
@@ -493,13 +509,20 @@ def _canonical(a: tuple[float, float], b: tuple[float, float]) -> Lattice:
     return Lattice((ax, ay), (bx, by))
 
 
-def lattice_peaks(w: F32, block: tuple[float, float] | None = None) -> F32:
-    """Step 1's peak map (shared by the lattice search and the few-tile search)."""
-    return _lattice_peaks(w, block)
+def lattice_peaks(w: F32, block: tuple[float, float] | None = None) -> tuple[F32, F32]:
+    """Step 1's peak map and its 3x3 running maximum (shared by the lattice search
+    and the few-tile search)."""
+    peaks = _lattice_peaks(w, block)
+    return peaks, _dilated(peaks)
+
+
+def _dilated(peaks: F32) -> F32:
+    out: F32 = np.asarray(cv2.dilate(peaks, np.ones((3, 3), np.uint8)), dtype=np.float32)
+    return out
 
 
 def lattice_candidates(w: F32, block: tuple[float, float] | None = None,
-                       peaks: F32 | None = None) -> list[Lattice]:
+                       peaks: tuple[F32, F32] | None = None) -> list[Lattice]:
     """Lattices suggested by the autocorrelation, best first: any rotation, flips,
     aspect changes and mild shear (two free basis vectors).
 
@@ -512,7 +535,7 @@ def lattice_candidates(w: F32, block: tuple[float, float] | None = None,
        lattice points and bilinear reads).
     ``block``: the input's 8-px JPEG block grid in detector pixels (x, y), whose
     lines are notched out of the spectrum first (see _block_grid_mask); ``peaks``:
-    that step's map if :func:`lattice_peaks` already made it.
+    that step's maps if :func:`lattice_peaks` already made them.
 
     4. The MAX_LATTICE_CANDIDATES best by refined score are returned; the caller
        verifies them with the pilot (which also settles which of the 8 dihedral
@@ -522,10 +545,8 @@ def lattice_candidates(w: F32, block: tuple[float, float] | None = None,
     max_p = min(MAX_PERIOD, 0.45 * min(h, wd))
     if max_p < MIN_PERIOD * 1.05:
         return []
-    if peaks is None:
-        peaks = _lattice_peaks(w, block)  # step 1
+    peaks, near = lattice_peaks(w, block) if peaks is None else peaks  # step 1
     fh, fw = peaks.shape
-    near: F32 = np.asarray(cv2.dilate(peaks, np.ones((3, 3), np.uint8)), dtype=np.float32)
     reach = math.ceil(max_p) + 1
     score = _vector_scores(near, h, wd, reach)  # step 2
     lx, ly, keep = _vector_lags(reach, round(max_p, 1))
@@ -671,10 +692,11 @@ _K_FEW = np.array([(1, 0), (0, 1), (1, 1), (1, -1), (2, 0), (0, 2), (2, 1), (1, 
                    (2, -1), (1, -2)], dtype=np.float64)
 
 
-def few_tile_periods(peaks: F32, h: int, wd: int, dither: float | None = None) -> list[float]:
+def few_tile_periods(peaks: tuple[F32, F32], h: int, wd: int,
+                     dither: float | None = None) -> list[float]:
     """Periods of upright square lattices with FEW_TILES tiles across the short side,
     best first by the peak map: at most FEW_TILE_SCAN local maxima of the score over
-    the period, at least 3 % apart.
+    the period, at least 3 % apart. ``peaks``: :func:`lattice_peaks`.
 
     ``dither``: the embedding's dither period in detector pixels. The dither's square
     grid survives in crops (at full resolution it outscored the mark at 122 and 183 px
@@ -685,7 +707,7 @@ def few_tile_periods(peaks: F32, h: int, wd: int, dither: float | None = None) -
     if hi <= lo:
         return []
     periods = np.exp(np.arange(math.log(lo), math.log(hi), _FEW_STEP))
-    near: F32 = np.asarray(cv2.dilate(peaks, np.ones((3, 3), np.uint8)), dtype=np.float32)
+    near = peaks[1]
     zero = np.zeros_like(periods)
     sc = _fine_scores(near, h, wd, periods, zero, zero, periods, _K_FEW)
     inner = np.flatnonzero((sc[1:-1] >= sc[:-2]) & (sc[1:-1] >= sc[2:])) + 1
