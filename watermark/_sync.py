@@ -281,6 +281,18 @@ def align_any(folded: F32, spectra: list[F32]) -> tuple[F32, float, int]:
     return np.roll(folded, (-dy, -dx), axis=(0, 1)), z, i
 
 
+def pilot_shift(folded: F32, spectrum: F32) -> tuple[int, int, float]:
+    """The translation (dy, dx) that lines ``folded`` up with one pilot spectrum, and
+    the peak's z-score (as in :func:`align_any`)."""
+    centred = np.ascontiguousarray(folded - np.float32(folded.mean()), dtype=np.float32)
+    corr = cv2.idft(cv2.mulSpectrums(cv2.dft(centred), spectrum, 0, conjB=True), flags=cv2.DFT_REAL_OUTPUT)
+    k = int(np.argmax(corr))
+    mean, std = cv2.meanStdDev(corr)
+    z = float((corr.flat[k] - mean[0, 0]) / (std[0, 0] + 1e-12))
+    dy, dx = divmod(k, TILE)
+    return dy, dx, z if np.isfinite(z) else 0.0
+
+
 # Lattice points summed when scoring a candidate lattice: summing the autocorrelation
 # over several lattice vectors is what lifts the watermark above periodic structure in
 # the photo (windows, tiles), which shows up at one or two lags only.
