@@ -188,7 +188,8 @@ def _perspective(im: Image.Image, seed: int = 0) -> Image.Image:
     (the benchmark's perspective3% attack)."""
     w, h = im.size
     src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
-    dst = src + (np.random.default_rng(seed).uniform(-0.03, 0.03, (4, 2)) * np.array([w, h])).astype(np.float32)
+    shift = np.random.default_rng(seed).uniform(-0.03, 0.03, (4, 2)) * np.array([w, h])
+    dst = src + shift.astype(np.float32)
     m = cv2.getPerspectiveTransform(src, dst)
     out = cv2.warpPerspective(np.asarray(im.convert("RGB")), m, (w, h), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REFLECT)

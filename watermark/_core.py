@@ -17,8 +17,9 @@ from ._region import MarkRegion
 F32 = npt.NDArray[np.float32]
 
 # Detection tries the unchanged geometry first, then up to MAX_LATTICE_CANDIDATES
-# lattices from the autocorrelation, then the best of those once more after
-# refinement; each is one decode attempt and the p-value pays for all of them.
+# lattices from the autocorrelation, the few-tile lattice (step 4b), the best of those
+# once more after refinement, and the sum of aligned parts (step 5b); each is one
+# decode attempt and the p-value pays for all of them.
 # (Refinement chooses among ~50 nearby lattices by the pilot alone, which is disjoint
 # from the data cells, so it adds one decode, not fifty.)
 MAX_ATTEMPTS = 1 + _sync.MAX_LATTICE_CANDIDATES + 1 + 1 + 1
@@ -192,7 +193,10 @@ def detect_with_bits(img: Image.Image, key: bytes, full_folds: bool = False,
     2. Whitening.
     3. Attempt with the unchanged tile geometry.
     4. Lattice search from the autocorrelation; attempt the best lattices.
+    4b. Few tiles across (small crops): upright square periods ranked on the peak
+        map, scanned with the pilot on a reduced copy; attempt the best.
     5. Refine synchronised but undecoded attempts and decode once more.
+    5b. Perspective: parts of 2 x 2 tiles aligned one by one; attempt their sum.
     6. (In every attempt) pilot alignment, then BCH + keyed check if synchronised.
     """
     if min(img.size) < MIN_DETECT_SHORT:
@@ -245,10 +249,11 @@ def detect_with_bits(img: Image.Image, key: bytes, full_folds: bool = False,
         if found is None:
             # step 4b: few tiles across the image (small crops), see few_tile_periods.
             sx = luma.shape[1] / img.size[0]
-            periods = _sync.few_tile_periods(peaks, *folder.w.shape, dither=_image.DITHER_PERIOD * sx)
-            lat = _few_tile_scan(folder.w, periods, spectra[_UPRIGHT_V2])
-            if lat is not None and not any(_sync.same_lattice(lat, t.lat) for t in tried):
-                found = attempt(lat, half_first=True)
+            h, wd = folder.w.shape
+            periods = _sync.few_tile_periods(peaks, h, wd, dither=_image.DITHER_PERIOD * sx)
+            few = _few_tile_scan(folder.w, periods, spectra[_UPRIGHT_V2])
+            if few is not None and not any(_sync.same_lattice(few, t.lat) for t in tried):
+                found = attempt(few, half_first=True)
     if found is None:
         # step 5. Synchronised (the pilot lines up) but not decoded: the lattice is
         # usually a little off; a 0.1 px error in the period is half a cell ten tiles
@@ -345,7 +350,8 @@ PART_SHIFT = 4
 def _pilot_rfft(key: bytes) -> npt.NDArray[np.complex64]:
     """numpy's 2-D real DFT of version 2's upright pilot, conjugated (for batches of
     folds; single precision, which numpy's FFT keeps, at half the cost)."""
-    out: npt.NDArray[np.complex64] = np.conj(np.fft.rfft2(_pattern.key_pattern(key, 2).pilot.astype(np.float32)))
+    pilot = _pattern.key_pattern(key, 2).pilot.astype(np.float32)
+    out: npt.NDArray[np.complex64] = np.conj(np.fft.rfft2(pilot))
     out.setflags(write=False)
     return out
 
@@ -360,21 +366,24 @@ def _parts_fold(w: F32, key: bytes) -> tuple[F32 | None, float]:
         return None, 0.0
     # Sum of each part's tiles: (ny, PARTS_TILES, TILE, nx, PARTS_TILES, TILE).
     blocks = w[:ny * side, :nx * side].reshape(ny, PARTS_TILES, _pattern.TILE, nx, PARTS_TILES, _pattern.TILE)
-    parts = blocks.sum(axis=(1, 4), dtype=np.float32).transpose(0, 2, 1, 3).reshape(ny * nx, _pattern.TILE, -1)
+    parts = blocks.sum(axis=(1, 4), dtype=np.float32).transpose(0, 2, 1, 3)
+    parts = parts.reshape(ny * nx, _pattern.TILE, _pattern.TILE)
     # All parts' cyclic correlations with the pilot in one batch (as align_any, per part).
     centred = parts - parts.mean(axis=(1, 2), keepdims=True)
     corr = np.fft.irfft2(np.fft.rfft2(centred) * _pilot_rfft(key), s=(_pattern.TILE, _pattern.TILE))
     flat = corr.reshape(ny * nx, -1)
     k = np.argmax(flat, axis=1)
     z = (flat[np.arange(ny * nx), k] - flat.mean(axis=1)) / (flat.std(axis=1) + 1e-12)
-    shift = {divmod(n, nx): divmod(int(k[n]), _pattern.TILE) for n in np.flatnonzero(z >= PART_MIN_Z).tolist()}
+    shift = {divmod(n, nx): divmod(int(k[n]), _pattern.TILE)
+             for n in np.flatnonzero(z >= PART_MIN_Z).tolist()}
 
     def near(a: tuple[int, int], b: tuple[int, int]) -> bool:
         return all(min((u - v) % _pattern.TILE, (v - u) % _pattern.TILE) <= PART_SHIFT
                    for u, v in zip(a, b, strict=True))
 
     counted = [(i, j) for (i, j), s in shift.items()
-               if any(near(s, shift[n]) for n in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)) if n in shift)]
+               if any(near(s, shift[n]) for n in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1))
+                      if n in shift)]
     if len(counted) < 2:
         return None, 0.0
     acc = np.zeros((_pattern.TILE, _pattern.TILE), dtype=np.float32)

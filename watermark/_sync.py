@@ -534,7 +534,7 @@ def _dilated(peaks: F32) -> F32:
 
 
 def lattice_candidates(w: F32, block: tuple[float, float] | None = None,
-                       peaks: tuple[F32, F32] | None = None) -> list[Lattice]:
+                       maps: tuple[F32, F32] | None = None) -> list[Lattice]:
     """Lattices suggested by the autocorrelation, best first: any rotation, flips,
     aspect changes and mild shear (two free basis vectors).
 
@@ -546,7 +546,7 @@ def lattice_candidates(w: F32, block: tuple[float, float] | None = None,
        distinct ones are refined to 0.05 px (each basis vector in turn, with 40
        lattice points and bilinear reads).
     ``block``: the input's 8-px JPEG block grid in detector pixels (x, y), whose
-    lines are notched out of the spectrum first (see _block_grid_mask); ``peaks``:
+    lines are notched out of the spectrum first (see _block_grid_mask); ``maps``:
     that step's maps if :func:`lattice_peaks` already made them.
 
     4. The MAX_LATTICE_CANDIDATES best by refined score are returned; the caller
@@ -557,7 +557,7 @@ def lattice_candidates(w: F32, block: tuple[float, float] | None = None,
     max_p = min(MAX_PERIOD, 0.45 * min(h, wd))
     if max_p < MIN_PERIOD * 1.05:
         return []
-    peaks, near = lattice_peaks(w, block) if peaks is None else peaks  # step 1
+    peaks, near = lattice_peaks(w, block) if maps is None else maps  # step 1
     fh, fw = peaks.shape
     reach = math.ceil(max_p) + 1
     score = _vector_scores(near, h, wd, reach)  # step 2
