@@ -884,7 +884,7 @@ def main(argv: list[str] | None = None) -> int:
     attacks = ATTACKS
     if args.attacks:
         wanted = [a.strip() for a in args.attacks.split(",") if a.strip()]
-        known = {a for a, _ in ATTACKS}
+        known = [a for a, _ in ATTACKS]
         unknown = [a for a in wanted if a not in known]
         if unknown:
             print(f"error: unknown attack(s) {', '.join(unknown)}; known: {', '.join(known)}",
