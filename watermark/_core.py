@@ -339,8 +339,8 @@ def _few_tile_scan(w: F32, periods: list[float], spectrum: F32) -> _sync.Lattice
 # their own noise peaks reached the decode gate on unmarked photos). The counted
 # parts, each rolled to its translation, are added and decoded once: pilot cells
 # alone choose them, so that is one decode attempt. In the benchmark's undetected
-# perspective trials this recovered 15 of 26 (without the neighbour test; 3 x 3 parts
-# of the image: 7).
+# perspective trials this recovered 16 of 26 (15 without the neighbour test; 3 x 3
+# parts of the whole image instead: 7).
 PARTS_TILES = 2
 PART_MIN_Z = 4.0
 PART_SHIFT = 4
