@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -25,7 +26,7 @@ from provenance.sign import sign_bytes
 from provenance.stamp import stamp
 from provenance.store import SQLiteManifestStore, open_store
 from provenance.verify import verify_bytes
-from watermark import _core, _ecc, _image, _sync
+from watermark import _core, _ecc, _image, _pattern, _sync
 
 from .conftest import PUBLIC_JPEGS, encode
 
@@ -158,20 +159,97 @@ def test_every_decode_is_paid_for(monkeypatch: pytest.MonkeyPatch, photos: dict[
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_ecc, "decode_soft", counting)
-    # Unmarked photos with low decode gates: every attempt decodes.
-    monkeypatch.setattr(_core, "DECODE_MIN_Z", -math.inf)
-    samples = [photos["coffee"], photos["astronaut"].rotate(20), _aspect(0.8, 1.0)(photos["landscape"])]
+    # Unmarked photos with every gate removed: every attempt decodes, and steps 4b, 5
+    # and 5b always run.
+    for gate in ("DECODE_MIN_Z", "HALF_FOLD_MIN_Z", "REFINE_MIN_Z", "FEW_SCAN_MIN_Z", "PART_MIN_Z"):
+        monkeypatch.setattr(_core, gate, -math.inf)
+    monkeypatch.setattr(_core, "PART_SHIFT", _pattern.TILE)
+    samples = [photos["coffee"], photos["astronaut"].rotate(20), _aspect(0.8, 1.0)(photos["landscape"]),
+               _off_centre_crop(0.15)(photos["landscape"]), _perspective(photos["landscape"])]
     marked_once = watermark.embed(photos["coffee"], PAYLOAD)
     samples.append(_jpeg(15)(_rotate_cropped(25.0)(marked_once)))  # damaged: may refine
+    counts = []
     for image in samples:
         calls.clear()
         watermark.detect(image)
+        counts.append(len(calls))
         assert 1 <= len(calls) <= _core.MAX_ATTEMPTS
-    # The bound itself: 4 attempts, Chase, and the keyed check.
-    assert _core.MAX_ATTEMPTS == 1 + _sync.MAX_LATTICE_CANDIDATES + 1
+    assert max(counts) == _core.MAX_ATTEMPTS  # the bound is what the steps can use
+    # The bound itself: identity, 3 lattices, the few-tile lattice (4b), refinement
+    # (5), the sum of parts (5b); Chase and the keyed check.
+    assert _core.MAX_ATTEMPTS == 1 + _sync.MAX_LATTICE_CANDIDATES + 1 + 1 + 1 == 7
     worst = _ecc.false_positive_probability(_ecc.CODE_BITS, _core.MAX_ATTEMPTS)
     assert worst == pytest.approx(_core.MAX_ATTEMPTS * _ecc.false_positive_probability(_ecc.CODE_BITS, 1))
     assert worst < 1e-15
+
+
+def _perspective(im: Image.Image, seed: int = 0) -> Image.Image:
+    """Each corner moved by up to 3 % of the side, warped back onto the same canvas
+    (the benchmark's perspective3% attack)."""
+    w, h = im.size
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    shift = np.random.default_rng(seed).uniform(-0.03, 0.03, (4, 2)) * np.array([w, h])
+    dst = src + shift.astype(np.float32)
+    m = cv2.getPerspectiveTransform(src, dst)
+    out = cv2.warpPerspective(np.asarray(im.convert("RGB")), m, (w, h), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REFLECT)
+    return Image.fromarray(out)
+
+
+@pytest.fixture(scope="module")
+def cameras() -> dict[str, Image.Image]:
+    """Two camera photos at half size (2016 x 1512): big enough that a crop keeping
+    15 % of the area is over 256 px."""
+    return {name: Image.open(PUBLIC_JPEGS / f"truepic-20230212-{name}.jpg").convert("RGB").reduce(2)
+            for name in ("landscape", "camera")}
+
+
+def _bottom_left_crop(area: float) -> Callable[[Image.Image], Image.Image]:
+    def f(im: Image.Image) -> Image.Image:
+        w, h = im.size
+        cw, ch = round(w * math.sqrt(area)), round(h * math.sqrt(area))
+        return im.crop((0, h - ch, cw, h))
+
+    return f
+
+
+@pytest.mark.parametrize("name", ["landscape", "camera"])
+def test_a_small_crop_is_read_by_the_few_tile_search(monkeypatch: pytest.MonkeyPatch,
+                                                      cameras: dict[str, Image.Image], name: str) -> None:
+    """A crop keeping 15 % of the area has about 3 tiles across: step 4b finds it.
+    (Textured corner: the landscape's top right is sky, where the mark is weak.)"""
+    crop = _bottom_left_crop(0.15)(watermark.embed(cameras[name], PAYLOAD))
+    assert min(crop.size) >= 256
+    found = watermark.detect(crop)
+    assert found.detected and found.payload == PAYLOAD
+    assert found.p_value == _ecc.false_positive_probability(found.bit_errors_corrected, _core.MAX_ATTEMPTS)
+    assert not watermark.detect(crop, b"someone else's key").detected
+    # Step 4b's periods, for comparison: without them the crop is not read.
+    monkeypatch.setattr(_sync, "few_tile_periods", lambda *a, **k: [])
+    assert watermark.detect(crop).payload != PAYLOAD
+
+
+@pytest.mark.parametrize(("name", "seed"), [("landscape", 0), ("camera", 3)])
+def test_a_perspective_warp_is_read_from_parts(monkeypatch: pytest.MonkeyPatch,
+                                               cameras: dict[str, Image.Image], name: str, seed: int) -> None:
+    """3 % corner shifts that no single lattice folds: step 5b reads them."""
+    warped = _perspective(watermark.embed(cameras[name], PAYLOAD), seed=seed)
+    found = watermark.detect(warped)
+    assert found.detected and found.payload == PAYLOAD
+    assert found.p_value == _ecc.false_positive_probability(found.bit_errors_corrected, _core.MAX_ATTEMPTS)
+    assert not watermark.detect(warped, b"someone else's key").detected
+    monkeypatch.setattr(_core, "_parts_fold", lambda *a: (None, 0.0))
+    assert watermark.detect(warped).payload != PAYLOAD
+
+
+def test_parts_need_agreeing_neighbours() -> None:
+    """Step 5b on noise: parts aligned at their own noise peaks never count (their
+    translations do not agree), so nothing is summed or decoded."""
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        w = np.clip(rng.normal(0.0, 1.0, (512, 768)), -3, 3).astype(np.float32)
+        aligned, _ = _core._parts_fold(w, watermark.DEFAULT_KEY)
+        assert aligned is None
 
 
 def test_dihedral_alignment_finds_the_turn() -> None:

@@ -95,15 +95,20 @@ def work_luma(img: Image.Image, size: tuple[int, int] | None = None) -> F32:
     return np.asarray(lum, dtype=np.float32)
 
 
+# The dither tile's side in full-resolution pixels (the detector's few-tile search
+# skips its grid, see _sync.few_tile_candidates).
+DITHER_PERIOD = 61
+
+
 def _dither(rows: int, cols: int, y0: int) -> F32:
     # Ordered dither with a small random threshold tile: rounding sub-grey-level
     # residual in flat regions to the nearest integer would erase it, and a prime
     # period keeps the dither uncorrelated with the watermark tile.
     rng = np.random.default_rng(12345)
-    tile = rng.random((61, 61), dtype=np.float32)
-    reps = (-(-(rows + 61) // 61), -(-cols // 61))
+    tile = rng.random((DITHER_PERIOD, DITHER_PERIOD), dtype=np.float32)
+    reps = (-(-(rows + DITHER_PERIOD) // DITHER_PERIOD), -(-cols // DITHER_PERIOD))
     big = np.tile(tile, reps)
-    off = y0 % 61
+    off = y0 % DITHER_PERIOD
     return big[off : off + rows, :cols]
 
 

@@ -191,6 +191,22 @@ class Folder:
         return out
 
 
+def fold_upright(w: F32, period: float) -> F32:
+    """The fold of ``w`` along the upright square lattice of ``period`` px (rounding
+    each pixel to its nearest bin): bins are separable, so the bin indices and the
+    counts come from one row and one column of indices (cheaper than
+    :meth:`Folder.fold` on the small images that step 4b scans)."""
+    h, wd = w.shape
+    s = TILE / period
+    rb = (np.rint(np.arange(h) * s).astype(np.intp) % TILE)
+    cb = (np.rint(np.arange(wd) * s).astype(np.intp) % TILE)
+    idx = (rb[:, None] * TILE + cb[None, :]).ravel()
+    total = np.bincount(idx, weights=w.ravel(), minlength=TILE * TILE)
+    count = np.outer(np.bincount(rb, minlength=TILE), np.bincount(cb, minlength=TILE)).ravel()
+    out: F32 = (total / np.maximum(count, 1)).reshape(TILE, TILE).astype(np.float32)
+    return out
+
+
 def fold(w: F32, lat: Lattice) -> F32:
     """Average every pixel of ``w`` into its position within one tile (its bin)."""
     return Folder(w).fold(lat)
@@ -263,6 +279,18 @@ def align_any(folded: F32, spectra: list[F32]) -> tuple[F32, float, int]:
     z, k, i = best
     dy, dx = divmod(k, TILE)
     return np.roll(folded, (-dy, -dx), axis=(0, 1)), z, i
+
+
+def pilot_shift(folded: F32, spectrum: F32) -> tuple[int, int, float]:
+    """The translation (dy, dx) that lines ``folded`` up with one pilot spectrum, and
+    the peak's z-score (as in :func:`align_any`)."""
+    centred = np.ascontiguousarray(folded - np.float32(folded.mean()), dtype=np.float32)
+    corr = cv2.idft(cv2.mulSpectrums(cv2.dft(centred), spectrum, 0, conjB=True), flags=cv2.DFT_REAL_OUTPUT)
+    k = int(np.argmax(corr))
+    mean, std = cv2.meanStdDev(corr)
+    z = float((corr.flat[k] - mean[0, 0]) / (std[0, 0] + 1e-12))
+    dy, dx = divmod(k, TILE)
+    return dy, dx, z if np.isfinite(z) else 0.0
 
 
 # Lattice points summed when scoring a candidate lattice: summing the autocorrelation
@@ -493,7 +521,20 @@ def _canonical(a: tuple[float, float], b: tuple[float, float]) -> Lattice:
     return Lattice((ax, ay), (bx, by))
 
 
-def lattice_candidates(w: F32, block: tuple[float, float] | None = None) -> list[Lattice]:
+def lattice_peaks(w: F32, block: tuple[float, float] | None = None) -> tuple[F32, F32]:
+    """Step 1's peak map and its 3x3 running maximum (shared by the lattice search
+    and the few-tile search)."""
+    peaks = _lattice_peaks(w, block)
+    return peaks, _dilated(peaks)
+
+
+def _dilated(peaks: F32) -> F32:
+    out: F32 = np.asarray(cv2.dilate(peaks, np.ones((3, 3), np.uint8)), dtype=np.float32)
+    return out
+
+
+def lattice_candidates(w: F32, block: tuple[float, float] | None = None,
+                       maps: tuple[F32, F32] | None = None) -> list[Lattice]:
     """Lattices suggested by the autocorrelation, best first: any rotation, flips,
     aspect changes and mild shear (two free basis vectors).
 
@@ -505,7 +546,8 @@ def lattice_candidates(w: F32, block: tuple[float, float] | None = None) -> list
        distinct ones are refined to 0.05 px (each basis vector in turn, with 40
        lattice points and bilinear reads).
     ``block``: the input's 8-px JPEG block grid in detector pixels (x, y), whose
-    lines are notched out of the spectrum first (see _block_grid_mask).
+    lines are notched out of the spectrum first (see _block_grid_mask); ``maps``:
+    that step's maps if :func:`lattice_peaks` already made them.
 
     4. The MAX_LATTICE_CANDIDATES best by refined score are returned; the caller
        verifies them with the pilot (which also settles which of the 8 dihedral
@@ -515,9 +557,8 @@ def lattice_candidates(w: F32, block: tuple[float, float] | None = None) -> list
     max_p = min(MAX_PERIOD, 0.45 * min(h, wd))
     if max_p < MIN_PERIOD * 1.05:
         return []
-    peaks = _lattice_peaks(w, block)  # step 1
+    peaks, near = lattice_peaks(w, block) if maps is None else maps  # step 1
     fh, fw = peaks.shape
-    near: F32 = np.asarray(cv2.dilate(peaks, np.ones((3, 3), np.uint8)), dtype=np.float32)
     reach = math.ceil(max_p) + 1
     score = _vector_scores(near, h, wd, reach)  # step 2
     lx, ly, keep = _vector_lags(reach, round(max_p, 1))
@@ -602,8 +643,34 @@ def lattice_candidates(w: F32, block: tuple[float, float] | None = None) -> list
     # A coarse pick is only within about a pixel: refine each basis vector in turn,
     # +-0.6 px in 0.2 px steps on the 12 coarse points, then +-0.1 px in 0.05 px steps
     # on all 40.
-    a1x, a1y, a2x, a2y = v1x[picks], v1y[picks], v2x[picks], v2y[picks]
-    fs = np.zeros(len(picks))
+    a1x, a1y, a2x, a2y, fs = _refine_bases(peaks, h, wd, v1x[picks], v1y[picks],
+                                           v2x[picks], v2y[picks])
+    out: list[Lattice] = []
+    best_square: Lattice | None = None
+    for i in np.argsort(-fs, kind="stable"):
+        lat = Lattice((float(a1x[i]), float(a1y[i])), (float(a2x[i]), float(a2y[i])))
+        if picks[i] >= n_pairs:
+            if picks[i] == square[0]:
+                best_square = lat
+        elif not any(same_lattice(lat, o) for o in out):  # picks can refine to one lattice
+            out.append(lat)
+    # The best paired lattices by refined score, then the best square pick unless it
+    # is one of them (then the next paired one).
+    top = out[:MAX_LATTICE_CANDIDATES - 1]
+    if best_square is not None and not any(same_lattice(best_square, o) for o in top):
+        return [*top, best_square]
+    return out[:MAX_LATTICE_CANDIDATES]
+
+
+Arr = npt.NDArray[np.float64]
+
+
+def _refine_bases(peaks: F32, h: int, wd: int, a1x: Arr, a1y: Arr, a2x: Arr, a2y: Arr
+                  ) -> tuple[Arr, Arr, Arr, Arr, Arr]:
+    """Refine lattices' basis vectors on the peak map, each vector in turn: +-0.6 px
+    in 0.2 px steps on the 12 coarse points, then +-0.1 px in 0.05 px steps on all
+    40 (bilinear reads). Returns the refined vectors and their scores."""
+    fs = np.zeros(len(a1x))
     for (dx, dy), ks in zip(_REFINE_OFFSETS, (_K_COARSE, _K_FINE), strict=True):
         for moving in (0, 1, 0, 1):
             if moving == 0:
@@ -613,26 +680,63 @@ def lattice_candidates(w: F32, block: tuple[float, float] | None = None) -> list
                 sc = _fine_scores(peaks, h, wd, a1x[:, None], a1y[:, None],
                                   a2x[:, None] + dx, a2y[:, None] + dy, ks)
             j = np.argmax(sc, axis=1)
-            fs = sc[np.arange(len(picks)), j]
+            fs = sc[np.arange(len(a1x)), j]
             if moving == 0:
                 a1x, a1y = a1x + dx[j], a1y + dy[j]
             else:
                 a2x, a2y = a2x + dx[j], a2y + dy[j]
-    out: list[Lattice] = []
-    best_square: Lattice | None = None
-    for i in np.argsort(-fs, kind="stable"):
-        lat = Lattice((float(a1x[i]), float(a1y[i])), (float(a2x[i]), float(a2y[i])))
-        if picks[i] >= n_pairs:
-            if picks[i] == square[0]:
-                best_square = lat
-        elif not any(_same(lat, o) for o in out):  # picks can refine to one lattice
-            out.append(lat)
-    # The best paired lattices by refined score, then the best square pick unless it
-    # is one of them (then the next paired one).
-    top = out[:MAX_LATTICE_CANDIDATES - 1]
-    if best_square is not None and not any(_same(best_square, o) for o in top):
-        return [*top, best_square]
-    return out[:MAX_LATTICE_CANDIDATES]
+    return a1x, a1y, a2x, a2y, fs
+
+
+# Step 4b, the few-tile search. A crop keeping 10 % of a photo's area has about 2.5
+# tiles across its short side (the embedding puts 8 across the original's, fewer on
+# photos under 512 px), a 25 % crop 4: too few lattice points for the general search,
+# which the photo's own structure (or the dither grid, see below) then outscores. Here
+# the lattice is assumed upright and square (what a plain crop leaves) and only its
+# period is searched, as a fraction of the short side, on the points that fit; the
+# peak map ranks periods only roughly (the true one was 1st-10th among local maxima
+# in 10 % crops), so FEW_TILE_SCAN of them are folded on a reduced copy and the pilot
+# picks one.
+FEW_TILES = (2.0, 4.6)
+FEW_TILE_SCAN = 8
+_FEW_STEP = 0.005  # relative period step: about a pixel of the farthest k = 1 point
+_K_FEW = np.array([(1, 0), (0, 1), (1, 1), (1, -1), (2, 0), (0, 2), (2, 1), (1, 2),
+                   (2, -1), (1, -2)], dtype=np.float64)
+
+
+def few_tile_periods(peaks: tuple[F32, F32], h: int, wd: int,
+                     dither: float | None = None) -> list[float]:
+    """Periods of upright square lattices with FEW_TILES tiles across the short side,
+    best first by the peak map: at most FEW_TILE_SCAN local maxima of the score over
+    the period, at least 3 % apart. ``peaks``: :func:`lattice_peaks`.
+
+    ``dither``: the embedding's dither period in detector pixels. The dither's square
+    grid survives in crops (at full resolution it outscored the mark at 122 and 183 px
+    against the mark's 171 in 10 % crops); periods within 1.5 % of its multiples are
+    skipped."""
+    short = min(h, wd)
+    lo, hi = max(MIN_PERIOD, short / FEW_TILES[1]), short / FEW_TILES[0] - 3.0
+    if hi <= lo:
+        return []
+    periods = np.exp(np.arange(math.log(lo), math.log(hi), _FEW_STEP))
+    near = peaks[1]
+    zero = np.zeros_like(periods)
+    sc = _fine_scores(near, h, wd, periods, zero, zero, periods, _K_FEW)
+    inner = np.flatnonzero((sc[1:-1] >= sc[:-2]) & (sc[1:-1] >= sc[2:])) + 1
+    picks: list[float] = []
+    for i in inner[np.argsort(-sc[inner], kind="stable")].tolist():
+        p = float(periods[i])
+        if not math.isfinite(sc[i]):
+            break
+        if dither is not None and dither >= 8.0:
+            k = round(p / dither)
+            if k >= 1 and abs(p / (k * dither) - 1.0) < 0.015:
+                continue
+        if all(abs(math.log(p / q)) > 0.03 for q in picks):
+            picks.append(p)
+        if len(picks) >= FEW_TILE_SCAN:
+            break
+    return picks
 
 
 def _plausible(lat: Lattice) -> bool:
@@ -648,7 +752,7 @@ def _plausible(lat: Lattice) -> bool:
     return abs(lat.v1[0] * lat.v2[1] - lat.v1[1] * lat.v2[0]) >= _MIN_BASIS_SIN * na * nb
 
 
-def _same(a: Lattice, b: Lattice) -> bool:
+def same_lattice(a: Lattice, b: Lattice) -> bool:
     """Whether two lattices' bases agree within 3 % (up to order and sign)."""
     def close(u: tuple[float, float], v: tuple[float, float]) -> bool:
         tol = 0.03 * math.hypot(*u) + 0.5
