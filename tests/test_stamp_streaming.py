@@ -6,8 +6,12 @@ these tests check that the streamed output is what the whole-picture path promis
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
+import resource
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +21,7 @@ from PIL import Image, ImageCms
 import watermark
 from manifests import GenerationInfo
 from provenance._internal import images, pdq, streaming
+from provenance.errors import OutputError
 from provenance.keys import Identity
 from provenance.sign import sign_bytes
 from provenance.stamp import StampResult, stamp
@@ -165,3 +170,33 @@ def test_a_30_megapixel_jpeg_streams_without_test_limits(
     assert calls == ["JPEG"]
     marked = _check_stamped(out, result, store, identity)
     assert marked.size == (6400, 4700)
+
+
+@contextlib.contextmanager
+def _file_size_limit(limit: int) -> Iterator[None]:
+    """Writes past ``limit`` bytes fail with EFBIG, as a full disk fails with ENOSPC."""
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+def test_a_full_disk_while_streaming_is_an_output_error_not_a_corrupt_input(
+    streamed: list[str], identity: Identity, store: SQLiteManifestStore, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.png"
+    _textured((1600, 1200)).save(source, "PNG")
+    before = source.read_bytes()
+    out = tmp_path / "out" / "in.png"
+    out.parent.mkdir()
+    with _file_size_limit(256 * 1024), pytest.raises(OutputError) as caught:
+        stamp(source, identity, INFO, store=store, output=out)
+    assert streamed == ["PNG"]
+    # libvips's descriptor target said only "Unknown error -1", read as a corrupt input.
+    assert "cannot write" in str(caught.value) and "truncated or corrupt" not in str(caught.value)
+    assert list(out.parent.iterdir()) == [] and store.count() == 0
+    assert source.read_bytes() == before

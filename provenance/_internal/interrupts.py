@@ -34,6 +34,9 @@ class InterruptState:
 
     def __init__(self) -> None:
         self.interrupted = False
+        self.write_error: OSError | None = None
+        """The first OS error of a guarded write (disk full): the native caller reports
+        only that it could not write, which would read as a broken input."""
 
     def check(self) -> None:
         if self.interrupted:
@@ -65,7 +68,11 @@ class _GuardedStream:
 
     def write(self, data: Any) -> int:
         self._state.check()
-        return self._stream.write(data)
+        try:
+            return self._stream.write(data)
+        except OSError as exc:
+            self._state.write_error = self._state.write_error or exc
+            raise
 
     def seek(self, offset: int, whence: int = 0) -> int:
         self._state.check()
@@ -76,7 +83,11 @@ class _GuardedStream:
 
     def flush(self) -> None:
         self._state.check()
-        self._stream.flush()
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            self._state.write_error = self._state.write_error or exc
+            raise
 
 
 @contextlib.contextmanager

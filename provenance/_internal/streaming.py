@@ -35,6 +35,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
+import os
 import struct
 import zlib
 from collections.abc import Iterator
@@ -44,7 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from provenance._internal.files import InputFile
-from provenance.errors import CorruptInputError, ImageTooLargeError, UnsupportedFormatError
+from provenance.errors import CorruptInputError, ImageTooLargeError, OutputError, UnsupportedFormatError
 
 STREAMED_FORMATS = ("JPEG", "PNG", "TIFF")
 """Formats read and written strip by strip (WebP's codec holds whole pictures)."""
@@ -227,8 +229,12 @@ def write_marked(
         for field in ("icc-profile-data", "exif-data"):
             if image.get_typeof(field):
                 marked.set_type(image.get_typeof(field), field, image.get(field))
-        marked.write_to_target(pyvips.Target.new_to_descriptor(fd), suffix, **settings)
+        marked.write_to_target(_descriptor_target(pyvips, fd, failure), suffix, **settings)
     except pyvips.Error as exc:
+        if failure and isinstance(failure[0], OSError):
+            # The output side failed (disk full): not the input's fault.
+            why = "no space left on device" if failure[0].errno == errno.ENOSPC else failure[0].strerror
+            raise OutputError(f"{name}: cannot write the stamped copy ({why or failure[0]})") from None
         if failure and not isinstance(failure[0], pyvips.Error):
             raise failure[0] from None
         # The source failing mid-way (truncated) or the encoder refusing.
@@ -239,6 +245,34 @@ def write_marked(
         raise ImageTooLargeError(f"{name}: not enough memory to encode this image") from None
     if failure:
         raise failure[0]
+
+
+def _descriptor_target(pyvips: Any, fd: int, failure: list[BaseException]) -> Any:
+    """A libvips target writing to ``fd`` that keeps the OS error of a failed write in
+    ``failure``: libvips's own descriptor target reports a full disk only as
+    "Unknown error -1", which would read as a corrupt input."""
+
+    def write(chunk: bytes) -> int:
+        try:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:
+            failure.insert(0, exc)
+            return -1
+        return len(chunk)
+
+    def read(size: int) -> bytes:
+        return os.read(fd, size)
+
+    def seek(offset: int, whence: int) -> int:
+        return os.lseek(fd, offset, whence)
+
+    target = pyvips.TargetCustom()
+    target.on_write(write)
+    target.on_read(read)  # the TIFF writer reads back and seeks in what it wrote
+    target.on_seek(seek)
+    return target
 
 
 def release_heap() -> None:
