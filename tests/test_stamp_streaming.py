@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image, ImageCms
 
 import watermark
+from cli.main import cli
 from manifests import GenerationInfo
 from provenance._internal import images, pdq, streaming
 from provenance.errors import OutputError
@@ -200,3 +202,19 @@ def test_a_full_disk_while_streaming_is_an_output_error_not_a_corrupt_input(
     assert "cannot write" in str(caught.value) and "truncated or corrupt" not in str(caught.value)
     assert list(out.parent.iterdir()) == [] and store.count() == 0
     assert source.read_bytes() == before
+
+
+def test_a_truncated_large_png_is_one_line_on_the_command_line(
+    streamed: list[str], identity_dir: Path, tmp_path: Path
+) -> None:
+    buffer = io.BytesIO()
+    _textured((1600, 1200)).save(buffer, "PNG")
+    source = tmp_path / "cut.png"
+    source.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    result = CliRunner().invoke(
+        cli, ["sign", str(source), "-o", str(tmp_path / "out.png"), "--identity", str(identity_dir)]
+    )
+    assert result.exit_code == 4
+    # libvips's own warnings ("error in tile 0 x 570") repeated the error before it.
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert "truncated or corrupt" in result.stderr
