@@ -682,6 +682,13 @@ def _stamp_audio(
         folder = Path(output).parent if str(Path(output).parent) else Path(".")
         if not folder.is_dir():
             raise OutputError(f"{printable(output)}: folder {printable(folder)} does not exist")
+        if detached and path is not None and _same_place(sidecar_path(output), sidecar_path(path)):
+            # a.ogg -> a.opus: the new NAME.c2pa would replace the input's (or, if it had
+            # none, would sit beside it as credentials of other audio: read as tampered).
+            raise OutputError(
+                f"{printable(output)}: its manifest {printable(sidecar_path(output))} would be the input's "
+                f"{printable(sidecar_path(path))}; stamping never modifies inputs"
+            )
     with contextlib.ExitStack() as scratch:
 
         def temporary() -> IO[bytes]:
@@ -845,6 +852,11 @@ _AUDIO_NAMES = {
 MIN_BIT_RATE = 8_000
 MAX_BIT_RATE = 512_000
 """Bit rates (bits per second) ``stamp(bit_rate=)`` accepts for compressed audio."""
+
+
+def _same_place(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file, whether or not it exists yet."""
+    return same_file(a, b) or a.resolve() == b.resolve()
 
 
 def _sidecar_of(path: str | os.PathLike[str]) -> bytes | None:

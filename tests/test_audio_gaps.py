@@ -308,3 +308,25 @@ def test_an_audio_output_in_a_missing_folder_is_refused_before_the_work(
             output=tmp_path / "missing" / "out.wav",
         )
     assert store.count() == 0 and not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_an_ogg_output_whose_sidecar_is_the_inputs_is_refused(
+    identity: Identity, tmp_path: Path, voice: np.ndarray, signed: bool
+) -> None:
+    from provenance.errors import OutputError
+
+    store = open_store(tmp_path / "m.db")
+    info = GenerationInfo(generator="tts")
+    source = tmp_path / "note.ogg"
+    source.write_bytes(encode_audio(voice, RATE, "ogg", bit_rate=64000))
+    if signed:  # a stamped OGG with its note.c2pa
+        (tmp_path / "first").mkdir()
+        stamp(source, identity, info, store=store, output=tmp_path / "first" / "note.ogg")
+        source = tmp_path / "first" / "note.ogg"
+    before = {p.name: p.read_bytes() for p in source.parent.iterdir()}
+    # note.ogg -> note.opus beside it: both manifests would be note.c2pa.
+    with pytest.raises(OutputError, match="stamping never modifies inputs"):
+        stamp(source, identity, info, store=store, output=source.with_suffix(".opus"))
+    assert {p.name: p.read_bytes() for p in source.parent.iterdir()} == before
+    assert store.count() == (1 if signed else 0)
