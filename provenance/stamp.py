@@ -44,13 +44,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -689,7 +690,7 @@ def _stamp_audio(
                 f"{printable(output)}: its manifest {printable(sidecar_path(output))} would be the input's "
                 f"{printable(sidecar_path(path))}; stamping never modifies inputs"
             )
-    with contextlib.ExitStack() as scratch:
+    with _disk_errors(output, name), contextlib.ExitStack() as scratch:
 
         def temporary() -> IO[bytes]:
             return scratch.enter_context(tempfile.TemporaryFile(dir=folder, prefix=".provenance-stamp-"))
@@ -810,6 +811,18 @@ def _stamp_audio(
         manifest_path=sidecar,
         sidecar=signed.manifest_store if detached else None,
     )
+
+
+@contextlib.contextmanager
+def _disk_errors(output: str | os.PathLike[str] | None, name: str) -> Iterator[None]:
+    """A full disk while writing the temporary files beside the output, as an output error."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        where = printable(output) if output is not None else name
+        raise OutputError(f"{where}: cannot write ({os.strerror(exc.errno).lower()})") from None
 
 
 def _audio_options(

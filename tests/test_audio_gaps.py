@@ -3,9 +3,13 @@ re-stamping a stamped OGG, options that do not apply to audio, and long files in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import resource
+import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -330,3 +334,36 @@ def test_an_ogg_output_whose_sidecar_is_the_inputs_is_refused(
         stamp(source, identity, info, store=store, output=source.with_suffix(".opus"))
     assert {p.name: p.read_bytes() for p in source.parent.iterdir()} == before
     assert store.count() == (1 if signed else 0)
+
+
+@contextlib.contextmanager
+def _file_size_limit(limit: int) -> Iterator[None]:
+    """Writes past ``limit`` bytes fail with EFBIG, as a full disk fails with ENOSPC."""
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+@pytest.mark.parametrize("kind", ["wav", "flac"])
+def test_a_full_disk_while_stamping_audio_is_an_output_error_and_quiet(
+    identity: Identity, tmp_path: Path, voice: np.ndarray, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provenance.errors import OutputError
+
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    store = open_store(tmp_path / "m.db")
+    source = tmp_path / f"voice.{kind}"
+    source.write_bytes(encode_audio(np.tile(voice, (4, 1)), RATE, kind))
+    out = tmp_path / "out" / source.name
+    out.parent.mkdir()
+    with _file_size_limit(64 * 1024), pytest.raises(OutputError, match="cannot write"):
+        stamp(source, identity, GenerationInfo(generator="tts"), store=store, output=out)
+    # Was a bare OSError, with libsndfile's callbacks printing tracebacks of it on the way.
+    assert unraisable == []
+    assert list(out.parent.iterdir()) == [] and store.count() == 0

@@ -231,9 +231,10 @@ class AudioWriter:
             chosen = subtype or "PCM_16"
             if not soundfile.check_format(container.upper(), chosen):
                 chosen = "PCM_16"  # e.g. a FLAC subtype libsndfile cannot write back
+            self._sink = _KeptErrors(dest)
             try:
                 self._sndfile = soundfile.SoundFile(
-                    dest,
+                    self._sink,
                     "w",
                     samplerate=sample_rate,
                     channels=channels,
@@ -269,7 +270,8 @@ class AudioWriter:
 
     def write(self, samples: F32) -> None:
         if self._sndfile is not None:
-            self._sndfile.write(samples)
+            with self._sink.raising():
+                self._sndfile.write(samples)
             return
         import av
 
@@ -292,8 +294,11 @@ class AudioWriter:
     def close(self) -> None:
         """Flush the encoder and finish the file."""
         if self._sndfile is not None:
-            self._sndfile.close()
-            self._sndfile = None
+            try:
+                with self._sink.raising():
+                    self._sndfile.close()
+            finally:
+                self._sndfile = None
         if self._av is not None:
             import av
 
@@ -320,6 +325,59 @@ class AudioWriter:
         else:
             with contextlib.suppress(Exception):
                 self.close()
+
+
+class _KeptErrors:
+    """The file libsndfile writes into, keeping the first OS error (a full disk) instead of
+    raising it inside libsndfile's C callbacks, where it is printed as a traceback, the
+    write counted as short and the encoding carried on."""
+
+    def __init__(self, dest: IO[bytes]) -> None:
+        self._dest = dest
+        self.error: OSError | None = None
+
+    def _kept(self, exc: OSError) -> None:
+        self.error = self.error or exc
+
+    def write(self, data: bytes) -> int:
+        if self.error is None:
+            try:
+                return self._dest.write(data)
+            except OSError as exc:
+                self._kept(exc)
+        return 0
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._dest.read(size)
+        except OSError as exc:
+            self._kept(exc)
+            return b""
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:
+            return self._dest.seek(offset, whence)
+        except OSError as exc:
+            self._kept(exc)
+            return 0
+
+    def tell(self) -> int:
+        try:
+            return self._dest.tell()
+        except OSError as exc:
+            self._kept(exc)
+            return 0
+
+    @contextlib.contextmanager
+    def raising(self) -> Iterator[None]:
+        """Raise the kept OS error after the block (whatever libsndfile made of it)."""
+        try:
+            yield
+        except Exception:
+            if self.error is None:
+                raise
+        if self.error is not None:
+            raise self.error
 
 
 def encode_audio_stream(
