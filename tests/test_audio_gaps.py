@@ -367,3 +367,23 @@ def test_a_full_disk_while_stamping_audio_is_an_output_error_and_quiet(
     # Was a bare OSError, with libsndfile's callbacks printing tracebacks of it on the way.
     assert unraisable == []
     assert list(out.parent.iterdir()) == [] and store.count() == 0
+
+
+def test_a_truncated_ogg_is_refused_like_a_truncated_mp3(
+    identity: Identity, tmp_path: Path, voice: np.ndarray
+) -> None:
+    from provenance.errors import CorruptInputError
+
+    whole = encode_audio(voice, RATE, "ogg", bit_rate=64000)
+    cut = tmp_path / "cut.ogg"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])  # FFmpeg decoded it up to the cut, silently
+    store = open_store(tmp_path / "m.db")
+    with pytest.raises(CorruptInputError, match="truncated or corrupt"):
+        stamp(cut, identity, GenerationInfo(generator="tts"), store=store, output=tmp_path / "out.ogg")
+    assert not (tmp_path / "out.ogg").exists() and not (tmp_path / "out.c2pa").exists()
+    assert store.count() == 0
+    found = CliRunner().invoke(cli, ["watermark", "detect", str(cut)])
+    assert found.exit_code == 4 and found.stderr.count("\n") == 1 and "Ogg page" in found.stderr
+    whole_file = tmp_path / "whole.ogg"
+    whole_file.write_bytes(whole)
+    assert CliRunner().invoke(cli, ["watermark", "detect", str(whole_file)]).exit_code == 3

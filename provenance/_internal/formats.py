@@ -190,10 +190,32 @@ def check_complete(data: ByteView, fmt: MediaFormat, name: str) -> None:
         problem = _mp3_problem(data)
     elif fmt is GIF:
         problem = _gif_problem(data)
+    elif fmt is OGG:
+        problem = _ogg_problem(data)
     elif fmt is SVG:
         problem = _svg_problem(data)
     if problem:
         raise CorruptInputError(f"{name}: file is truncated or corrupt ({problem})")
+
+
+def _ogg_problem(data: ByteView) -> str | None:
+    """Walk the Ogg pages: a cut file ends inside its last one (FFmpeg decodes up to the cut
+    without a word). Each page: "OggS", a 27-byte header whose last byte counts the lacing
+    values that follow, and as many bytes as the lacing values add up to."""
+    end = len(data)
+    pos = 0
+    while pos < end:
+        header = data[pos : pos + 27]
+        if header[:4] != b"OggS":
+            return f"no Ogg page at byte {pos:,}"
+        if len(header) < 27:
+            return "the last Ogg page is cut short"
+        lacing = data[pos + 27 : pos + 27 + header[26]]
+        size = 27 + header[26] + sum(lacing)
+        if len(lacing) < header[26] or pos + size > end:
+            return f"the last Ogg page needs {size:,} bytes, {end - pos:,} remain"
+        pos += size
+    return None
 
 
 def _gif_problem(data: ByteView) -> str | None:
