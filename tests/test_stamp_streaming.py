@@ -23,7 +23,7 @@ import watermark
 from cli.main import cli
 from manifests import GenerationInfo
 from provenance._internal import images, pdq, streaming
-from provenance.errors import OutputError
+from provenance.errors import ImageTooLargeError, OutputError
 from provenance.keys import Identity
 from provenance.sign import sign_bytes
 from provenance.stamp import StampResult, stamp
@@ -218,3 +218,34 @@ def test_a_truncated_large_png_is_one_line_on_the_command_line(
     # libvips's own warnings ("error in tile 0 x 570") repeated the error before it.
     assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
     assert "truncated or corrupt" in result.stderr
+
+
+def test_running_out_of_memory_mid_picture_is_one_error_and_leaves_nothing(
+    streamed: list[str],
+    identity: Identity,
+    store: SQLiteManifestStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = tmp_path / "in.jpg"
+    _textured((1600, 1200)).save(source, "JPEG", quality=90)
+    real = watermark.strip_marker
+
+    def failing(*args: object, **kwargs: object) -> object:
+        marker = real(*args, **kwargs)  # type: ignore[arg-type]
+        mark = marker.mark
+
+        def mark_then_fail(rows: np.ndarray, mode: str, y0: int) -> np.ndarray:
+            if y0 > 400:  # part of the picture is already encoded
+                raise MemoryError
+            return mark(rows, mode, y0)
+
+        marker.mark = mark_then_fail  # type: ignore[method-assign]
+        return marker
+
+    monkeypatch.setattr(watermark, "strip_marker", failing)
+    out = tmp_path / "out" / "in.jpg"
+    out.parent.mkdir()
+    with pytest.raises(ImageTooLargeError, match="not enough memory"):
+        stamp(source, identity, INFO, store=store, output=out)
+    assert list(out.parent.iterdir()) == [] and store.count() == 0

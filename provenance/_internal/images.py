@@ -194,7 +194,7 @@ def _shrunk_by_vips(data: bytes | InputFile, name: str, factor: int) -> Image.Im
         pixels = small.numpy()
     except pyvips.Error as exc:
         detail = str(exc).strip().splitlines()
-        why = detail[-1] if detail else "libvips error"
+        why = detail[-1].strip() if detail else "libvips error"
         raise CorruptInputError(f"{name}: image data is truncated or corrupt ({why[:300]})") from None
     except MemoryError:
         raise ImageTooLargeError(f"{name}: not enough memory to decode this image") from None

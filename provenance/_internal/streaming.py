@@ -235,11 +235,13 @@ def write_marked(
             # The output side failed (disk full): not the input's fault.
             why = "no space left on device" if failure[0].errno == errno.ENOSPC else failure[0].strerror
             raise OutputError(f"{name}: cannot write the stamped copy ({why or failure[0]})") from None
+        if failure and isinstance(failure[0], MemoryError):
+            raise ImageTooLargeError(f"{name}: not enough memory to encode this image") from None
         if failure and not isinstance(failure[0], pyvips.Error):
             raise failure[0] from None
         # The source failing mid-way (truncated) or the encoder refusing.
         detail = str(failure[0] if failure else exc).strip().splitlines()
-        why = detail[-1] if detail else "libvips error"
+        why = detail[-1].strip() if detail else "libvips error"
         raise CorruptInputError(f"{name}: image data is truncated or corrupt ({why[:300]})") from None
     except MemoryError:
         raise ImageTooLargeError(f"{name}: not enough memory to encode this image") from None
