@@ -279,6 +279,24 @@ def _svg_problem(data: ByteView) -> str | None:
     return None
 
 
+def is_fragmented(data: ByteView, fmt: MediaFormat) -> bool:
+    """Whether ``data`` is a fragmented MP4/MOV/M4A (its media in ``moof`` fragments, as
+    browser recorders and streaming packagers write them)."""
+    if fmt not in _BMFF:
+        return False
+    pos, end = 0, len(data)
+    while pos + 8 <= end:
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        if data[pos + 4 : pos + 8] == b"moof":
+            return True
+        if size == 1 and pos + 16 <= end:
+            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
+        if size < 8:
+            return False  # runs to the end (0) or is broken: check_complete says which
+        pos += size
+    return False
+
+
 def _bmff_problem(data: ByteView) -> str | None:
     pos, end = 0, len(data)
     while pos < end:
