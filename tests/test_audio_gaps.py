@@ -387,3 +387,26 @@ def test_a_truncated_ogg_is_refused_like_a_truncated_mp3(
     whole_file = tmp_path / "whole.ogg"
     whole_file.write_bytes(whole)
     assert CliRunner().invoke(cli, ["watermark", "detect", str(whole_file)]).exit_code == 3
+
+
+def test_a_truncated_flac_is_refused_by_verify_detect_and_sign(
+    identity_dir: Path, tmp_path: Path, voice: np.ndarray
+) -> None:
+    # 150 s, cut after 100: the first minute (all verify and detect decode) is all there.
+    whole = encode_audio(np.tile(voice, (25, 1)), RATE, "flac")
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
+    runner = CliRunner()
+    for args in (
+        ["verify", str(cut)],
+        ["watermark", "detect", str(cut)],
+        ["sign", str(cut), "-o", str(tmp_path / "signed.flac"), "--identity", str(identity_dir)],
+    ):
+        result = runner.invoke(cli, args)
+        # Was: "no credentials" / "no watermark found" (exit 3), and signed as if whole (exit 0).
+        assert result.exit_code == 4, (args, result.stdout, result.stderr)
+        assert result.stderr.count("\n") == 1 and "truncated or corrupt" in result.stderr
+    assert not (tmp_path / "signed.flac").exists()
+    whole_file = tmp_path / "whole.flac"
+    whole_file.write_bytes(whole)
+    assert runner.invoke(cli, ["verify", str(whole_file)]).exit_code == 3

@@ -111,8 +111,8 @@ def decode_audio(data: bytes | InputFile, name: str, *, seconds: float | None = 
     fmt = audio_format(data)
     if fmt is None:
         raise UnsupportedFormatError(f"{name}: not an audio file (WAV, FLAC, MP3, M4A or OGG)")
-    if fmt in (MP3, M4A, OGG):
-        check_complete(data, fmt, name)  # a cut MP3 or OGG decodes "fine" up to the cut
+    if fmt in (MP3, M4A, OGG, FLAC):
+        check_complete(data, fmt, name)  # a cut MP3, OGG or FLAC decodes "fine" up to the cut
     container = AUDIO_FORMATS[fmt]
     if container in ("wav", "flac"):
         clip = _decode_sndfile(data, name, container, seconds)

@@ -42,7 +42,7 @@ from provenance._internal.audio import (
     audio_format,
 )
 from provenance._internal.files import InputFile, as_stream
-from provenance._internal.formats import M4A, MP3, OGG, check_complete
+from provenance._internal.formats import FLAC, M4A, MP3, OGG, check_complete
 from provenance.errors import CorruptInputError, UnsupportedFormatError, WatermarkFailure
 
 F32 = npt.NDArray[np.float32]
@@ -101,8 +101,8 @@ def open_audio(
     fmt = audio_format(data)
     if fmt is None:
         raise UnsupportedFormatError(f"{name}: not an audio file (WAV, FLAC, MP3, M4A or OGG)")
-    if fmt in (MP3, M4A, OGG):
-        check_complete(data, fmt, name)  # a cut MP3 or OGG decodes "fine" up to the cut
+    if fmt in (MP3, M4A, OGG, FLAC):
+        check_complete(data, fmt, name)  # a cut MP3, OGG or FLAC decodes "fine" up to the cut
     container = AUDIO_FORMATS[fmt]
     opener = _open_sndfile if container in ("wav", "flac") else _open_av
     with opener(data, name, container, block_seconds) as source:

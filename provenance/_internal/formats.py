@@ -192,10 +192,42 @@ def check_complete(data: ByteView, fmt: MediaFormat, name: str) -> None:
         problem = _gif_problem(data)
     elif fmt is OGG:
         problem = _ogg_problem(data)
+    elif fmt is FLAC:
+        problem = _flac_problem(data)
     elif fmt is SVG:
         problem = _svg_problem(data)
     if problem:
         raise CorruptInputError(f"{name}: file is truncated or corrupt ({problem})")
+
+
+def _flac_problem(data: ByteView) -> str | None:
+    """Read the last samples the FLAC header announces: a cut file has none there (its
+    first minutes decode, and the C2PA library would hash it as whole). A seek, not a decode:
+    libsndfile finds the frame by its header."""
+    import soundfile
+
+    from provenance._internal.files import InputFile, as_stream
+
+    if not isinstance(data, bytes | InputFile):
+        return None
+    errors = (soundfile.LibsndfileError, RuntimeError, ValueError, EOFError, OSError)
+    try:
+        handle = soundfile.SoundFile(as_stream(data))
+    except errors:
+        return None  # not readable at all: the decoder says why
+    with handle:
+        total = handle.frames
+        tail = min(total, 4096)
+        if tail <= 0:
+            return None  # no length announced (written as a stream)
+        try:
+            handle.seek(total - tail)
+            got = len(handle.read(tail, dtype="float32"))
+        except errors:
+            got = 0
+        if got < tail:
+            return f"the audio stops before the {total:,} samples its header announces"
+    return None
 
 
 def _ogg_problem(data: ByteView) -> str | None:
