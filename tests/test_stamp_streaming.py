@@ -249,3 +249,17 @@ def test_running_out_of_memory_mid_picture_is_one_error_and_leaves_nothing(
     with pytest.raises(ImageTooLargeError, match="not enough memory"):
         stamp(source, identity, INFO, store=store, output=out)
     assert list(out.parent.iterdir()) == [] and store.count() == 0
+
+
+def test_a_cut_tiff_is_one_line_saying_it_is_cut(tmp_path: Path) -> None:
+    import pyvips
+
+    source = tmp_path / "cut.tif"
+    # libtiff writes the directory after the pixels: a cut file has none.
+    whole = pyvips.Image.new_from_array(np.asarray(_textured((640, 480)))).write_to_buffer(".tif")
+    source.write_bytes(whole[: len(whole) // 2])
+    result = CliRunner().invoke(cli, ["watermark", "detect", str(source)])
+    assert result.exit_code == 4
+    # Was two "Corrupt EXIF data" warnings, then "not an image Pillow can decode".
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert "truncated or corrupt" in result.stderr

@@ -72,7 +72,10 @@ def open_image(data: bytes | InputFile, name: str) -> Image.Image:
     into memory.
     """
     try:
-        with warnings.catch_warnings():
+        # Held back until the header is read: a cut TIFF (its directory is written after
+        # the pixels) warns "Corrupt EXIF data" twice before failing, which is one error.
+        with warnings.catch_warnings(record=True) as held:
+            warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(as_stream(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -81,11 +84,17 @@ def open_image(data: bytes | InputFile, name: str) -> Image.Image:
             "set PROVENANCE_MAX_PIXELS to raise it)"
         ) from None
     except UnidentifiedImageError:
+        if data[:4] in (b"II*\x00", b"MM\x00*"):
+            raise CorruptInputError(
+                f"{name}: image data is truncated or corrupt (its TIFF directory cannot be read)"
+            ) from None
         raise UnsupportedFormatError(f"{name}: not an image Pillow can decode") from None
     except MemoryError:
         raise ImageTooLargeError(f"{name}: not enough memory to decode this image") from None
     except Exception as exc:  # a decoder failing on untrusted bytes: see the module docstring
         raise CorruptInputError(f"{name}: cannot decode image ({_why(exc)})") from None
+    for warning in held:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise ImageTooLargeError(
