@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
+import os
 import re
 import resource
 import signal
@@ -410,3 +412,31 @@ def test_a_truncated_flac_is_refused_by_verify_detect_and_sign(
     whole_file = tmp_path / "whole.flac"
     whole_file.write_bytes(whole)
     assert runner.invoke(cli, ["verify", str(whole_file)]).exit_code == 3
+
+
+class _CtrlCWhileWriting(io.BytesIO):
+    """A file that receives a Ctrl-C (SIGINT) while libsndfile writes into it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, data: object) -> int:
+        self.writes += 1
+        if self.writes == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().write(data)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["wav", "flac"])
+def test_ctrl_c_inside_a_libsndfile_callback_is_not_lost(
+    voice: np.ndarray, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    dest = _CtrlCWhileWriting()
+    # Was: printed as "Exception ignored from cffi callback" and the encoding carried on.
+    with pytest.raises(KeyboardInterrupt), audio_stream.AudioWriter(dest, RATE, 1, kind) as writer:
+        for start in range(0, len(voice), 4000):
+            writer.write(voice[start : start + 4000])
+    assert unraisable == []

@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from provenance._internal.files import ByteView, InputFile, as_stream
 from provenance._internal.formats import FLAC, M4A, MP3, OGG, WAV, MediaFormat, check_complete, sniff
+from provenance._internal.interrupts import CallbackFile
 from provenance.errors import CorruptInputError, UnsupportedFormatError
 
 _log = logging.getLogger(__name__)
@@ -137,8 +138,9 @@ def _decode_sndfile(data: bytes | InputFile, name: str, container: str, seconds:
                 f"{len(data):,} are there)"
             )
 
+    source = CallbackFile(as_stream(data))
     try:
-        with soundfile.SoundFile(as_stream(data)) as handle:
+        with source.raising(), soundfile.SoundFile(source) as handle:
             rate, subtype = int(handle.samplerate), str(handle.subtype)
             excerpt = _excerpt_frames(seconds, rate, int(handle.channels))
             wanted = handle.frames if excerpt is None else min(handle.frames, excerpt)

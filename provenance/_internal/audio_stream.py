@@ -43,6 +43,7 @@ from provenance._internal.audio import (
 )
 from provenance._internal.files import InputFile, as_stream
 from provenance._internal.formats import FLAC, M4A, MP3, OGG, check_complete
+from provenance._internal.interrupts import CallbackFile
 from provenance.errors import CorruptInputError, UnsupportedFormatError, WatermarkFailure
 
 F32 = npt.NDArray[np.float32]
@@ -124,8 +125,10 @@ def _open_sndfile(
                 f"{name}: audio is truncated or corrupt (the WAV header announces {riff + 8:,} bytes, "
                 f"{len(data):,} are there)"
             )
+    source = CallbackFile(as_stream(data))
     try:
-        handle = soundfile.SoundFile(as_stream(data))
+        with source.raising():
+            handle = soundfile.SoundFile(source)
     except errors as exc:
         raise CorruptInputError(f"{name}: audio is truncated or corrupt ({_first_line(exc)})") from None
     with handle:
@@ -137,7 +140,8 @@ def _open_sndfile(
             done = 0
             while done < handle.frames:
                 try:
-                    block = handle.read(min(step, handle.frames - done), dtype="float32", always_2d=True)
+                    with source.raising():
+                        block = handle.read(min(step, handle.frames - done), dtype="float32", always_2d=True)
                 except errors as exc:
                     raise CorruptInputError(
                         f"{name}: audio is truncated or corrupt ({_first_line(exc)})"
@@ -231,16 +235,17 @@ class AudioWriter:
             chosen = subtype or "PCM_16"
             if not soundfile.check_format(container.upper(), chosen):
                 chosen = "PCM_16"  # e.g. a FLAC subtype libsndfile cannot write back
-            self._sink = _KeptErrors(dest)
+            self._sink = CallbackFile(dest)
             try:
-                self._sndfile = soundfile.SoundFile(
-                    self._sink,
-                    "w",
-                    samplerate=sample_rate,
-                    channels=channels,
-                    subtype=chosen,
-                    format=container.upper(),
-                )
+                with self._sink.raising():
+                    self._sndfile = soundfile.SoundFile(
+                        self._sink,
+                        "w",
+                        samplerate=sample_rate,
+                        channels=channels,
+                        subtype=chosen,
+                        format=container.upper(),
+                    )
             except (soundfile.LibsndfileError, RuntimeError, ValueError) as exc:
                 raise UnsupportedFormatError(
                     f"cannot encode {container.upper()} ({_first_line(exc)})"
@@ -325,59 +330,6 @@ class AudioWriter:
         else:
             with contextlib.suppress(Exception):
                 self.close()
-
-
-class _KeptErrors:
-    """The file libsndfile writes into, keeping the first OS error (a full disk) instead of
-    raising it inside libsndfile's C callbacks, where it is printed as a traceback, the
-    write counted as short and the encoding carried on."""
-
-    def __init__(self, dest: IO[bytes]) -> None:
-        self._dest = dest
-        self.error: OSError | None = None
-
-    def _kept(self, exc: OSError) -> None:
-        self.error = self.error or exc
-
-    def write(self, data: bytes) -> int:
-        if self.error is None:
-            try:
-                return self._dest.write(data)
-            except OSError as exc:
-                self._kept(exc)
-        return 0
-
-    def read(self, size: int = -1) -> bytes:
-        try:
-            return self._dest.read(size)
-        except OSError as exc:
-            self._kept(exc)
-            return b""
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        try:
-            return self._dest.seek(offset, whence)
-        except OSError as exc:
-            self._kept(exc)
-            return 0
-
-    def tell(self) -> int:
-        try:
-            return self._dest.tell()
-        except OSError as exc:
-            self._kept(exc)
-            return 0
-
-    @contextlib.contextmanager
-    def raising(self) -> Iterator[None]:
-        """Raise the kept OS error after the block (whatever libsndfile made of it)."""
-        try:
-            yield
-        except Exception:
-            if self.error is None:
-                raise
-        if self.error is not None:
-            raise self.error
 
 
 def encode_audio_stream(

@@ -207,12 +207,15 @@ def _flac_problem(data: ByteView) -> str | None:
     import soundfile
 
     from provenance._internal.files import InputFile, as_stream
+    from provenance._internal.interrupts import CallbackFile
 
     if not isinstance(data, bytes | InputFile):
         return None
     errors = (soundfile.LibsndfileError, RuntimeError, ValueError, EOFError, OSError)
+    source = CallbackFile(as_stream(data))
     try:
-        handle = soundfile.SoundFile(as_stream(data))
+        with source.raising():
+            handle = soundfile.SoundFile(source)
     except errors:
         return None  # not readable at all: the decoder says why
     with handle:
@@ -221,8 +224,9 @@ def _flac_problem(data: ByteView) -> str | None:
         if tail <= 0:
             return None  # no length announced (written as a stream)
         try:
-            handle.seek(total - tail)
-            got = len(handle.read(tail, dtype="float32"))
+            with source.raising():
+                handle.seek(total - tail)
+                got = len(handle.read(tail, dtype="float32"))
         except errors:
             got = 0
         if got < tail:
