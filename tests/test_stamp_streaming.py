@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import os
 import resource
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -263,3 +265,33 @@ def test_a_cut_tiff_is_one_line_saying_it_is_cut(tmp_path: Path) -> None:
     # Was two "Corrupt EXIF data" warnings, then "not an image Pillow can decode".
     assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
     assert "truncated or corrupt" in result.stderr
+
+
+def test_ctrl_c_while_libvips_writes_is_not_lost(
+    streamed: list[str],
+    identity: Identity,
+    store: SQLiteManifestStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = tmp_path / "in.png"
+    _textured((1600, 1200)).save(source, "PNG")
+    real_write = os.write
+    writes: list[int] = []
+
+    def write_then_ctrl_c(fd: int, data: bytes) -> int:
+        writes.append(len(data))
+        if len(writes) == 3:  # SIGINT lands inside libvips's write callback
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(streaming.os, "write", write_then_ctrl_c)
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    out = tmp_path / "out" / "in.png"
+    out.parent.mkdir()
+    # Was: "Exception ignored from cffi callback", and the stamp completed.
+    with pytest.raises(KeyboardInterrupt):
+        stamp(source, identity, INFO, store=store, output=out)
+    assert unraisable == [] and streamed == ["PNG"]
+    assert list(out.parent.iterdir()) == [] and store.count() == 0

@@ -46,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from provenance._internal.files import InputFile
+from provenance._internal.interrupts import InterruptState, deferred_interrupts
 from provenance.errors import CorruptInputError, ImageTooLargeError, OutputError, UnsupportedFormatError
 
 STREAMED_FORMATS = ("JPEG", "PNG", "TIFF")
@@ -111,7 +112,9 @@ def _png_chunk(kind: bytes, data: bytes | memoryview) -> bytes:
     return struct.pack(">I", len(data)) + kind + bytes(data) + struct.pack(">I", crc)
 
 
-def _marked_png(picture: Streamable, marker: Marker, failure: list[BaseException]) -> Iterator[bytes]:
+def _marked_png(
+    picture: Streamable, marker: Marker, failure: list[BaseException], interrupts: InterruptState
+) -> Iterator[bytes]:
     """The marked picture as an uncompressed PNG byte stream, strip by strip."""
     pyvips = _pyvips()
     image = picture.image
@@ -126,6 +129,7 @@ def _marked_png(picture: Streamable, marker: Marker, failure: list[BaseException
     step = max(8, min(marker.rows(width), _STRIP_PIXELS // max(1, width)))
     try:
         for top in range(0, height, step):
+            interrupts.check()  # Ctrl-C: stop feeding the encoder, which then fails
             count = min(step, height - top)
             rows = np.frombuffer(region.fetch(0, top, width, count), np.uint8)
             shaped = rows.reshape(count, width, bands) if bands > 1 else rows.reshape(count, width)
@@ -204,10 +208,27 @@ def write_marked(
 ) -> None:
     """Encode ``picture`` (from :func:`open_streamable`) marked by ``marker`` as
     ``fmt`` into the file descriptor ``fd``, keeping its ICC profile and EXIF."""
+    # libvips calls back into Python (reading the source, taking strips, writing the
+    # output): a Ctrl-C raised inside a callback is printed and lost, and the encoder
+    # carries on. So SIGINT only sets a flag here, the strips stop at it, and
+    # KeyboardInterrupt is raised once libvips has returned.
+    with deferred_interrupts() as interrupts:
+        _write_marked(picture, marker, fmt, options, fd, name, interrupts)
+
+
+def _write_marked(
+    picture: Streamable,
+    marker: Marker,
+    fmt: str,
+    options: dict[str, Any],
+    fd: int,
+    name: str,
+    interrupts: InterruptState,
+) -> None:
     pyvips = _pyvips()
     suffix, settings = save_options(fmt, options)
     failure: list[BaseException] = []
-    chunks = _marked_png(picture, marker, failure)
+    chunks = _marked_png(picture, marker, failure, interrupts)
     pending = bytearray()
 
     def read(size: int) -> bytes:
