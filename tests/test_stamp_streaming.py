@@ -295,3 +295,39 @@ def test_ctrl_c_while_libvips_writes_is_not_lost(
         stamp(source, identity, INFO, store=store, output=out)
     assert unraisable == [] and streamed == ["PNG"]
     assert list(out.parent.iterdir()) == [] and store.count() == 0
+
+
+def test_ctrl_c_while_libvips_decodes_a_reduced_copy_is_not_lost(
+    streamed: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    from provenance._internal.files import open_input
+
+    source = tmp_path / "in.png"
+    _textured((1600, 1200)).save(source, "PNG")
+
+    class CtrlCWhileLogging(logging.Handler):
+        """libvips logs from inside its work through a Python callback: SIGINT lands there."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.sent = False
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if not self.sent:
+                self.sent = True
+                os.kill(os.getpid(), signal.SIGINT)
+
+    handler = CtrlCWhileLogging()
+    logger = logging.getLogger("pyvips")
+    logger.addHandler(handler)
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    try:
+        with open_input(source) as data, pytest.raises(KeyboardInterrupt):
+            images.load_for_analysis(data, "in.png")
+    finally:
+        logger.removeHandler(handler)
+    assert handler.sent and unraisable == []

@@ -28,6 +28,7 @@ from typing import Any
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from provenance._internal.files import InputFile, as_stream
+from provenance._internal.interrupts import deferred_interrupts
 from provenance.errors import CorruptInputError, ImageTooLargeError, UnsupportedFormatError
 
 try:  # HEIC/HEIF decoding for thumbnails and watermark detection
@@ -188,6 +189,13 @@ def _pyvips() -> Any:
 
 
 def _shrunk_by_vips(data: bytes | InputFile, name: str, factor: int) -> Image.Image:
+    # libvips logs through a Python callback while it decodes: a Ctrl-C raised there is
+    # printed and lost. SIGINT is deferred until libvips has returned instead.
+    with deferred_interrupts():
+        return _shrunk(data, name, factor)
+
+
+def _shrunk(data: bytes | InputFile, name: str, factor: int) -> Image.Image:
     pyvips = _pyvips()
     try:
         if isinstance(data, InputFile):
