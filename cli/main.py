@@ -82,6 +82,9 @@ def configure_logging(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
     for name in _NOISY:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # libvips warns of each strip it could not read of a truncated picture, then fails
+    # with the error we report: bad input stays one line (the warnings with -v).
+    logging.getLogger("pyvips").setLevel(logging.WARNING if verbose else logging.ERROR)
 
 
 def _show_warning(

@@ -71,6 +71,7 @@ from provenance._internal.formats import (
     by_extension,
     by_mime,
     check_complete,
+    is_fragmented,
     require_signable,
     sniff,
 )
@@ -443,9 +444,13 @@ def sign_sidecar(
     return SignedAsset(OGG.mime, label, store)
 
 
-def signing_settings() -> dict[str, Any]:
-    """c2pa-rs settings for signing: our own thumbnail, no network, bounded memory."""
-    return {
+def signing_settings(fragmented: bool = False) -> dict[str, Any]:
+    """c2pa-rs settings for signing: our own thumbnail, no network, bounded memory.
+
+    ``fragmented``: the asset is a fragmented MP4/MOV, whose media data must be hashed
+    flat (c2pa-rs signs its ``moof`` fragments with Merkle leaves into a manifest that
+    its own validation then refuses: ``assertion.bmffHash.mismatch``)."""
+    settings: dict[str, Any] = {
         # c2pa-rs stages the signed asset in memory up to this size before
         # spilling to a temporary file: its default let a 300 MB video take
         # 650 MB to sign (370 MB with this; benchmarks/results/memory.txt).
@@ -460,6 +465,9 @@ def signing_settings() -> dict[str, Any]:
         "builder": {"thumbnail": {"enabled": False}},
         "verify": {"verify_after_sign": False, "remote_manifest_fetch": False, "ocsp_fetch": False},
     }
+    if fragmented:
+        del settings["core"]["merkle_tree_chunk_size_in_kb"]
+    return settings
 
 
 def _sign_into(
@@ -620,7 +628,7 @@ def _sign_checked(
     with contextlib.closing(as_stream(data)) as source:
         store = c2pa_bridge.sign_stream(
             definition,
-            signing_settings(),
+            signing_settings(fragmented=is_fragmented(data, fmt)),
             identity,
             fmt.mime,
             source,

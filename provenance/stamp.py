@@ -44,13 +44,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -684,7 +685,14 @@ def _stamp_audio(
         folder = Path(output).parent if str(Path(output).parent) else Path(".")
         if not folder.is_dir():
             raise OutputError(f"{printable(output)}: folder {printable(folder)} does not exist")
-    with contextlib.ExitStack() as scratch:
+        if detached and path is not None and _same_place(sidecar_path(output), sidecar_path(path)):
+            # a.ogg -> a.opus: the new NAME.c2pa would replace the input's (or, if it had
+            # none, would sit beside it as credentials of other audio: read as tampered).
+            raise OutputError(
+                f"{printable(output)}: its manifest {printable(sidecar_path(output))} would be the input's "
+                f"{printable(sidecar_path(path))}; stamping never modifies inputs"
+            )
+    with _disk_errors(output, name), contextlib.ExitStack() as scratch:
 
         def temporary() -> IO[bytes]:
             return scratch.enter_context(tempfile.TemporaryFile(dir=folder, prefix=".provenance-stamp-"))
@@ -807,6 +815,18 @@ def _stamp_audio(
     )
 
 
+@contextlib.contextmanager
+def _disk_errors(output: str | os.PathLike[str] | None, name: str) -> Iterator[None]:
+    """A full disk while writing the temporary files beside the output, as an output error."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        where = printable(output) if output is not None else name
+        raise OutputError(f"{where}: cannot write ({os.strerror(exc.errno).lower()})") from None
+
+
 def _audio_options(
     kind: StreamFormat, name: str, *, quality: int | None, format: str | None, bit_rate: int | None
 ) -> int | None:
@@ -847,6 +867,11 @@ _AUDIO_NAMES = {
 MIN_BIT_RATE = 8_000
 MAX_BIT_RATE = 512_000
 """Bit rates (bits per second) ``stamp(bit_rate=)`` accepts for compressed audio."""
+
+
+def _same_place(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file, whether or not it exists yet."""
+    return same_file(a, b) or a.resolve() == b.resolve()
 
 
 def _sidecar_of(path: str | os.PathLike[str]) -> bytes | None:

@@ -3,9 +3,15 @@ re-stamping a stamped OGG, options that do not apply to audio, and long files in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import os
 import re
+import resource
+import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -308,3 +314,129 @@ def test_an_audio_output_in_a_missing_folder_is_refused_before_the_work(
             output=tmp_path / "missing" / "out.wav",
         )
     assert store.count() == 0 and not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_an_ogg_output_whose_sidecar_is_the_inputs_is_refused(
+    identity: Identity, tmp_path: Path, voice: np.ndarray, signed: bool
+) -> None:
+    from provenance.errors import OutputError
+
+    store = open_store(tmp_path / "m.db")
+    info = GenerationInfo(generator="tts")
+    source = tmp_path / "note.ogg"
+    source.write_bytes(encode_audio(voice, RATE, "ogg", bit_rate=64000))
+    if signed:  # a stamped OGG with its note.c2pa
+        (tmp_path / "first").mkdir()
+        stamp(source, identity, info, store=store, output=tmp_path / "first" / "note.ogg")
+        source = tmp_path / "first" / "note.ogg"
+    before = {p.name: p.read_bytes() for p in source.parent.iterdir()}
+    # note.ogg -> note.opus beside it: both manifests would be note.c2pa.
+    with pytest.raises(OutputError, match="stamping never modifies inputs"):
+        stamp(source, identity, info, store=store, output=source.with_suffix(".opus"))
+    assert {p.name: p.read_bytes() for p in source.parent.iterdir()} == before
+    assert store.count() == (1 if signed else 0)
+
+
+@contextlib.contextmanager
+def _file_size_limit(limit: int) -> Iterator[None]:
+    """Writes past ``limit`` bytes fail with EFBIG, as a full disk fails with ENOSPC."""
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+@pytest.mark.parametrize("kind", ["wav", "flac"])
+def test_a_full_disk_while_stamping_audio_is_an_output_error_and_quiet(
+    identity: Identity, tmp_path: Path, voice: np.ndarray, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provenance.errors import OutputError
+
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    store = open_store(tmp_path / "m.db")
+    source = tmp_path / f"voice.{kind}"
+    source.write_bytes(encode_audio(np.tile(voice, (4, 1)), RATE, kind))
+    out = tmp_path / "out" / source.name
+    out.parent.mkdir()
+    with _file_size_limit(64 * 1024), pytest.raises(OutputError, match="cannot write"):
+        stamp(source, identity, GenerationInfo(generator="tts"), store=store, output=out)
+    # Was a bare OSError, with libsndfile's callbacks printing tracebacks of it on the way.
+    assert unraisable == []
+    assert list(out.parent.iterdir()) == [] and store.count() == 0
+
+
+def test_a_truncated_ogg_is_refused_like_a_truncated_mp3(
+    identity: Identity, tmp_path: Path, voice: np.ndarray
+) -> None:
+    from provenance.errors import CorruptInputError
+
+    whole = encode_audio(voice, RATE, "ogg", bit_rate=64000)
+    cut = tmp_path / "cut.ogg"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])  # FFmpeg decoded it up to the cut, silently
+    store = open_store(tmp_path / "m.db")
+    with pytest.raises(CorruptInputError, match="truncated or corrupt"):
+        stamp(cut, identity, GenerationInfo(generator="tts"), store=store, output=tmp_path / "out.ogg")
+    assert not (tmp_path / "out.ogg").exists() and not (tmp_path / "out.c2pa").exists()
+    assert store.count() == 0
+    found = CliRunner().invoke(cli, ["watermark", "detect", str(cut)])
+    assert found.exit_code == 4 and found.stderr.count("\n") == 1 and "Ogg page" in found.stderr
+    whole_file = tmp_path / "whole.ogg"
+    whole_file.write_bytes(whole)
+    assert CliRunner().invoke(cli, ["watermark", "detect", str(whole_file)]).exit_code == 3
+
+
+def test_a_truncated_flac_is_refused_by_verify_detect_and_sign(
+    identity_dir: Path, tmp_path: Path, voice: np.ndarray
+) -> None:
+    # 150 s, cut after 100: the first minute (all verify and detect decode) is all there.
+    whole = encode_audio(np.tile(voice, (25, 1)), RATE, "flac")
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
+    runner = CliRunner()
+    for args in (
+        ["verify", str(cut)],
+        ["watermark", "detect", str(cut)],
+        ["sign", str(cut), "-o", str(tmp_path / "signed.flac"), "--identity", str(identity_dir)],
+    ):
+        result = runner.invoke(cli, args)
+        # Was: "no credentials" / "no watermark found" (exit 3), and signed as if whole (exit 0).
+        assert result.exit_code == 4, (args, result.stdout, result.stderr)
+        assert result.stderr.count("\n") == 1 and "truncated or corrupt" in result.stderr
+    assert not (tmp_path / "signed.flac").exists()
+    whole_file = tmp_path / "whole.flac"
+    whole_file.write_bytes(whole)
+    assert runner.invoke(cli, ["verify", str(whole_file)]).exit_code == 3
+
+
+class _CtrlCWhileWriting(io.BytesIO):
+    """A file that receives a Ctrl-C (SIGINT) while libsndfile writes into it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, data: object) -> int:
+        self.writes += 1
+        if self.writes == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().write(data)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["wav", "flac"])
+def test_ctrl_c_inside_a_libsndfile_callback_is_not_lost(
+    voice: np.ndarray, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    dest = _CtrlCWhileWriting()
+    # Was: printed as "Exception ignored from cffi callback" and the encoding carried on.
+    with pytest.raises(KeyboardInterrupt), audio_stream.AudioWriter(dest, RATE, 1, kind) as writer:
+        for start in range(0, len(voice), 4000):
+            writer.write(voice[start : start + 4000])
+    assert unraisable == []

@@ -378,8 +378,9 @@ def verify_file_state(path: Path) -> State:
 
 def test_ffmpeg_decode_errors_read_as_a_plain_reason() -> None:
     # FFmpeg's exception text carries an errno and the stream's internal name ("'7'").
+    # One whole Ogg page of zeros (a cut page is refused before FFmpeg is asked).
     with pytest.raises(CorruptInputError) as caught:
-        decode_audio(b"OggS" + bytes(200), "junk.ogg")
+        decode_audio(b"OggS" + bytes(22) + b"\x01\xc8" + bytes(200), "junk.ogg")
     message = str(caught.value)
     assert message.startswith("junk.ogg: audio is truncated or corrupt (")
     assert "Errno" not in message and "'" not in message

@@ -709,3 +709,70 @@ def test_by_content_recovers_audio_through_its_watermark(identity: Identity, tmp
             200,
             {"matches": [{"manifestId": stamped.manifest_label}]},
         )
+
+
+def test_a_service_answering_a_manifest_for_another_watermark_is_not_believed(
+    identity: Identity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A service (mistaken or hostile) answers the binding lookup of one audio watermark with
+    # the manifest of another clip, and serves no likeness reference to compare with.
+    import http.server
+    import threading
+
+    from provenance._internal.audio import decode_audio, encode_audio
+
+    from .conftest import ROOT
+
+    folder = ROOT / "tests" / "fixtures" / "audio"
+    clip = decode_audio((folder / "speech_cmu-arctic_aew_a0001-3.ogg").read_bytes(), "v")
+    voice = clip.samples[: 6 * 16000]
+    with open_store(tmp_path / "a.db") as store:
+        theirs = stamp(encode_audio(voice, 16000, "wav"), identity, INFO, store=store)
+        recorded = store.get_by_label(theirs.manifest_label)
+    assert recorded is not None
+    ours = bytes.fromhex("0123456789abcdef")
+    assert ours != theirs.payload
+    marked = tmp_path / "marked.wav"
+    marked.write_bytes(encode_audio(watermark.audio.embed(voice, 16000, ours), 16000, "wav"))
+
+    class Lying(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            answer = {"matches": [{"manifestId": theirs.manifest_label}]}
+            self._send(json.dumps(answer).encode(), "application/json")
+
+        def do_GET(self) -> None:
+            if self.path.startswith("/manifests/"):
+                self._send(recorded.manifest_store, "application/c2pa")
+            else:
+                self._send(b"{}", "application/json", 404)
+
+        def _send(self, body: bytes, kind: str, status: int = 200) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Lying)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    home_b = tmp_path / "home-b"
+    home_b.mkdir()
+    monkeypatch.setenv("PROVENANCE_HOME", str(home_b))
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = CliRunner().invoke(cli, ["verify", str(marked), "--json", "--resolver", url])
+    finally:
+        server.shutdown()
+        server.server_close()
+    report = json.loads(result.stdout)
+    # Was "valid", recovered, with the watermark said to match credentials declaring another one.
+    assert result.exit_code == 3 and report["state"] == "none", result.stderr
+    assert report["watermark"]["payload"] == ours.hex()
+    assert report["watermark"]["matches_manifest"] is not True
+    assert any("does not declare" in w for w in report["warnings"]), report["warnings"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import tempfile
@@ -21,7 +22,7 @@ from provenance.errors import (
     UnsupportedFormatError,
 )
 from provenance.keys import Identity
-from provenance.sign import ExtensionMismatchWarning, sign_bytes, sign_file, sign_image
+from provenance.sign import ExtensionMismatchWarning, sign_bytes, sign_file, sign_image, sign_to_stream
 from provenance.trust import TrustPolicy
 from provenance.verify import State, verify_bytes, verify_file
 
@@ -255,3 +256,65 @@ def test_truncated_media_is_refused_not_signed(kind: str, identity: Identity) ->
     whole = make()
     with pytest.raises(CorruptInputError, match=r"truncated|cannot parse"):
         sign_bytes(whole[: len(whole) * 2 // 3], identity, INFO)
+
+
+class _FullDisk(io.RawIOBase):
+    """A seekable output that fails as a full disk does after ``room`` bytes."""
+
+    def __init__(self, room: int) -> None:
+        self._buffer = io.BytesIO()
+        self._room = room
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        chunk = bytes(data)  # type: ignore[call-overload]
+        if self._buffer.tell() + len(chunk) > self._room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self._buffer.write(chunk)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._buffer.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._buffer.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._buffer.tell()
+
+
+def test_a_full_disk_while_signing_into_a_stream_is_an_output_error(identity: Identity) -> None:
+    data = encode(photo(size=(640, 480)), "JPEG")
+    with pytest.raises(OutputError) as caught:
+        sign_to_stream(data, _FullDisk(len(data) // 2), identity, INFO, name="in.jpg")  # type: ignore[arg-type]
+    # The C2PA library reports only "JPEG write error", which read as an unparsable input.
+    assert "no space left on device" in str(caught.value)
+
+
+def test_a_fragmented_mp4_signs_into_a_valid_file(identity: Identity, tmp_path: Path) -> None:
+    import av
+
+    source = tmp_path / "recording.mp4"
+    # As a browser's MediaRecorder or a streaming packager writes it: moof fragments.
+    with av.open(str(source), "w", options={"movflags": "frag_keyframe+empty_moov+default_base_moof"}) as out:
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt, stream.gop_size = 64, 48, "yuv420p", 10
+        frames = np.random.default_rng(1).integers(0, 255, (50, 48, 64, 3), dtype=np.uint8)
+        for pixels in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    assert b"moof" in source.read_bytes()
+    out_path = tmp_path / "signed.mp4"
+    sign_file(source, out_path, identity, INFO)
+    # With 1 MB Merkle leaves c2pa-rs signed it into assertion.bmffHash.mismatch.
+    result = verify_file(out_path)
+    assert result.state in (State.VALID, State.TRUSTED), result.failures

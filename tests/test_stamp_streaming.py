@@ -6,17 +6,26 @@ these tests check that the streamed output is what the whole-picture path promis
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
+import os
+import resource
+import signal
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image, ImageCms
 
 import watermark
+from cli.main import cli
 from manifests import GenerationInfo
 from provenance._internal import images, pdq, streaming
+from provenance.errors import ImageTooLargeError, OutputError
 from provenance.keys import Identity
 from provenance.sign import sign_bytes
 from provenance.stamp import StampResult, stamp
@@ -165,3 +174,167 @@ def test_a_30_megapixel_jpeg_streams_without_test_limits(
     assert calls == ["JPEG"]
     marked = _check_stamped(out, result, store, identity)
     assert marked.size == (6400, 4700)
+
+
+@contextlib.contextmanager
+def _file_size_limit(limit: int) -> Iterator[None]:
+    """Writes past ``limit`` bytes fail with EFBIG, as a full disk fails with ENOSPC."""
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+def test_a_full_disk_while_streaming_is_an_output_error_not_a_corrupt_input(
+    streamed: list[str], identity: Identity, store: SQLiteManifestStore, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.png"
+    _textured((1600, 1200)).save(source, "PNG")
+    before = source.read_bytes()
+    out = tmp_path / "out" / "in.png"
+    out.parent.mkdir()
+    with _file_size_limit(256 * 1024), pytest.raises(OutputError) as caught:
+        stamp(source, identity, INFO, store=store, output=out)
+    assert streamed == ["PNG"]
+    # libvips's descriptor target said only "Unknown error -1", read as a corrupt input.
+    assert "cannot write" in str(caught.value) and "truncated or corrupt" not in str(caught.value)
+    assert list(out.parent.iterdir()) == [] and store.count() == 0
+    assert source.read_bytes() == before
+
+
+def test_a_truncated_large_png_is_one_line_on_the_command_line(
+    streamed: list[str], identity_dir: Path, tmp_path: Path
+) -> None:
+    buffer = io.BytesIO()
+    _textured((1600, 1200)).save(buffer, "PNG")
+    source = tmp_path / "cut.png"
+    source.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    result = CliRunner().invoke(
+        cli, ["sign", str(source), "-o", str(tmp_path / "out.png"), "--identity", str(identity_dir)]
+    )
+    assert result.exit_code == 4
+    # libvips's own warnings ("error in tile 0 x 570") repeated the error before it.
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert "truncated or corrupt" in result.stderr
+
+
+def test_running_out_of_memory_mid_picture_is_one_error_and_leaves_nothing(
+    streamed: list[str],
+    identity: Identity,
+    store: SQLiteManifestStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = tmp_path / "in.jpg"
+    _textured((1600, 1200)).save(source, "JPEG", quality=90)
+    real = watermark.strip_marker
+
+    def failing(*args: object, **kwargs: object) -> object:
+        marker = real(*args, **kwargs)  # type: ignore[arg-type]
+        mark = marker.mark
+
+        def mark_then_fail(rows: np.ndarray, mode: str, y0: int) -> np.ndarray:
+            if y0 > 400:  # part of the picture is already encoded
+                raise MemoryError
+            return mark(rows, mode, y0)
+
+        marker.mark = mark_then_fail  # type: ignore[method-assign]
+        return marker
+
+    monkeypatch.setattr(watermark, "strip_marker", failing)
+    out = tmp_path / "out" / "in.jpg"
+    out.parent.mkdir()
+    with pytest.raises(ImageTooLargeError, match="not enough memory"):
+        stamp(source, identity, INFO, store=store, output=out)
+    assert list(out.parent.iterdir()) == [] and store.count() == 0
+
+
+def test_a_cut_tiff_is_one_line_saying_it_is_cut(tmp_path: Path) -> None:
+    import pyvips
+
+    source = tmp_path / "cut.tif"
+    # libtiff writes the directory after the pixels: a cut file has none.
+    whole = pyvips.Image.new_from_array(np.asarray(_textured((640, 480)))).write_to_buffer(".tif")
+    source.write_bytes(whole[: len(whole) // 2])
+    result = CliRunner().invoke(cli, ["watermark", "detect", str(source)])
+    assert result.exit_code == 4
+    # Was two "Corrupt EXIF data" warnings, then "not an image Pillow can decode".
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert "truncated or corrupt" in result.stderr
+
+
+def test_ctrl_c_while_libvips_writes_is_not_lost(
+    streamed: list[str],
+    identity: Identity,
+    store: SQLiteManifestStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = tmp_path / "in.png"
+    _textured((1600, 1200)).save(source, "PNG")
+    real_write = os.write
+    writes: list[int] = []
+
+    def write_then_ctrl_c(fd: int, data: bytes) -> int:
+        writes.append(len(data))
+        if len(writes) == 3:  # SIGINT lands inside libvips's write callback
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(streaming.os, "write", write_then_ctrl_c)
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    out = tmp_path / "out" / "in.png"
+    out.parent.mkdir()
+    # Was: "Exception ignored from cffi callback", and the stamp completed.
+    with pytest.raises(KeyboardInterrupt):
+        stamp(source, identity, INFO, store=store, output=out)
+    assert unraisable == [] and streamed == ["PNG"]
+    assert list(out.parent.iterdir()) == [] and store.count() == 0
+
+
+_DECODE_WITH_CTRL_C = """
+import logging, os, signal, sys
+from provenance._internal import images
+from provenance._internal.files import open_input
+
+class CtrlCWhileLogging(logging.Handler):
+    sent = False
+    def emit(self, record):
+        if not self.sent:  # libvips logs from inside its work through a Python callback
+            CtrlCWhileLogging.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+logger = logging.getLogger("pyvips")
+logger.addHandler(CtrlCWhileLogging())
+logger.setLevel(logging.INFO)
+sys.unraisablehook = lambda hook: print("unraisable", hook.exc_type.__name__)
+images.REDUCE_ABOVE, images.ANALYSIS_SHORT_SIDE = 1_000_000, 512
+try:
+    with open_input(sys.argv[1]) as data:
+        images.load_for_analysis(data, "in.png")
+    print("completed", CtrlCWhileLogging.sent)
+except KeyboardInterrupt:
+    print("interrupted", CtrlCWhileLogging.sent)
+"""
+
+
+def test_ctrl_c_while_libvips_decodes_a_reduced_copy_is_not_lost(tmp_path: Path) -> None:
+    import subprocess
+
+    source = tmp_path / "in.png"
+    _textured((1600, 1200)).save(source, "PNG")
+    # A fresh process: libvips logs its first operations (later ones it does not).
+    done = subprocess.run(
+        [sys.executable, "-c", _DECODE_WITH_CTRL_C, str(source)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # Was: "unraisable KeyboardInterrupt", then "completed True".
+    assert done.stdout.split() == ["interrupted", "True"], (done.stdout, done.stderr)

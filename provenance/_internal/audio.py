@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from provenance._internal.files import ByteView, InputFile, as_stream
 from provenance._internal.formats import FLAC, M4A, MP3, OGG, WAV, MediaFormat, check_complete, sniff
+from provenance._internal.interrupts import CallbackFile
 from provenance.errors import CorruptInputError, UnsupportedFormatError
 
 _log = logging.getLogger(__name__)
@@ -111,8 +112,8 @@ def decode_audio(data: bytes | InputFile, name: str, *, seconds: float | None = 
     fmt = audio_format(data)
     if fmt is None:
         raise UnsupportedFormatError(f"{name}: not an audio file (WAV, FLAC, MP3, M4A or OGG)")
-    if fmt in (MP3, M4A):
-        check_complete(data, fmt, name)  # a cut MP3 decodes "fine" up to the cut
+    if fmt in (MP3, M4A, OGG, FLAC):
+        check_complete(data, fmt, name)  # a cut MP3, OGG or FLAC decodes "fine" up to the cut
     container = AUDIO_FORMATS[fmt]
     if container in ("wav", "flac"):
         clip = _decode_sndfile(data, name, container, seconds)
@@ -137,8 +138,9 @@ def _decode_sndfile(data: bytes | InputFile, name: str, container: str, seconds:
                 f"{len(data):,} are there)"
             )
 
+    source = CallbackFile(as_stream(data))
     try:
-        with soundfile.SoundFile(as_stream(data)) as handle:
+        with source.raising(), soundfile.SoundFile(source) as handle:
             rate, subtype = int(handle.samplerate), str(handle.subtype)
             excerpt = _excerpt_frames(seconds, rate, int(handle.channels))
             wanted = handle.frames if excerpt is None else min(handle.frames, excerpt)

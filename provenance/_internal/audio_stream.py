@@ -42,7 +42,8 @@ from provenance._internal.audio import (
     audio_format,
 )
 from provenance._internal.files import InputFile, as_stream
-from provenance._internal.formats import M4A, MP3, check_complete
+from provenance._internal.formats import FLAC, M4A, MP3, OGG, check_complete
+from provenance._internal.interrupts import CallbackFile
 from provenance.errors import CorruptInputError, UnsupportedFormatError, WatermarkFailure
 
 F32 = npt.NDArray[np.float32]
@@ -101,8 +102,8 @@ def open_audio(
     fmt = audio_format(data)
     if fmt is None:
         raise UnsupportedFormatError(f"{name}: not an audio file (WAV, FLAC, MP3, M4A or OGG)")
-    if fmt in (MP3, M4A):
-        check_complete(data, fmt, name)  # a cut MP3 decodes "fine" up to the cut
+    if fmt in (MP3, M4A, OGG, FLAC):
+        check_complete(data, fmt, name)  # a cut MP3, OGG or FLAC decodes "fine" up to the cut
     container = AUDIO_FORMATS[fmt]
     opener = _open_sndfile if container in ("wav", "flac") else _open_av
     with opener(data, name, container, block_seconds) as source:
@@ -124,8 +125,10 @@ def _open_sndfile(
                 f"{name}: audio is truncated or corrupt (the WAV header announces {riff + 8:,} bytes, "
                 f"{len(data):,} are there)"
             )
+    source = CallbackFile(as_stream(data))
     try:
-        handle = soundfile.SoundFile(as_stream(data))
+        with source.raising():
+            handle = soundfile.SoundFile(source)
     except errors as exc:
         raise CorruptInputError(f"{name}: audio is truncated or corrupt ({_first_line(exc)})") from None
     with handle:
@@ -137,7 +140,8 @@ def _open_sndfile(
             done = 0
             while done < handle.frames:
                 try:
-                    block = handle.read(min(step, handle.frames - done), dtype="float32", always_2d=True)
+                    with source.raising():
+                        block = handle.read(min(step, handle.frames - done), dtype="float32", always_2d=True)
                 except errors as exc:
                     raise CorruptInputError(
                         f"{name}: audio is truncated or corrupt ({_first_line(exc)})"
@@ -231,15 +235,17 @@ class AudioWriter:
             chosen = subtype or "PCM_16"
             if not soundfile.check_format(container.upper(), chosen):
                 chosen = "PCM_16"  # e.g. a FLAC subtype libsndfile cannot write back
+            self._sink = CallbackFile(dest)
             try:
-                self._sndfile = soundfile.SoundFile(
-                    dest,
-                    "w",
-                    samplerate=sample_rate,
-                    channels=channels,
-                    subtype=chosen,
-                    format=container.upper(),
-                )
+                with self._sink.raising():
+                    self._sndfile = soundfile.SoundFile(
+                        self._sink,
+                        "w",
+                        samplerate=sample_rate,
+                        channels=channels,
+                        subtype=chosen,
+                        format=container.upper(),
+                    )
             except (soundfile.LibsndfileError, RuntimeError, ValueError) as exc:
                 raise UnsupportedFormatError(
                     f"cannot encode {container.upper()} ({_first_line(exc)})"
@@ -269,7 +275,8 @@ class AudioWriter:
 
     def write(self, samples: F32) -> None:
         if self._sndfile is not None:
-            self._sndfile.write(samples)
+            with self._sink.raising():
+                self._sndfile.write(samples)
             return
         import av
 
@@ -292,8 +299,11 @@ class AudioWriter:
     def close(self) -> None:
         """Flush the encoder and finish the file."""
         if self._sndfile is not None:
-            self._sndfile.close()
-            self._sndfile = None
+            try:
+                with self._sink.raising():
+                    self._sndfile.close()
+            finally:
+                self._sndfile = None
         if self._av is not None:
             import av
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -19,6 +20,7 @@ from provenance._internal.interrupts import deferred_interrupts
 from provenance.errors import (
     CorruptInputError,
     IdentityError,
+    OutputError,
     ProvenanceError,
     SigningError,
     UnsupportedFormatError,
@@ -172,10 +174,17 @@ def sign_stream(
                     raise SigningError(
                         f"{name}: the signer failed: {type(callback.error).__name__}: {callback.error}"
                     ) from None
+                if interrupts.write_error is not None:
+                    raise _output_failed(name, interrupts.write_error) from None
                 raise
             return manifest
     finally:
         signer.close()
+
+
+def _output_failed(name: str, exc: OSError) -> OutputError:
+    why = "no space left on device" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+    return OutputError(f"{name}: cannot write the signed copy ({why})")
 
 
 def sign_detached(

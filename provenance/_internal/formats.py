@@ -190,10 +190,68 @@ def check_complete(data: ByteView, fmt: MediaFormat, name: str) -> None:
         problem = _mp3_problem(data)
     elif fmt is GIF:
         problem = _gif_problem(data)
+    elif fmt is OGG:
+        problem = _ogg_problem(data)
+    elif fmt is FLAC:
+        problem = _flac_problem(data)
     elif fmt is SVG:
         problem = _svg_problem(data)
     if problem:
         raise CorruptInputError(f"{name}: file is truncated or corrupt ({problem})")
+
+
+def _flac_problem(data: ByteView) -> str | None:
+    """Read the last samples the FLAC header announces: a cut file has none there (its
+    first minutes decode, and the C2PA library would hash it as whole). A seek, not a decode:
+    libsndfile finds the frame by its header."""
+    import soundfile
+
+    from provenance._internal.files import InputFile, as_stream
+    from provenance._internal.interrupts import CallbackFile
+
+    if not isinstance(data, bytes | InputFile):
+        return None
+    errors = (soundfile.LibsndfileError, RuntimeError, ValueError, EOFError, OSError)
+    source = CallbackFile(as_stream(data))
+    try:
+        with source.raising():
+            handle = soundfile.SoundFile(source)
+    except errors:
+        return None  # not readable at all: the decoder says why
+    with handle:
+        total = handle.frames
+        tail = min(total, 4096)
+        if tail <= 0:
+            return None  # no length announced (written as a stream)
+        try:
+            with source.raising():
+                handle.seek(total - tail)
+                got = len(handle.read(tail, dtype="float32"))
+        except errors:
+            got = 0
+        if got < tail:
+            return f"the audio stops before the {total:,} samples its header announces"
+    return None
+
+
+def _ogg_problem(data: ByteView) -> str | None:
+    """Walk the Ogg pages: a cut file ends inside its last one (FFmpeg decodes up to the cut
+    without a word). Each page: "OggS", a 27-byte header whose last byte counts the lacing
+    values that follow, and as many bytes as the lacing values add up to."""
+    end = len(data)
+    pos = 0
+    while pos < end:
+        header = data[pos : pos + 27]
+        if header[:4] != b"OggS":
+            return f"no Ogg page at byte {pos:,}"
+        if len(header) < 27:
+            return "the last Ogg page is cut short"
+        lacing = data[pos + 27 : pos + 27 + header[26]]
+        size = 27 + header[26] + sum(lacing)
+        if len(lacing) < header[26] or pos + size > end:
+            return f"the last Ogg page needs {size:,} bytes, {end - pos:,} remain"
+        pos += size
+    return None
 
 
 def _gif_problem(data: ByteView) -> str | None:
@@ -255,6 +313,24 @@ def _svg_problem(data: ByteView) -> str | None:
     if str(root.tag).rpartition("}")[2] != "svg":
         return "the XML document is not an SVG image"
     return None
+
+
+def is_fragmented(data: ByteView, fmt: MediaFormat) -> bool:
+    """Whether ``data`` is a fragmented MP4/MOV/M4A (its media in ``moof`` fragments, as
+    browser recorders and streaming packagers write them)."""
+    if fmt not in _BMFF:
+        return False
+    pos, end = 0, len(data)
+    while pos + 8 <= end:
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        if data[pos + 4 : pos + 8] == b"moof":
+            return True
+        if size == 1 and pos + 16 <= end:
+            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
+        if size < 8:
+            return False  # runs to the end (0) or is broken: check_complete says which
+        pos += size
+    return False
 
 
 def _bmff_problem(data: ByteView) -> str | None:

@@ -28,6 +28,7 @@ from typing import Any
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from provenance._internal.files import InputFile, as_stream
+from provenance._internal.interrupts import deferred_interrupts
 from provenance.errors import CorruptInputError, ImageTooLargeError, UnsupportedFormatError
 
 try:  # HEIC/HEIF decoding for thumbnails and watermark detection
@@ -72,7 +73,10 @@ def open_image(data: bytes | InputFile, name: str) -> Image.Image:
     into memory.
     """
     try:
-        with warnings.catch_warnings():
+        # Held back until the header is read: a cut TIFF (its directory is written after
+        # the pixels) warns "Corrupt EXIF data" twice before failing, which is one error.
+        with warnings.catch_warnings(record=True) as held:
+            warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(as_stream(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -81,11 +85,17 @@ def open_image(data: bytes | InputFile, name: str) -> Image.Image:
             "set PROVENANCE_MAX_PIXELS to raise it)"
         ) from None
     except UnidentifiedImageError:
+        if data[:4] in (b"II*\x00", b"MM\x00*"):
+            raise CorruptInputError(
+                f"{name}: image data is truncated or corrupt (its TIFF directory cannot be read)"
+            ) from None
         raise UnsupportedFormatError(f"{name}: not an image Pillow can decode") from None
     except MemoryError:
         raise ImageTooLargeError(f"{name}: not enough memory to decode this image") from None
     except Exception as exc:  # a decoder failing on untrusted bytes: see the module docstring
         raise CorruptInputError(f"{name}: cannot decode image ({_why(exc)})") from None
+    for warning in held:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise ImageTooLargeError(
@@ -179,6 +189,13 @@ def _pyvips() -> Any:
 
 
 def _shrunk_by_vips(data: bytes | InputFile, name: str, factor: int) -> Image.Image:
+    # libvips logs through a Python callback while it decodes: a Ctrl-C raised there is
+    # printed and lost. SIGINT is deferred until libvips has returned instead.
+    with deferred_interrupts():
+        return _shrunk(data, name, factor)
+
+
+def _shrunk(data: bytes | InputFile, name: str, factor: int) -> Image.Image:
     pyvips = _pyvips()
     try:
         if isinstance(data, InputFile):
@@ -194,7 +211,7 @@ def _shrunk_by_vips(data: bytes | InputFile, name: str, factor: int) -> Image.Im
         pixels = small.numpy()
     except pyvips.Error as exc:
         detail = str(exc).strip().splitlines()
-        why = detail[-1] if detail else "libvips error"
+        why = detail[-1].strip() if detail else "libvips error"
         raise CorruptInputError(f"{name}: image data is truncated or corrupt ({why[:300]})") from None
     except MemoryError:
         raise ImageTooLargeError(f"{name}: not enough memory to decode this image") from None

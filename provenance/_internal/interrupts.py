@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import IO, Any
 
@@ -34,6 +34,9 @@ class InterruptState:
 
     def __init__(self) -> None:
         self.interrupted = False
+        self.write_error: OSError | None = None
+        """The first OS error of a guarded write (disk full): the native caller reports
+        only that it could not write, which would read as a broken input."""
 
     def check(self) -> None:
         if self.interrupted:
@@ -65,7 +68,11 @@ class _GuardedStream:
 
     def write(self, data: Any) -> int:
         self._state.check()
-        return self._stream.write(data)
+        try:
+            return self._stream.write(data)
+        except OSError as exc:
+            self._state.write_error = self._state.write_error or exc
+            raise
 
     def seek(self, offset: int, whence: int = 0) -> int:
         self._state.check()
@@ -76,7 +83,11 @@ class _GuardedStream:
 
     def flush(self) -> None:
         self._state.check()
-        self._stream.flush()
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            self._state.write_error = self._state.write_error or exc
+            raise
 
 
 @contextlib.contextmanager
@@ -110,3 +121,64 @@ def deferred_interrupts() -> Iterator[InterruptState]:
         signal.signal(signal.SIGINT, previous)
     if state.interrupted:
         raise KeyboardInterrupt
+
+
+class CallbackFile:
+    """A file handed to libsndfile, which reads, writes and seeks it from C callbacks.
+
+    An exception raised in such a callback cannot cross the C frames: cffi prints it as
+    "Exception ignored" and returns 0, so a Ctrl-C was lost (with a wrong position handed
+    to libsndfile, which then carried on) and a full disk was a short write. The first
+    exception is kept here instead, every later call fails, and :meth:`raising` raises it
+    once the libsndfile call is back in Python (a Ctrl-C is deferred until then).
+
+        >>> import io
+        >>> source = CallbackFile(io.BytesIO(b"abc"))
+        >>> with source.raising():
+        ...     source.read(2)
+        b'ab'
+
+    """
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self.error: BaseException | None = None
+
+    def _call(self, method: Callable[..., Any], *args: Any, failed: Any) -> Any:
+        if self.error is not None:
+            return failed
+        try:
+            return method(*args)
+        except BaseException as exc:
+            self.error = exc
+            return failed
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._call(self._file.read, size, failed=b"")
+        return data
+
+    def write(self, data: bytes) -> int:
+        written: int = self._call(self._file.write, data, failed=0)
+        return written
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position: int = self._call(self._file.seek, offset, whence, failed=-1)
+        return position
+
+    def tell(self) -> int:
+        position: int = self._call(self._file.tell, failed=-1)
+        return position
+
+    @contextlib.contextmanager
+    def raising(self) -> Iterator[None]:
+        """Run a libsndfile call: Ctrl-C waits until it is back (the callbacks have Python
+        code of their own, outside these methods, where it would be lost too), then the
+        kept exception is raised, whatever libsndfile made of it."""
+        with deferred_interrupts():
+            try:
+                yield
+            except Exception:
+                if self.error is None:
+                    raise
+            if self.error is not None:
+                raise self.error

@@ -35,6 +35,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
+import os
 import struct
 import zlib
 from collections.abc import Iterator
@@ -44,7 +46,8 @@ import numpy as np
 import numpy.typing as npt
 
 from provenance._internal.files import InputFile
-from provenance.errors import CorruptInputError, ImageTooLargeError, UnsupportedFormatError
+from provenance._internal.interrupts import InterruptState, deferred_interrupts
+from provenance.errors import CorruptInputError, ImageTooLargeError, OutputError, UnsupportedFormatError
 
 STREAMED_FORMATS = ("JPEG", "PNG", "TIFF")
 """Formats read and written strip by strip (WebP's codec holds whole pictures)."""
@@ -109,7 +112,9 @@ def _png_chunk(kind: bytes, data: bytes | memoryview) -> bytes:
     return struct.pack(">I", len(data)) + kind + bytes(data) + struct.pack(">I", crc)
 
 
-def _marked_png(picture: Streamable, marker: Marker, failure: list[BaseException]) -> Iterator[bytes]:
+def _marked_png(
+    picture: Streamable, marker: Marker, failure: list[BaseException], interrupts: InterruptState
+) -> Iterator[bytes]:
     """The marked picture as an uncompressed PNG byte stream, strip by strip."""
     pyvips = _pyvips()
     image = picture.image
@@ -124,6 +129,7 @@ def _marked_png(picture: Streamable, marker: Marker, failure: list[BaseException
     step = max(8, min(marker.rows(width), _STRIP_PIXELS // max(1, width)))
     try:
         for top in range(0, height, step):
+            interrupts.check()  # Ctrl-C: stop feeding the encoder, which then fails
             count = min(step, height - top)
             rows = np.frombuffer(region.fetch(0, top, width, count), np.uint8)
             shaped = rows.reshape(count, width, bands) if bands > 1 else rows.reshape(count, width)
@@ -202,10 +208,27 @@ def write_marked(
 ) -> None:
     """Encode ``picture`` (from :func:`open_streamable`) marked by ``marker`` as
     ``fmt`` into the file descriptor ``fd``, keeping its ICC profile and EXIF."""
+    # libvips calls back into Python (reading the source, taking strips, writing the
+    # output): a Ctrl-C raised inside a callback is printed and lost, and the encoder
+    # carries on. So SIGINT only sets a flag here, the strips stop at it, and
+    # KeyboardInterrupt is raised once libvips has returned.
+    with deferred_interrupts() as interrupts:
+        _write_marked(picture, marker, fmt, options, fd, name, interrupts)
+
+
+def _write_marked(
+    picture: Streamable,
+    marker: Marker,
+    fmt: str,
+    options: dict[str, Any],
+    fd: int,
+    name: str,
+    interrupts: InterruptState,
+) -> None:
     pyvips = _pyvips()
     suffix, settings = save_options(fmt, options)
     failure: list[BaseException] = []
-    chunks = _marked_png(picture, marker, failure)
+    chunks = _marked_png(picture, marker, failure, interrupts)
     pending = bytearray()
 
     def read(size: int) -> bytes:
@@ -227,18 +250,52 @@ def write_marked(
         for field in ("icc-profile-data", "exif-data"):
             if image.get_typeof(field):
                 marked.set_type(image.get_typeof(field), field, image.get(field))
-        marked.write_to_target(pyvips.Target.new_to_descriptor(fd), suffix, **settings)
+        marked.write_to_target(_descriptor_target(pyvips, fd, failure), suffix, **settings)
     except pyvips.Error as exc:
+        if failure and isinstance(failure[0], OSError):
+            # The output side failed (disk full): not the input's fault.
+            why = "no space left on device" if failure[0].errno == errno.ENOSPC else failure[0].strerror
+            raise OutputError(f"{name}: cannot write the stamped copy ({why or failure[0]})") from None
+        if failure and isinstance(failure[0], MemoryError):
+            raise ImageTooLargeError(f"{name}: not enough memory to encode this image") from None
         if failure and not isinstance(failure[0], pyvips.Error):
             raise failure[0] from None
         # The source failing mid-way (truncated) or the encoder refusing.
         detail = str(failure[0] if failure else exc).strip().splitlines()
-        why = detail[-1] if detail else "libvips error"
+        why = detail[-1].strip() if detail else "libvips error"
         raise CorruptInputError(f"{name}: image data is truncated or corrupt ({why[:300]})") from None
     except MemoryError:
         raise ImageTooLargeError(f"{name}: not enough memory to encode this image") from None
     if failure:
         raise failure[0]
+
+
+def _descriptor_target(pyvips: Any, fd: int, failure: list[BaseException]) -> Any:
+    """A libvips target writing to ``fd`` that keeps the OS error of a failed write in
+    ``failure``: libvips's own descriptor target reports a full disk only as
+    "Unknown error -1", which would read as a corrupt input."""
+
+    def write(chunk: bytes) -> int:
+        try:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:
+            failure.insert(0, exc)
+            return -1
+        return len(chunk)
+
+    def read(size: int) -> bytes:
+        return os.read(fd, size)
+
+    def seek(offset: int, whence: int) -> int:
+        return os.lseek(fd, offset, whence)
+
+    target = pyvips.TargetCustom()
+    target.on_write(write)
+    target.on_read(read)  # the TIFF writer reads back and seeks in what it wrote
+    target.on_seek(seek)
+    return target
 
 
 def release_heap() -> None:

@@ -834,6 +834,16 @@ def _recover_remotely(
         )
         if match is None:
             continue
+        if match.by_watermark and payload is not None:
+            # Found through the watermark: the credentials must declare that very watermark
+            # (a store's entry does by construction; a service's answer is checked).
+            checked = _check_recovered(match.manifest_store, policy)
+            declared = _declared_payloads(checked[1], algorithm) if checked is not None else None
+            if checked is not None and payload not in (declared or []):
+                warnings.append(
+                    f"{match.url}: its manifest does not declare the watermark {payload.hex()}; ignored"
+                )
+                continue
         # The reference must be of the medium being verified: an image thumbnail is no
         # likeness reference for a clip, nor an audio fingerprint for a picture.
         is_audio_reference = match.reference_type == resolution.AUDIO_REFERENCE_TYPE
