@@ -160,8 +160,9 @@ def test_every_decode_is_paid_for(monkeypatch: pytest.MonkeyPatch, photos: dict[
 
     monkeypatch.setattr(_ecc, "decode_soft", counting)
     # Unmarked photos with every gate removed: every attempt decodes, and steps 4b, 5
-    # and 5b always run.
-    for gate in ("DECODE_MIN_Z", "HALF_FOLD_MIN_Z", "REFINE_MIN_Z", "FEW_SCAN_MIN_Z", "PART_MIN_Z", "GROW_MIN_Z"):
+    # and 5b (with its grown map) always run.
+    for gate in ("DECODE_MIN_Z", "HALF_FOLD_MIN_Z", "REFINE_MIN_Z", "FEW_SCAN_MIN_Z", "PART_MIN_Z",
+                 "GROW_MIN_Z"):
         monkeypatch.setattr(_core, gate, -math.inf)
     monkeypatch.setattr(_core, "PART_SHIFT", _pattern.TILE)
     samples = [photos["coffee"], photos["astronaut"].rotate(20), _aspect(0.8, 1.0)(photos["landscape"]),
