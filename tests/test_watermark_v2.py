@@ -160,8 +160,9 @@ def test_every_decode_is_paid_for(monkeypatch: pytest.MonkeyPatch, photos: dict[
 
     monkeypatch.setattr(_ecc, "decode_soft", counting)
     # Unmarked photos with every gate removed: every attempt decodes, and steps 4b, 5
-    # and 5b always run.
-    for gate in ("DECODE_MIN_Z", "HALF_FOLD_MIN_Z", "REFINE_MIN_Z", "FEW_SCAN_MIN_Z", "PART_MIN_Z"):
+    # and 5b (with its grown map) always run.
+    for gate in ("DECODE_MIN_Z", "HALF_FOLD_MIN_Z", "REFINE_MIN_Z", "FEW_SCAN_MIN_Z", "PART_MIN_Z",
+                 "GROW_MIN_Z"):
         monkeypatch.setattr(_core, gate, -math.inf)
     monkeypatch.setattr(_core, "PART_SHIFT", _pattern.TILE)
     samples = [photos["coffee"], photos["astronaut"].rotate(20), _aspect(0.8, 1.0)(photos["landscape"]),
@@ -239,6 +240,20 @@ def test_a_perspective_warp_is_read_from_parts(monkeypatch: pytest.MonkeyPatch,
     assert found.p_value == _ecc.false_positive_probability(found.bit_errors_corrected, _core.MAX_ATTEMPTS)
     assert not watermark.detect(warped, b"someone else's key").detected
     monkeypatch.setattr(_core, "_parts_fold", lambda *a: (None, 0.0))
+    assert watermark.detect(warped).payload != PAYLOAD
+
+
+def test_a_perspective_warp_is_read_along_a_grown_map(monkeypatch: pytest.MonkeyPatch,
+                                                     marked: dict[str, Image.Image]) -> None:
+    """A 3 % warp of a 512-px photo turns and scales the tile by several pixels across
+    one part: the parts' sum shows the pilot but does not decode; the projective map
+    grown from the best part does (still step 5b's one decode)."""
+    warped = _perspective(marked["astronaut"], seed=3)
+    found = watermark.detect(warped)
+    assert found.detected and found.payload == PAYLOAD
+    assert found.p_value == _ecc.false_positive_probability(found.bit_errors_corrected, _core.MAX_ATTEMPTS)
+    assert not watermark.detect(warped, b"someone else's key").detected
+    monkeypatch.setattr(_core, "GROW_MIN_Z", math.inf)
     assert watermark.detect(warped).payload != PAYLOAD
 
 
