@@ -3,13 +3,11 @@ re-stamping a stamped OGG, options that do not apply to audio, and long files in
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
 import re
-import resource
 import signal
 import sys
 from collections.abc import Iterator
@@ -32,7 +30,7 @@ from provenance.stamp import stamp, stamp_facts
 from provenance.store import open_store
 from provenance.verify import State, verify_bytes
 
-from .conftest import PUBLIC_JPEGS
+from .conftest import PUBLIC_JPEGS, file_size_limit
 
 AUDIO = Path(__file__).resolve().parent / "fixtures" / "audio"
 RATE = 16000
@@ -338,19 +336,6 @@ def test_an_ogg_output_whose_sidecar_is_the_inputs_is_refused(
     assert store.count() == (1 if signed else 0)
 
 
-@contextlib.contextmanager
-def _file_size_limit(limit: int) -> Iterator[None]:
-    """Writes past ``limit`` bytes fail with EFBIG, as a full disk fails with ENOSPC."""
-    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, handler)
-
-
 @pytest.mark.parametrize("kind", ["wav", "flac"])
 def test_a_full_disk_while_stamping_audio_is_an_output_error_and_quiet(
     identity: Identity, tmp_path: Path, voice: np.ndarray, kind: str, monkeypatch: pytest.MonkeyPatch
@@ -364,7 +349,7 @@ def test_a_full_disk_while_stamping_audio_is_an_output_error_and_quiet(
     source.write_bytes(encode_audio(np.tile(voice, (4, 1)), RATE, kind))
     out = tmp_path / "out" / source.name
     out.parent.mkdir()
-    with _file_size_limit(64 * 1024), pytest.raises(OutputError, match="cannot write"):
+    with file_size_limit(64 * 1024), pytest.raises(OutputError, match="cannot write"):
         stamp(source, identity, GenerationInfo(generator="tts"), store=store, output=out)
     # Was a bare OSError, with libsndfile's callbacks printing tracebacks of it on the way.
     assert unraisable == []

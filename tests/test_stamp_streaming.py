@@ -6,14 +6,11 @@ these tests check that the streamed output is what the whole-picture path promis
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import io
 import os
-import resource
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +29,7 @@ from provenance.stamp import StampResult, stamp
 from provenance.store import SQLiteManifestStore, open_store
 from provenance.verify import State, verify_file
 
-from .conftest import photo
+from .conftest import file_size_limit, photo
 
 # provenance.stamp the module (the package exports the function under that name).
 stamp_module = importlib.import_module("provenance.stamp")
@@ -176,19 +173,6 @@ def test_a_30_megapixel_jpeg_streams_without_test_limits(
     assert marked.size == (6400, 4700)
 
 
-@contextlib.contextmanager
-def _file_size_limit(limit: int) -> Iterator[None]:
-    """Writes past ``limit`` bytes fail with EFBIG, as a full disk fails with ENOSPC."""
-    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, handler)
-
-
 def test_a_full_disk_while_streaming_is_an_output_error_not_a_corrupt_input(
     streamed: list[str], identity: Identity, store: SQLiteManifestStore, tmp_path: Path
 ) -> None:
@@ -197,7 +181,7 @@ def test_a_full_disk_while_streaming_is_an_output_error_not_a_corrupt_input(
     before = source.read_bytes()
     out = tmp_path / "out" / "in.png"
     out.parent.mkdir()
-    with _file_size_limit(256 * 1024), pytest.raises(OutputError) as caught:
+    with file_size_limit(256 * 1024), pytest.raises(OutputError) as caught:
         stamp(source, identity, INFO, store=store, output=out)
     assert streamed == ["PNG"]
     # libvips's descriptor target said only "Unknown error -1", read as a corrupt input.
